@@ -1,0 +1,46 @@
+"""What a handler author and `app.py` use; everything else in `lib/` is the machinery behind it.
+
+`WebhooksServer`, `webhook_endpoint` and the `WebhookPayload*` models have the names and call
+shapes of `huggingface_hub`'s, so `from huggingface_hub import ...` becomes `from lib import ...`.
+"""
+
+from .errors import ConfigurationError, HandlerModuleError, WebhookError
+from .events import Events
+from .logs import log
+from .payload import (
+    ObjectId,
+    WebhookPayload,
+    WebhookPayloadComment,
+    WebhookPayloadDiscussion,
+    WebhookPayloadDiscussionChanges,
+    WebhookPayloadEvent,
+    WebhookPayloadMovedTo,
+    WebhookPayloadRepo,
+    WebhookPayloadUpdatedConfig,
+    WebhookPayloadUpdatedRef,
+    WebhookPayloadUrl,
+    WebhookPayloadWebhook,
+)
+from .server import WebhooksServer, webhook_endpoint
+
+__all__ = [
+    "ConfigurationError",
+    "Events",
+    "HandlerModuleError",
+    "ObjectId",
+    "WebhookError",
+    "WebhookPayload",
+    "WebhookPayloadComment",
+    "WebhookPayloadDiscussion",
+    "WebhookPayloadDiscussionChanges",
+    "WebhookPayloadEvent",
+    "WebhookPayloadMovedTo",
+    "WebhookPayloadRepo",
+    "WebhookPayloadUpdatedConfig",
+    "WebhookPayloadUpdatedRef",
+    "WebhookPayloadUrl",
+    "WebhookPayloadWebhook",
+    "WebhooksServer",
+    "log",
+    "webhook_endpoint",
+]

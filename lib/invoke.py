@@ -1,0 +1,140 @@
+"""Calling a user's handler with the arguments it asks for, the way FastAPI would have.
+
+Handlers written for `huggingface_hub.WebhooksServer` were FastAPI routes: they could ask for the
+payload (any pydantic model, or a plain dict), `request: Request` and `BackgroundTasks`. Ours run
+from the journal, not from the request, so those arguments are rebuilt from what was recorded
+(same body, same headers but the secret), which also makes retries and restarts see the same
+request. The signature is read once, at registration, so a parameter we cannot supply fails at
+start instead of on the first event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import inspect
+import json
+import typing
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import BackgroundTasks, Request
+from pydantic import BaseModel
+
+from .errors import ConfigurationError
+from .journal import EventRecord
+from .payload import WebhookPayload
+
+
+@dataclass(frozen=True)
+class Argument:
+    """How to fill one parameter of a handler."""
+
+    name: str
+    kind: typing.Literal["model", "dict", "request", "background_tasks"]
+    model: type[BaseModel] | None = None
+
+
+def _hints(func: Callable[..., Any]) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(func)
+    except Exception:  # unresolvable forward references: fall back to names
+        return {}
+
+
+def plan_arguments(func: Callable[..., Any], *, where: str) -> tuple[Argument, ...]:
+    """Work out, once, what each parameter of `func` receives.
+
+    Raises:
+        ConfigurationError: a parameter without a default that we have nothing to give.
+    """
+    hints = _hints(func)
+    plan = []
+    for parameter in inspect.signature(func).parameters.values():
+        annotation = hints.get(parameter.name, parameter.annotation)
+        if (isinstance(annotation, type) and issubclass(annotation, Request)) or parameter.name == "request":
+            plan.append(Argument(parameter.name, "request"))
+        elif isinstance(annotation, type) and issubclass(annotation, BackgroundTasks):
+            plan.append(Argument(parameter.name, "background_tasks"))
+        elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            plan.append(Argument(parameter.name, "model", annotation))
+        elif annotation is dict or typing.get_origin(annotation) is dict:
+            plan.append(Argument(parameter.name, "dict"))
+        elif parameter.name == "payload" or (not plan and parameter.default is inspect.Parameter.empty):
+            plan.append(Argument(parameter.name, "model", WebhookPayload))
+        elif parameter.default is inspect.Parameter.empty and parameter.kind not in (
+            inspect.Parameter.VAR_POSITIONAL,
+            inspect.Parameter.VAR_KEYWORD,
+        ):
+            raise ConfigurationError(
+                f"{where}: parameter {parameter.name!r} cannot be supplied. A handler may ask for the payload "
+                "(e.g. `payload: WebhookPayload`), `request: Request` and `background_tasks: BackgroundTasks`; "
+                "give other parameters a default."
+            )
+    return tuple(plan)
+
+
+def rebuild_request(event: EventRecord) -> Request:
+    """A Starlette `Request` carrying the recorded body and headers (never the secret)."""
+    body_sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal body_sent
+        if body_sent:
+            return {"type": "http.disconnect"}
+        body_sent = True
+        return {"type": "http.request", "body": event.body, "more_body": False}
+
+    scope = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": event.endpoint,
+        "raw_path": event.endpoint.encode(),
+        "root_path": "",
+        "query_string": event.query.encode(),
+        "headers": [(name.encode("latin-1"), value.encode("latin-1")) for name, value in event.headers.items()],
+        "client": None,
+        "server": None,
+        "state": {"event_id": event.id},
+    }
+    return Request(scope, receive)
+
+
+async def call_handler(
+    func: Callable[..., Any],
+    plan: tuple[Argument, ...],
+    event: EventRecord,
+    *,
+    executor: Executor,
+) -> Any:
+    """Run one attempt: the handler, then the background tasks it queued, and return its result.
+
+    A plain `def` runs in `executor` so it cannot block the event loop; it keeps the caller's
+    context variables (the event id in log lines).
+    """
+    kwargs: dict[str, Any] = {}
+    background = BackgroundTasks()
+    for argument in plan:
+        if argument.kind == "model":
+            kwargs[argument.name] = argument.model.model_validate_json(event.body)  # type: ignore[union-attr]
+        elif argument.kind == "dict":
+            kwargs[argument.name] = json.loads(event.body)
+        elif argument.kind == "request":
+            kwargs[argument.name] = rebuild_request(event)
+        else:
+            kwargs[argument.name] = background
+    if inspect.iscoroutinefunction(func):
+        result = await func(**kwargs)
+    else:
+        context = contextvars.copy_context()
+        call = functools.partial(context.run, func, **kwargs)
+        result = await asyncio.get_running_loop().run_in_executor(executor, call)
+        if inspect.isawaitable(result):
+            result = await result
+    await background()
+    return result

@@ -1,0 +1,130 @@
+"""The Space's landing page: which URL to give the Hub, for each endpoint, and how.
+
+Public by design: it shows whether a secret is set (never its value) and never shows an event.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import gradio as gr
+
+from .registry import domains_for
+from .settings import Settings
+from .setup_guide import endpoint_setups
+
+if TYPE_CHECKING:
+    from .server import WebhooksServer
+
+HUB_WEBHOOK_SETTINGS = "https://huggingface.co/settings/webhooks"
+HUB_WEBHOOK_DOCS = "https://huggingface.co/docs/hub/webhooks"
+
+CSS = """
+.status-ok { border-left: 4px solid #16a34a; padding: 0.5em 1em; background: rgba(22,163,74,0.08); }
+.status-warn { border-left: 4px solid #d97706; padding: 0.5em 1em; background: rgba(217,119,6,0.10); }
+"""
+
+
+def secret_status(settings: Settings) -> tuple[str, str]:
+    """(markdown, css class) saying whether the endpoints are protected."""
+    if settings.secret_configured:
+        count = len(settings.webhook_secrets)
+        extra = f" ({count} secrets accepted, for rotation)" if count > 1 else ""
+        return (
+            f"**Webhook secret: configured{extra}.** Requests without it get 401, with a wrong one 403.",
+            "status-ok",
+        )
+    return (
+        "**⚠️ No webhook secret is configured: anyone who finds these URLs can post events.** "
+        "Set `WEBHOOK_SECRET` in the Space's settings (Settings → Variables and secrets → New secret) "
+        "and give the Hub's webhook the same secret.",
+        "status-warn",
+    )
+
+
+def journal_status(settings: Settings) -> tuple[str, str]:
+    if settings.journal_is_persistent:
+        return f"**Event journal:** `{settings.journal_path}`: events survive restarts.", "status-ok"
+    return (
+        f"**Event journal on ephemeral disk** (`{settings.journal_path}`): events survive a crash of the app "
+        "but not a rebuild of the Space. Enable persistent storage in the Space's settings to keep them.",
+        "status-warn",
+    )
+
+
+def endpoints_markdown(server: WebhooksServer) -> str:
+    """Each endpoint with its full URL, what it does and the events it wants."""
+    if not server.endpoints:
+        return "No endpoint yet: add a module to `handlers/` (see `handlers/README.md`)."
+    urls = server.webhook_urls()
+    blocks = []
+    for path, endpoint in server.endpoints.items():
+        description = endpoint.description or "(no docstring)"
+        blocks.append(
+            f"### `{endpoint.name}`\n\n"
+            f"**URL:** `{urls[path]}`\n\n"
+            f"**Wants:** {endpoint.events.describe()}\n\n"
+            f"{description}"
+        )
+    return "\n\n---\n\n".join(blocks)
+
+
+def setup_markdown(server: WebhooksServer) -> str:
+    """Step by step, in the Hub's own words, then the same as a command line per endpoint."""
+    settings = server.settings
+    owner = settings.space_id.split("/")[0] if settings.space_id else None
+    setups = endpoint_setups(list(server.endpoints.values()), base_url=server.public_url(), owner=owner)
+    domains = domains_for(server.endpoints.values()) or ["repo", "discussion"]
+    domain_names = {"repo": "Repo update", "discussion": "Community (PR & discussions)"}
+    secret_step = (
+        "4. **Secret:** the same value as this Space's `WEBHOOK_SECRET`."
+        if settings.secret_configured
+        else "4. **Secret:** choose one, put it in the webhook *and* in this Space's `WEBHOOK_SECRET`."
+    )
+    steps = [
+        f"1. Open your [webhook settings]({HUB_WEBHOOK_SETTINGS}) and click **Add a new webhook**.",
+        "2. **Target repositories:** the repos, users or organizations whose events you want "
+        + (f"(e.g. `{owner}`)." if owner else "(e.g. your username)."),
+        "3. **Webhook URL:** the endpoint's URL listed above.",
+        secret_step,
+        "5. **Triggers:** " + ", ".join(f"**{domain_names.get(d, d)}**" for d in domains) + ".",
+        "6. Save, then trigger an event (push a commit, open a discussion) or use **Test webhook**; "
+        "the Hub's *Activity* tab shows each delivery and lets you replay it.",
+    ]
+    commands = "\n".join(setup.command(secret_configured=settings.secret_configured) for setup in setups)
+    cli = (
+        "\n\nOr from a terminal with the Hugging Face CLI (`pip install -U huggingface_hub`, then `hf auth login`); "
+        "use `org:NAME` instead of `user:NAME` to watch an organization:\n\n"
+        f"```bash\n{commands}\n```"
+        if setups
+        else ""
+    )
+    return "\n".join(steps) + cli + f"\n\nMore in the [Hub's webhook guide]({HUB_WEBHOOK_DOCS})."
+
+
+def build_landing_page(server: WebhooksServer) -> gr.Blocks:
+    """The public page: status, endpoints, configuration steps."""
+    settings = server.settings
+    with gr.Blocks(title="Hub webhooks", analytics_enabled=False) as page:
+        gr.HTML(f"<style>{CSS}</style>", padding=False)
+        gr.Markdown(
+            "# 🪝 Hugging Face Hub webhooks\n"
+            "This Space receives webhook events from the Hugging Face Hub (new commits, discussions, "
+            "comments, settings changes) and runs a Python handler for each."
+        )
+        secret_text, secret_class = secret_status(settings)
+        gr.Markdown(secret_text, elem_classes=[secret_class], elem_id="secret-status")
+        journal_text, journal_class = journal_status(settings)
+        gr.Markdown(journal_text, elem_classes=[journal_class], elem_id="journal-status")
+        if server.share_url:
+            gr.Markdown(
+                f"**Temporary public URL:** `{server.share_url}` forwards to this machine while the app runs. "
+                "Anyone with it can reach the endpoints: the webhook secret is what protects them.",
+                elem_classes=["status-warn"],
+                elem_id="share-warning",
+            )
+        with gr.Tab("Endpoints"):
+            gr.Markdown(endpoints_markdown(server), elem_id="endpoints")
+        with gr.Tab("Set up on the Hub"):
+            gr.Markdown(setup_markdown(server), elem_id="setup")
+    return page

@@ -1,0 +1,169 @@
+"""Endpoints as plain data, and finding them in `handlers/`.
+
+`handlers/<name>.py` with a `handle(payload)` function becomes `POST /webhooks/<name>`. Its
+docstring describes it on the landing page, an optional `EVENTS = Events(...)` says which events it
+wants, and an optional `PATH = "..."` renames it. A module that cannot work stops the app at start
+with the file named and the fix: a Space that starts half-working loses events silently.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import re
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigurationError, HandlerModuleError
+from .events import ALL_EVENTS, Events
+from .invoke import Argument, plan_arguments
+
+WEBHOOKS_PREFIX = "/webhooks"
+_PATH_SEGMENT = re.compile(r"^[A-Za-z0-9_\-.~/]+$")
+
+
+def webhook_path(name: str) -> str:
+    """`/webhooks/<name>`, as the reference builds it (leading and trailing slashes ignored)."""
+    cleaned = name.strip("/")
+    if cleaned.startswith(WEBHOOKS_PREFIX.strip("/") + "/"):
+        cleaned = cleaned[len(WEBHOOKS_PREFIX) :]
+    if not cleaned or not _PATH_SEGMENT.match(cleaned) or "//" in cleaned or ".." in cleaned:
+        raise ValueError(f"Webhook path {name!r} is not usable in a URL: use letters, digits, '-', '_', '.' and '/'.")
+    return f"{WEBHOOKS_PREFIX}/{cleaned}"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One webhook endpoint: where it listens, what it runs, what it wants."""
+
+    path: str
+    handler: Callable[..., Any]
+    events: Events = ALL_EVENTS
+    description: str = ""
+    source: str | None = None
+    """The file it came from, to name it in errors."""
+    arguments: tuple[Argument, ...] = field(default=(), compare=False)
+
+    @classmethod
+    def create(
+        cls,
+        path: str,
+        handler: Callable[..., Any],
+        *,
+        events: Events | None = None,
+        description: str | None = None,
+        source: str | None = None,
+    ) -> Endpoint:
+        """Check the handler once, so a parameter we cannot fill fails now and not on the first event."""
+        where = source or getattr(handler, "__qualname__", repr(handler))
+        if not callable(handler):
+            raise ConfigurationError(f"{where}: the handler must be a function, got {type(handler).__name__}.")
+        return cls(
+            path=path,
+            handler=handler,
+            events=events or ALL_EVENTS,
+            description=(description if description is not None else inspect.getdoc(handler) or "").strip(),
+            source=source,
+            arguments=plan_arguments(handler, where=where),
+        )
+
+    @property
+    def name(self) -> str:
+        return self.path.removeprefix(WEBHOOKS_PREFIX + "/")
+
+    @property
+    def summary(self) -> str:
+        """The first line of the description."""
+        return self.description.splitlines()[0] if self.description else ""
+
+
+def _import_module(file: Path, package: str) -> Any:
+    module_name = f"{package}.{file.stem}"
+    spec = importlib.util.spec_from_file_location(module_name, file)
+    if spec is None or spec.loader is None:
+        raise HandlerModuleError(f"{file}: cannot be imported as a Python module.")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except ConfigurationError as exc:
+        del sys.modules[module_name]
+        raise HandlerModuleError(f"{file}: {exc}") from None
+    except SyntaxError as exc:
+        del sys.modules[module_name]
+        raise HandlerModuleError(
+            f"{file}, line {exc.lineno}: syntax error ({exc.msg}). Fix the line, or rename the file to start "
+            "with '_' to keep it out of the endpoints."
+        ) from None
+    except Exception as exc:
+        del sys.modules[module_name]
+        raise HandlerModuleError(
+            f"{file}: importing it raised {type(exc).__name__}: {exc}. A handler module must import cleanly; "
+            "do slow or fallible set-up inside handle()."
+        ) from exc
+    return module
+
+
+def endpoint_from_module(file: Path, *, package: str = "handlers") -> Endpoint:
+    """Import one handler module and describe it as an `Endpoint`.
+
+    Raises:
+        HandlerModuleError: the file names itself as a bad module name, does not import, has no
+            `handle` function, or declares `EVENTS` / `PATH` wrongly.
+    """
+    if not file.stem.isidentifier():
+        suggestion = re.sub(r"\W", "_", file.stem)
+        raise HandlerModuleError(
+            f"{file}: {file.stem!r} is not a valid Python module name; rename it to {suggestion}.py."
+        )
+    module = _import_module(file, package)
+    handle = getattr(module, "handle", None)
+    if handle is None or not callable(handle):
+        raise HandlerModuleError(
+            f"{file}: no handle() function. Define `def handle(payload: WebhookPayload): ...` (or async def), "
+            "or rename the file to start with '_' if it is a helper, not an endpoint."
+        )
+    events = getattr(module, "EVENTS", None)
+    if events is not None and not isinstance(events, Events):
+        raise HandlerModuleError(
+            f"{file}: EVENTS must be an Events(...) from lib, e.g. EVENTS = Events(scope='repo.content'); "
+            f"got {type(events).__name__}."
+        )
+    raw_path = getattr(module, "PATH", file.stem)
+    try:
+        path = webhook_path(raw_path) if isinstance(raw_path, str) else webhook_path("")
+    except ValueError as exc:
+        raise HandlerModuleError(f"{file}: PATH = {raw_path!r} is not usable: {exc}") from None
+    try:
+        return Endpoint.create(path, handle, events=events, description=inspect.getdoc(module) or "", source=str(file))
+    except ConfigurationError as exc:
+        raise HandlerModuleError(str(exc)) from None
+
+
+def discover_handlers(directory: Path, *, package: str = "handlers") -> list[Endpoint]:
+    """Every endpoint in `directory`: one per `*.py` file not starting with `_`, sorted by name.
+
+    Raises:
+        HandlerModuleError: a module is broken, or two modules claim the same path.
+    """
+    if not directory.is_dir():
+        raise HandlerModuleError(f"{directory}: the handlers folder does not exist.")
+    endpoints: dict[str, Endpoint] = {}
+    for file in sorted(directory.glob("*.py")):
+        if file.name.startswith("_"):
+            continue
+        endpoint = endpoint_from_module(file, package=package)
+        if endpoint.path in endpoints:
+            raise HandlerModuleError(
+                f"{file} and {endpoints[endpoint.path].source} both claim {endpoint.path}; change PATH in one."
+            )
+        endpoints[endpoint.path] = endpoint
+    return list(endpoints.values())
+
+
+def domains_for(endpoints: Iterable[Endpoint]) -> list[str]:
+    """The Hub webhook domains (`repo`, `discussion`) that the endpoints together need."""
+    return list(dict.fromkeys(domain for endpoint in endpoints for domain in endpoint.events.domains))

@@ -1,0 +1,467 @@
+"""`WebhooksServer` and `webhook_endpoint`: a drop-in for `huggingface_hub`'s, on our own FastAPI app.
+
+A script written for the reference runs here by changing its import line. What changes underneath:
+webhook requests never pass through Gradio (the landing page is mounted beside them), the
+secret is checked before the body is read, every delivery is journaled before it is
+acknowledged, and handlers run from the journal, so a slow or crashing handler never turns into
+a timeout or a 5xx that gets the user's webhook suspended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect
+
+from . import tunnel
+from .auth import verify_secret
+from .delivery import build_delivery
+from .errors import WebhookError
+from .events import Events
+from .journal import EventState, Journal, Recorded
+from .logs import configure_logging, current_event_id
+from .parsing import BadRequest, check_declared_length, parse_payload, read_limited
+from .registry import Endpoint, discover_handlers, webhook_path
+from .settings import Settings, parse_secrets
+from .sqlite_journal import SQLiteJournal
+from .worker import Worker
+
+if TYPE_CHECKING:
+    import gradio as gr
+
+logger = logging.getLogger(__name__)
+
+EVENT_ID_HEADER = "X-Webhook-Event-Id"
+HUB_WEBHOOKS_SETTINGS = "https://huggingface.co/settings/webhooks"
+RETENTION_INTERVAL_SECONDS = 3600.0
+
+UiBuilder = Callable[["WebhooksServer"], "gr.Blocks"]
+
+
+class WebhooksServer:
+    """A web app that receives Hugging Face Hub webhooks and hands each event to your function.
+
+    Args:
+        ui: the landing page: a `gradio.Blocks`, or a function building one from this server.
+            Defaults to the page that lists the endpoints and how to configure them.
+        webhook_secret: the secret the Hub sends (several comma-separated to rotate). Defaults
+            to the `WEBHOOK_SECRET` environment variable; with none, the endpoints are open.
+        settings: every other option; defaults to `Settings.from_env()` (see `.env.example`).
+        journal: where events are recorded; defaults to SQLite in `settings.data_dir`.
+
+    Raises:
+        ConfigurationError: a setting cannot work (an empty secret, a bad number, an unusable journal).
+
+    Example:
+        ```python
+        from lib import WebhooksServer, WebhookPayload
+
+        app = WebhooksServer(webhook_secret="my_secret_key")
+
+        @app.add_webhook("/say_hello")
+        async def hello(payload: WebhookPayload):
+            return {"message": f"hello from {payload.repo.name}"}
+
+        app.launch()
+        ```
+    """
+
+    def __init__(
+        self,
+        ui: gr.Blocks | UiBuilder | None = None,
+        webhook_secret: str | None = None,
+        *,
+        settings: Settings | None = None,
+        journal: Journal | None = None,
+    ) -> None:
+        configure_logging()
+        overrides = {}
+        if webhook_secret is not None:
+            overrides["webhook_secrets"] = parse_secrets(webhook_secret, source="webhook_secret")
+        self.settings = settings or Settings.from_env(**overrides)
+        self._ui = ui
+        self._journal = journal
+        self.endpoints: dict[str, Endpoint] = {}
+        self.worker: Worker | None = None
+        self.launched = False
+        self.local_url: str | None = None
+        self.share_url: str | None = None
+        self._uvicorn: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self.fastapi_app = FastAPI(title="Hub webhooks", lifespan=self._lifespan, docs_url="/docs")
+        self.fastapi_app.add_exception_handler(WebhookError, _answer_error)  # type: ignore[arg-type]
+        if not self.settings.secret_configured:
+            logger.warning(
+                "No webhook secret is set: anyone who finds the URL can post events. Set WEBHOOK_SECRET "
+                "in the Space settings (or pass webhook_secret=...) and give the Hub's webhook the same secret."
+            )
+
+    # --- registration -------------------------------------------------------------------------
+
+    @property
+    def registered_webhooks(self) -> dict[str, Callable[..., Any]]:
+        """`{"/webhooks/<name>": handler}`, as the reference exposes it."""
+        return {path: endpoint.handler for path, endpoint in self.endpoints.items()}
+
+    @property
+    def journal(self) -> Journal:
+        """The event journal, opened on first use (so building the server touches no disk)."""
+        if self._journal is None:
+            self._journal = SQLiteJournal(self.settings.journal_path)
+        return self._journal
+
+    def add_endpoint(self, endpoint: Endpoint) -> Endpoint:
+        """Register an endpoint built elsewhere (e.g. by `discover_handlers`).
+
+        Raises:
+            ValueError: the path is taken.
+            RuntimeError: the server was launched; routes added now would never be reached.
+        """
+        if self.launched:
+            raise RuntimeError(
+                f"Cannot add {endpoint.path}: the server is already running. Register every webhook before launch()."
+            )
+        if endpoint.path in self.endpoints:
+            raise ValueError(f"Webhook {endpoint.path} already exists.")
+        self.endpoints[endpoint.path] = endpoint
+        self.fastapi_app.add_api_route(
+            endpoint.path,
+            self._receiver(endpoint),
+            methods=["POST"],
+            name=endpoint.name,
+            summary=endpoint.summary or f"Webhook {endpoint.name}",
+            description=f"Receives Hub webhook events ({endpoint.events.describe()}).",
+        )
+        return endpoint
+
+    def add_webhook(
+        self, path: str | Callable[..., Any] | None = None, *, events: Events | None = None
+    ) -> Callable[..., Any]:
+        """Decorator registering a function as `POST /webhooks/<path or function name>`.
+
+        Usable as `@app.add_webhook`, `@app.add_webhook("/path")` or `@app.add_webhook(path=...)`;
+        it returns the function unchanged.
+
+        Args:
+            path: the path under `/webhooks`; defaults to the function's name.
+            events: which events the function wants; others are acknowledged and skipped.
+
+        Raises:
+            ValueError: the path is already registered.
+        """
+        if callable(path):
+            return self.add_webhook()(path)
+
+        def register(func: Callable[..., Any]) -> Callable[..., Any]:
+            self.add_endpoint(Endpoint.create(webhook_path(path or func.__name__), func, events=events))
+            return func
+
+        return register
+
+    def add_handlers(self, directory: str | Path, *, package: str = "handlers") -> list[Endpoint]:
+        """Register every handler module in `directory` (see `handlers/README.md`)."""
+        return [self.add_endpoint(endpoint) for endpoint in discover_handlers(Path(directory), package=package)]
+
+    # --- the request path ---------------------------------------------------------------------
+
+    def _receiver(self, endpoint: Endpoint) -> Callable[[Request], Any]:
+        async def receive(request: Request) -> Response:
+            return await self.receive(endpoint, request)
+
+        receive.__name__ = f"receive_{endpoint.name.replace('/', '_')}"
+        return receive
+
+    async def receive(self, endpoint: Endpoint, request: Request) -> Response:
+        """Authenticate, read, validate, record, then acknowledge with the handler's answer or 202."""
+        started = time.perf_counter()
+        settings = self.settings
+        verify_secret(
+            settings.webhook_secrets,
+            header=request.headers.get("x-webhook-secret"),
+            query=request.query_params.get("secret"),
+        )
+        check_declared_length(request.headers.get("content-length"), limit=settings.max_body_bytes)
+        try:
+            body = await read_limited(request.stream(), limit=settings.max_body_bytes)
+        except ClientDisconnect:
+            raise BadRequest("The client disconnected before sending the whole body.") from None
+        payload = parse_payload(body)
+        delivery = build_delivery(
+            endpoint=endpoint.path,
+            headers=request.headers,
+            query_string=request.url.query,
+            body=body,
+            payload=payload,
+            order_per_repo=settings.order_per_repo,
+        )
+        recorded = self.journal.record(
+            delivery,
+            skipped_reason=endpoint.events.rejection(payload),
+            max_attempts=settings.max_attempts,
+            duplicate_window=settings.duplicate_window_seconds,
+        )
+        token = current_event_id.set(recorded.event.id)
+        try:
+            response = await self._acknowledge(recorded)
+            ack_ms = (time.perf_counter() - started) * 1000
+            self.journal.set_ack_ms(recorded.event.id, ack_ms)
+            logger.info(
+                "%s %s/%s on %s: %s in %.1f ms",
+                endpoint.path,
+                payload.event.scope,
+                payload.event.action,
+                payload.repo.name,
+                recorded.outcome,
+                ack_ms,
+            )
+        finally:
+            current_event_id.reset(token)
+        response.headers[EVENT_ID_HEADER] = str(recorded.event.id)
+        return response
+
+    async def _acknowledge(self, recorded: Recorded) -> Response:
+        event = recorded.event
+        if recorded.outcome == "skipped":
+            return JSONResponse({"status": "skipped", "event_id": event.id, "reason": event.note})
+        if recorded.outcome == "duplicate":
+            original = recorded.original
+            return JSONResponse(
+                {
+                    "status": "duplicate",
+                    "event_id": event.id,
+                    "original_event_id": event.original_id,
+                    "original_state": original.state if original else None,
+                    "detail": event.note,
+                }
+            )
+        target = recorded.original if recorded.outcome == "requeued" and recorded.original else event
+        return await self._wait_for_handler(target.id)
+
+    async def _wait_for_handler(self, event_id: int) -> Response:
+        """200 with the handler's result if it ends within the budget, else 202: never the Hub's 30 s."""
+        worker = self.worker
+        if worker is None:
+            return JSONResponse({"status": "queued", "event_id": event_id}, status_code=202)
+        future = worker.outcome(event_id)
+        worker.notify()
+        try:
+            outcome = await asyncio.wait_for(asyncio.shield(future), self.settings.ack_budget_seconds)
+        except TimeoutError:
+            worker.forget(event_id, future)
+            return JSONResponse({"status": "queued", "event_id": event_id}, status_code=202)
+        if outcome.event.state == EventState.SUCCEEDED:
+            if outcome.response is not None:
+                return outcome.response
+            return JSONResponse(jsonable_encoder(outcome.event.result))
+        retrying = outcome.event.state == EventState.FAILED
+        return JSONResponse(
+            {
+                "status": outcome.event.state,
+                "event_id": event_id,
+                "detail": "The handler failed; the event is recorded and "
+                + ("will be retried." if retrying else "can be replayed from the console."),
+            },
+            status_code=202,
+        )
+
+    # --- running ------------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app: FastAPI) -> AsyncIterator[None]:
+        self.worker = Worker(self.journal, self.endpoints, self.settings)
+        await self.worker.start()
+        retention = _start_retention(self)
+        try:
+            yield
+        finally:
+            retention.cancel()
+            await self.worker.stop()
+            self.journal.close()
+
+    def public_url(self) -> str:
+        """Where the Hub must send events: the Space's URL, else the share tunnel, else the local URL."""
+        if self.settings.space_host:
+            return f"https://{self.settings.space_host}"
+        return (self.share_url or self.local_url or "http://127.0.0.1:7860").rstrip("/")
+
+    def webhook_urls(self) -> dict[str, str]:
+        base = self.public_url()
+        return {path: base + path for path in self.endpoints}
+
+    def launch(self, prevent_thread_lock: bool = False, **launch_kwargs: Any) -> None:
+        """Mount the landing page, start serving (uvicorn) and print each webhook's URL.
+
+        Args:
+            prevent_thread_lock: return once the server is up instead of blocking (notebooks, tests).
+            **launch_kwargs: Gradio's `server_name`, `server_port` and `share`; other Gradio launch
+                options are passed to the mounted page where they apply, else logged and ignored.
+        """
+        import gradio as gr
+
+        from .landing import build_landing_page
+
+        host = (
+            launch_kwargs.pop("server_name", None)
+            or os.environ.get("GRADIO_SERVER_NAME")
+            or ("0.0.0.0" if self.settings.space_id else "127.0.0.1")
+        )
+        port = int(launch_kwargs.pop("server_port", None) or os.environ.get("GRADIO_SERVER_PORT") or 7860)
+        share = launch_kwargs.pop("share", None)
+        mount_options = {k: launch_kwargs.pop(k) for k in list(launch_kwargs) if k in _MOUNT_OPTIONS}
+        for ignored in launch_kwargs:
+            logger.warning("launch(%s=...) is a Gradio option that does not apply here; ignored.", ignored)
+        browse_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        self.local_url = f"http://{browse_host}:{port}"
+        self.launched = True
+
+        tunnel_handle = None
+        if tunnel.should_share(share, environ=os.environ):
+            tunnel_handle = tunnel.open_share_tunnel(browse_host, port)
+            self.share_url = tunnel_handle.url if tunnel_handle else None
+
+        ui = self._ui if self._ui is not None else build_landing_page
+        blocks = ui(self) if callable(ui) and not isinstance(ui, gr.Blocks) else ui
+        mount_options.setdefault("run_history", False)
+        mount_options.setdefault("footer_links", [])
+        gr.mount_gradio_app(self.fastapi_app, blocks, path="/", server_name=host, server_port=port, **mount_options)
+
+        config = uvicorn.Config(self.fastapi_app, host=host, port=port, log_level="warning", lifespan="on")
+        self._uvicorn = uvicorn.Server(config)
+        self._print_urls()
+        if prevent_thread_lock:
+            self._thread = threading.Thread(target=self._uvicorn.run, name="uvicorn", daemon=True)
+            self._thread.start()
+            while not self._uvicorn.started and self._thread.is_alive():
+                time.sleep(0.01)
+            return
+        try:
+            self._uvicorn.run()
+        finally:
+            if tunnel_handle is not None:
+                tunnel_handle.close()
+
+    def close(self) -> None:
+        """Stop a server started with `prevent_thread_lock=True`."""
+        if self._uvicorn is not None:
+            self._uvicorn.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _print_urls(self) -> None:
+        lines = [f"  - POST {url}" for url in self.webhook_urls().values()] or ["  (no webhook registered)"]
+        logger.info(
+            "Webhooks are correctly setup and ready to use:\n%s\nGo to %s to set up your webhooks.%s",
+            "\n".join(lines),
+            HUB_WEBHOOKS_SETTINGS,
+            f"\nThe landing page is at {self.local_url}" if not self.settings.space_host else "",
+        )
+
+
+_MOUNT_OPTIONS = {
+    "auth",
+    "auth_message",
+    "auth_dependency",
+    "root_path",
+    "allowed_paths",
+    "blocked_paths",
+    "favicon_path",
+    "show_error",
+    "max_file_size",
+    "ssr_mode",
+    "theme",
+    "css",
+    "css_paths",
+    "js",
+    "head",
+    "head_paths",
+    "footer_links",
+    "run_history",
+    "pwa",
+    "i18n",
+    "mcp_server",
+}
+
+
+async def _answer_error(request: Request, exc: WebhookError) -> JSONResponse:
+    """The one place where our errors become HTTP answers."""
+    logger.info("%s %s answered %d: %s", request.method, request.url.path, exc.status_code, exc.message)
+    return JSONResponse({"error": exc.message}, status_code=exc.status_code)
+
+
+def _start_retention(server: WebhooksServer) -> asyncio.Task[None]:
+    """Prune finished events hourly; unfinished and dead events are never pruned."""
+
+    async def prune_forever() -> None:
+        while True:
+            settings = server.settings
+            try:
+                removed = server.journal.prune(
+                    older_than=time.time() - settings.retention_days * 86400,
+                    keep_max=settings.retention_max_events,
+                )
+                if removed:
+                    logger.info("Pruned %d finished event(s) from the journal.", removed)
+            except WebhookError as exc:
+                logger.warning("Could not prune the journal: %s", exc.message)
+            await asyncio.sleep(RETENTION_INTERVAL_SECONDS)
+
+    return asyncio.create_task(prune_forever(), name="journal-retention")
+
+
+# --- the decorator shortcut -------------------------------------------------------------------
+
+_default_server: WebhooksServer | None = None
+
+
+def _get_default_server() -> WebhooksServer:
+    global _default_server
+    if _default_server is None:
+        _default_server = WebhooksServer()
+    return _default_server
+
+
+def webhook_endpoint(path: str | Callable[..., Any] | None = None) -> Callable[..., Any]:
+    """Register a function on a default server that starts when the script ends.
+
+    `func.launch()` starts it right away instead (notebooks). Returns the function unchanged.
+
+    Example:
+        ```python
+        from lib import webhook_endpoint, WebhookPayload
+
+        @webhook_endpoint
+        async def trigger_training(payload: WebhookPayload):
+            if payload.repo.type == "dataset" and payload.event.action == "update":
+                ...
+        ```
+    """
+    if callable(path):
+        return webhook_endpoint()(path)
+
+    def register(func: Callable[..., Any]) -> Callable[..., Any]:
+        server = _get_default_server()
+        server.add_webhook(path)(func)
+        if len(server.endpoints) == 1:
+            atexit.register(server.launch)
+
+        def launch_now(**launch_kwargs: Any) -> None:
+            atexit.unregister(server.launch)
+            server.launch(**launch_kwargs)
+
+        func.launch = launch_now  # type: ignore[attr-defined]
+        return func
+
+    return register

@@ -1,0 +1,159 @@
+"""The receiver's configuration, read once from the environment when the server is built.
+
+Nothing here runs at import: `Settings.from_env()` is called by `WebhooksServer`, so a script or a
+test can set variables first. Every bad value stops the start with a message that names the
+variable, what it holds (never for secrets) and what it should hold.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ConfigurationError
+
+PERSISTENT_STORAGE = Path("/data")
+"""Where a Space with persistent storage mounts it."""
+
+
+def parse_secrets(raw: str | None, *, source: str = "WEBHOOK_SECRET") -> tuple[str, ...]:
+    """Split a comma-separated secret list, so a user can rotate secrets without downtime.
+
+    `None` means "no secret": the endpoints are open. An empty string, or an empty item between
+    commas, is almost always a mistake (a Space secret saved blank), so it is refused.
+    """
+    if raw is None:
+        return ()
+    secrets = tuple(part.strip() for part in raw.split(","))
+    if not raw.strip() or any(not secret for secret in secrets):
+        raise ConfigurationError(
+            f"{source} is set but empty (or has an empty item between commas). Set it to the secret you "
+            "gave the Hub in your webhook settings, several comma-separated to rotate, or unset it to "
+            "leave the endpoints open."
+        )
+    for secret in secrets:
+        if not secret.isascii() or not secret.isprintable():
+            raise ConfigurationError(
+                f"{source} holds a non-ASCII or non-printable character; the Hub sends the secret verbatim "
+                "in an HTTP header, which only carries printable ASCII. Choose a secret without it."
+            )
+    return secrets
+
+
+def default_data_dir(environ: Mapping[str, str]) -> Path:
+    """`DATA_DIR`, else the Space's persistent storage when mounted, else `./data`."""
+    if environ.get("DATA_DIR"):
+        return Path(environ["DATA_DIR"])
+    if PERSISTENT_STORAGE.is_dir() and os.access(PERSISTENT_STORAGE, os.W_OK):
+        return PERSISTENT_STORAGE
+    return Path("data")
+
+
+def _read(
+    environ: Mapping[str, str],
+    name: str,
+    default: float,
+    convert: Callable[[str], float],
+    *,
+    minimum: float,
+    unit: str,
+) -> float:
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = convert(raw.strip())
+    except ValueError:
+        value = None
+    if value is None or value < minimum:
+        raise ConfigurationError(f"{name} must be a number of {unit} >= {minimum:g}, got {raw!r}.")
+    return value
+
+
+def _read_bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigurationError(f"{name} must be true or false, got {raw!r}.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything an operator can tune, with defaults that suit a free CPU Space."""
+
+    webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
+    max_body_bytes: int = 1024 * 1024
+    data_dir: Path = Path("data")
+    ack_budget_seconds: float = 5.0
+    """How long the answer waits for the handler before saying 202 (the Hub gives up at 30 s)."""
+    handler_timeout_seconds: float = 300.0
+    max_attempts: int = 5
+    retry_base_seconds: float = 10.0
+    retry_max_seconds: float = 3600.0
+    concurrency: int = 4
+    duplicate_window_seconds: float = 600.0
+    """A redelivery of an event that succeeded this recently is answered without running it again."""
+    order_per_repo: bool = True
+    retention_days: float = 30.0
+    retention_max_events: int = 10_000
+    space_id: str | None = None
+    """`owner/name` of the Space we run in (`SPACE_ID`), None when running elsewhere."""
+    space_host: str | None = None
+    """The Space's direct host (`SPACE_HOST`), e.g. `owner-name.hf.space`."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Read the `WEBHOOK_*` variables (see `.env.example`); keyword overrides win."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {
+            "webhook_secrets": parse_secrets(env.get("WEBHOOK_SECRET")),
+            "max_body_bytes": int(_read(env, "WEBHOOK_MAX_BODY_BYTES", 1024 * 1024, int, minimum=1, unit="bytes")),
+            "data_dir": default_data_dir(env),
+            "ack_budget_seconds": _read(env, "WEBHOOK_ACK_BUDGET", 5.0, float, minimum=0, unit="seconds"),
+            "handler_timeout_seconds": _read(
+                env, "WEBHOOK_HANDLER_TIMEOUT", 300.0, float, minimum=0.01, unit="seconds"
+            ),
+            "max_attempts": int(_read(env, "WEBHOOK_MAX_ATTEMPTS", 5, int, minimum=1, unit="attempts")),
+            "retry_base_seconds": _read(env, "WEBHOOK_RETRY_BASE", 10.0, float, minimum=0, unit="seconds"),
+            "retry_max_seconds": _read(env, "WEBHOOK_RETRY_MAX", 3600.0, float, minimum=0, unit="seconds"),
+            "concurrency": int(_read(env, "WEBHOOK_CONCURRENCY", 4, int, minimum=1, unit="handlers")),
+            "duplicate_window_seconds": _read(env, "WEBHOOK_DUPLICATE_WINDOW", 600.0, float, minimum=0, unit="seconds"),
+            "order_per_repo": _read_bool(env, "WEBHOOK_ORDER_PER_REPO", True),
+            "retention_days": _read(env, "WEBHOOK_RETENTION_DAYS", 30.0, float, minimum=0, unit="days"),
+            "retention_max_events": int(
+                _read(env, "WEBHOOK_RETENTION_MAX_EVENTS", 10_000, int, minimum=1, unit="events")
+            ),
+            "space_id": env.get("SPACE_ID") or None,
+            "space_host": env.get("SPACE_HOST") or None,
+        }
+        values.update(overrides)
+        if values["ack_budget_seconds"] >= 25:  # type: ignore[operator]
+            raise ConfigurationError(
+                "WEBHOOK_ACK_BUDGET must stay well under the Hub's 30 s delivery timeout (use < 25)."
+            )
+        return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def secret_configured(self) -> bool:
+        return bool(self.webhook_secrets)
+
+    @property
+    def journal_path(self) -> Path:
+        return self.data_dir / "journal.sqlite3"
+
+    @property
+    def journal_is_persistent(self) -> bool:
+        """False when events survive a crash of the process but not a rebuild of the Space."""
+        if self.space_id is None:
+            return True
+        try:
+            return self.data_dir.resolve().is_relative_to(PERSISTENT_STORAGE)
+        except OSError:
+            return False

@@ -1,0 +1,63 @@
+"""What to tell the Hub, derived from the registered endpoints: URLs, watched items, domains and
+the `hf webhooks create` command. Plain text in, plain text out, so the landing page, the logs
+and the tests all say the same thing.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+from .registry import Endpoint
+
+PLACEHOLDER_OWNER = "YOUR_USERNAME"
+
+
+@dataclass(frozen=True)
+class EndpointSetup:
+    """How to point one Hub webhook at one endpoint."""
+
+    path: str
+    url: str
+    watch: tuple[str, ...]
+    """`type:name` items for `hf webhooks create --watch` (user:x, org:x, model:x/y ...)."""
+    domains: tuple[str, ...]
+
+    def command(self, *, secret_configured: bool) -> str:
+        """The `hf webhooks create` line; the secret is read from the shell, never written out."""
+        parts = ["hf", "webhooks", "create", "--url", self.url]
+        for item in self.watch:
+            parts += ["--watch", item]
+        for domain in self.domains:
+            parts += ["--domain", domain]
+        line = shlex.join(parts)
+        if secret_configured:
+            line += ' --secret "$WEBHOOK_SECRET"'
+        return line
+
+
+def watched_items(endpoint: Endpoint, *, owner: str | None) -> tuple[str, ...]:
+    """What the webhook should watch, from the endpoint's `repo=` patterns, else the Space's owner."""
+    items: list[str] = []
+    repo_types = endpoint.events.repo_types or ("model",)
+    for pattern in endpoint.events.repos or ():
+        namespace, _, name = pattern.partition("/")
+        if name == "*" and not any(char in namespace for char in "*?["):
+            items.append(f"user:{namespace}")
+        elif not any(char in pattern for char in "*?["):
+            items += [f"{repo_type}:{pattern}" for repo_type in repo_types]
+    if not items:
+        items.append(f"user:{owner or PLACEHOLDER_OWNER}")
+    return tuple(dict.fromkeys(items))
+
+
+def endpoint_setups(endpoints: list[Endpoint], *, base_url: str, owner: str | None) -> list[EndpointSetup]:
+    return [
+        EndpointSetup(
+            path=endpoint.path,
+            url=base_url.rstrip("/") + endpoint.path,
+            watch=watched_items(endpoint, owner=owner),
+            domains=endpoint.events.domains,
+        )
+        for endpoint in endpoints
+    ]

@@ -1,0 +1,470 @@
+"""The embedded journal: one SQLite file in WAL mode.
+
+WAL with `synchronous=NORMAL` makes each commit survive a crash of the process (the Space
+restarting, SIGKILL) at the cost of a few microseconds, which is what an acknowledgement
+promises. Writes share one connection under a lock; reads (the console) use a connection per
+thread so they never wait behind the request path.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigurationError, JournalUnavailable
+from .journal import (
+    PRUNABLE_STATES,
+    Attempt,
+    Delivery,
+    EventRecord,
+    EventState,
+    JournalStats,
+    Recorded,
+    redelivery_outcome,
+)
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+PAGE_SIZE = 4096
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    endpoint TEXT NOT NULL,
+    delivery_key TEXT NOT NULL,
+    webhook_id TEXT,
+    received_at REAL NOT NULL,
+    headers TEXT NOT NULL,
+    query TEXT NOT NULL,
+    body BLOB NOT NULL,
+    scope TEXT NOT NULL,
+    action TEXT NOT NULL,
+    repo_name TEXT NOT NULL,
+    repo_type TEXT NOT NULL,
+    order_key TEXT,
+    is_test INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL,
+    next_attempt_at REAL,
+    original_id INTEGER,
+    note TEXT,
+    result TEXT,
+    error TEXT,
+    ack_ms REAL,
+    handler_ms REAL,
+    finished_at REAL
+);
+CREATE INDEX IF NOT EXISTS events_by_key ON events (endpoint, delivery_key, id);
+CREATE INDEX IF NOT EXISTS events_pending ON events (state, next_attempt_at)
+    WHERE state IN ('queued', 'running', 'failed');
+CREATE INDEX IF NOT EXISTS events_by_order ON events (order_key, id)
+    WHERE state IN ('queued', 'running', 'failed');
+CREATE TABLE IF NOT EXISTS attempts (
+    event_id INTEGER NOT NULL REFERENCES events (id) ON DELETE CASCADE,
+    number INTEGER NOT NULL,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    outcome TEXT NOT NULL,
+    detail TEXT,
+    PRIMARY KEY (event_id, number)
+);
+"""
+
+CLAIMABLE = """
+SELECT id FROM events AS e
+WHERE e.state IN ('queued', 'failed') AND (e.next_attempt_at IS NULL OR e.next_attempt_at <= :now)
+  AND (e.order_key IS NULL OR NOT EXISTS (
+        SELECT 1 FROM events AS p
+        WHERE p.order_key = e.order_key AND p.state IN ('queued', 'running', 'failed')
+          AND (p.id < e.id OR p.state = 'running')))
+ORDER BY e.id LIMIT :limit
+"""
+
+
+def _record_from_row(row: sqlite3.Row) -> EventRecord:
+    return EventRecord(
+        id=row["id"],
+        endpoint=row["endpoint"],
+        delivery_key=row["delivery_key"],
+        webhook_id=row["webhook_id"],
+        received_at=row["received_at"],
+        headers=json.loads(row["headers"]),
+        query=row["query"],
+        body=bytes(row["body"]),
+        scope=row["scope"],
+        action=row["action"],
+        repo_name=row["repo_name"],
+        repo_type=row["repo_type"],
+        order_key=row["order_key"],
+        is_test=bool(row["is_test"]),
+        state=EventState(row["state"]),
+        attempts=row["attempts"],
+        max_attempts=row["max_attempts"],
+        next_attempt_at=row["next_attempt_at"],
+        original_id=row["original_id"],
+        note=row["note"],
+        result=json.loads(row["result"]) if row["result"] is not None else None,
+        error=row["error"],
+        ack_ms=row["ack_ms"],
+        handler_ms=row["handler_ms"],
+        finished_at=row["finished_at"],
+    )
+
+
+def _percentile(sorted_values: list[float], fraction: float) -> float | None:
+    if not sorted_values:
+        return None
+    return sorted_values[min(len(sorted_values) - 1, int(fraction * len(sorted_values)))]
+
+
+class SQLiteJournal:
+    """The `Journal` on one SQLite file; see `lib/journal.py` for what each call means.
+
+    Args:
+        path: the database file; its folder is created if missing.
+        max_bytes: a cap on the file's size; past it, recording fails (503) instead of filling the
+            Space's disk. None for no cap.
+
+    Raises:
+        ConfigurationError: the file cannot be opened, is not a journal, or is corrupt. It is
+            never replaced silently: the message says how to move it aside.
+    """
+
+    def __init__(self, path: Path, *, max_bytes: int | None = None) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        self._write_lock = threading.Lock()
+        self._readers = threading.local()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = self._connect()
+            self._check_and_migrate()
+        except (sqlite3.Error, OSError) as exc:
+            raise ConfigurationError(
+                f"The event journal at {path} cannot be used ({exc}). If the file is damaged, move it aside "
+                "(its events are lost to the app, not deleted) or point DATA_DIR at another folder."
+            ) from None
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=5.0)
+        connection.row_factory = sqlite3.Row
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute("PRAGMA foreign_keys=ON")
+        return connection
+
+    def _check_and_migrate(self) -> None:
+        connection = self._writer
+        problems = [row[0] for row in connection.execute("PRAGMA quick_check")]
+        if problems != ["ok"]:
+            raise sqlite3.DatabaseError("integrity check failed: " + "; ".join(problems[:3]))
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise sqlite3.DatabaseError(f"written by a newer version of this app (schema {version})")
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if version == 0 and tables - {"sqlite_sequence"}:
+            raise sqlite3.DatabaseError(f"not an event journal (it has tables {sorted(tables)})")
+        connection.executescript(SCHEMA)
+        connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        if self.max_bytes is not None:
+            connection.execute(f"PRAGMA max_page_count={max(1, self.max_bytes // PAGE_SIZE)}")
+
+    def _reader(self) -> sqlite3.Connection:
+        connection = getattr(self._readers, "connection", None)
+        if connection is None:
+            connection = self._connect()
+            self._readers.connection = connection
+        return connection
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: all of it lands or none of it does."""
+        with self._write_lock:
+            connection = self._writer
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+                yield connection
+                connection.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise JournalUnavailable(f"The event journal cannot be written ({exc}); retry later.") from None
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
+
+    def _read(self, sql: str, parameters: Any = ()) -> list[sqlite3.Row]:
+        try:
+            return self._reader().execute(sql, parameters).fetchall()
+        except sqlite3.Error as exc:
+            raise JournalUnavailable(f"The event journal cannot be read ({exc}).") from None
+
+    @staticmethod
+    def _fetch(connection: sqlite3.Connection, event_id: int) -> EventRecord:
+        return _record_from_row(connection.execute("SELECT * FROM events WHERE id = ?", (event_id,)).fetchone())
+
+    # --- the request path -------------------------------------------------------------------
+
+    def record(
+        self, delivery: Delivery, *, skipped_reason: str | None, max_attempts: int, duplicate_window: float
+    ) -> Recorded:
+        with self._transaction() as connection:
+            original_row = connection.execute(
+                "SELECT id, state, finished_at FROM events WHERE endpoint = ? AND delivery_key = ? "
+                "AND state != 'duplicate' ORDER BY id DESC LIMIT 1",
+                (delivery.endpoint, delivery.delivery_key),
+            ).fetchone()
+            decision = "new"
+            if original_row is not None:
+                decision = redelivery_outcome(
+                    EventState(original_row["state"]),
+                    original_row["finished_at"],
+                    now=delivery.received_at,
+                    window_seconds=duplicate_window,
+                )
+            if decision == "requeue":
+                connection.execute(
+                    "UPDATE events SET state = 'queued', next_attempt_at = NULL, finished_at = NULL, "
+                    "max_attempts = attempts + ? WHERE id = ?",
+                    (max_attempts, original_row["id"]),
+                )
+            if decision == "new":
+                state, note, original_id = (
+                    (EventState.SKIPPED, skipped_reason, None) if skipped_reason else (EventState.QUEUED, None, None)
+                )
+            else:
+                state, original_id = EventState.DUPLICATE, original_row["id"]
+                note = (
+                    f"redelivery of event {original_id}, which was {original_row['state']}: run again"
+                    if decision == "requeue"
+                    else f"redelivery of event {original_id}, which is {original_row['state']}: not run again"
+                )
+            finished_at = None if state == EventState.QUEUED else delivery.received_at
+            cursor = connection.execute(
+                "INSERT INTO events (endpoint, delivery_key, webhook_id, received_at, headers, query, body, scope, "
+                "action, repo_name, repo_type, order_key, is_test, state, max_attempts, original_id, note, "
+                "finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    delivery.endpoint,
+                    delivery.delivery_key,
+                    delivery.webhook_id,
+                    delivery.received_at,
+                    json.dumps(delivery.headers),
+                    delivery.query,
+                    delivery.body,
+                    delivery.scope,
+                    delivery.action,
+                    delivery.repo_name,
+                    delivery.repo_type,
+                    delivery.order_key,
+                    int(delivery.is_test),
+                    state.value,
+                    max_attempts,
+                    original_id,
+                    note,
+                    finished_at,
+                ),
+            )
+            event = self._fetch(connection, cursor.lastrowid)
+            original = self._fetch(connection, original_id) if original_id is not None else None
+        outcome = {"new": "skipped" if state == EventState.SKIPPED else "new"}.get(decision, decision)
+        if decision == "requeue":
+            outcome = "requeued"
+        return Recorded(event=event, outcome=outcome, original=original)  # type: ignore[arg-type]
+
+    def set_ack_ms(self, event_id: int, ack_ms: float) -> None:
+        with self._transaction() as connection:
+            connection.execute("UPDATE events SET ack_ms = ? WHERE id = ?", (ack_ms, event_id))
+
+    # --- the worker ---------------------------------------------------------------------------
+
+    def claim_due(self, *, now: float, limit: int) -> list[EventRecord]:
+        if limit <= 0:
+            return []
+        with self._transaction() as connection:
+            ids = [row[0] for row in connection.execute(CLAIMABLE, {"now": now, "limit": limit})]
+            for event_id in ids:
+                connection.execute(
+                    "UPDATE events SET state = 'running', attempts = attempts + 1, next_attempt_at = NULL WHERE id = ?",
+                    (event_id,),
+                )
+                connection.execute(
+                    "INSERT INTO attempts (event_id, number, started_at, outcome) "
+                    "SELECT id, attempts, ?, 'running' FROM events WHERE id = ?",
+                    (now, event_id),
+                )
+            return [self._fetch(connection, event_id) for event_id in ids]
+
+    def next_due_at(self) -> float | None:
+        rows = self._read("SELECT MIN(next_attempt_at) FROM events WHERE state = 'failed'")
+        return rows[0][0]
+
+    def finish(self, event_id: int, *, result: Any, handler_ms: float) -> EventRecord:
+        now = time.time()
+        encoded = json.dumps(result, default=repr)
+        with self._transaction() as connection:
+            connection.execute(
+                "UPDATE events SET state = 'succeeded', result = ?, error = NULL, handler_ms = ?, finished_at = ? "
+                "WHERE id = ?",
+                (encoded, handler_ms, now, event_id),
+            )
+            connection.execute(
+                "UPDATE attempts SET finished_at = ?, outcome = 'succeeded', detail = ? "
+                "WHERE event_id = ? AND outcome = 'running'",
+                (now, encoded, event_id),
+            )
+            return self._fetch(connection, event_id)
+
+    def fail(self, event_id: int, *, error: str, handler_ms: float, retry_at: float | None) -> EventRecord:
+        now = time.time()
+        state = EventState.FAILED if retry_at is not None else EventState.DEAD
+        with self._transaction() as connection:
+            connection.execute(
+                "UPDATE events SET state = ?, error = ?, handler_ms = ?, next_attempt_at = ?, finished_at = ? "
+                "WHERE id = ?",
+                (state.value, error, handler_ms, retry_at, None if retry_at is not None else now, event_id),
+            )
+            connection.execute(
+                "UPDATE attempts SET finished_at = ?, outcome = 'failed', detail = ? "
+                "WHERE event_id = ? AND outcome = 'running'",
+                (now, error, event_id),
+            )
+            return self._fetch(connection, event_id)
+
+    def recover_interrupted(self) -> int:
+        now = time.time()
+        with self._transaction() as connection:
+            connection.execute(
+                "UPDATE attempts SET finished_at = ?, outcome = 'interrupted', "
+                "detail = 'the app stopped while this attempt ran' WHERE outcome = 'running'",
+                (now,),
+            )
+            return connection.execute("UPDATE events SET state = 'queued' WHERE state = 'running'").rowcount
+
+    # --- the console --------------------------------------------------------------------------
+
+    def get(self, event_id: int) -> EventRecord | None:
+        rows = self._read("SELECT * FROM events WHERE id = ?", (event_id,))
+        return _record_from_row(rows[0]) if rows else None
+
+    def attempts(self, event_id: int) -> list[Attempt]:
+        rows = self._read("SELECT * FROM attempts WHERE event_id = ? ORDER BY number", (event_id,))
+        return [
+            Attempt(
+                event_id=row["event_id"],
+                number=row["number"],
+                started_at=row["started_at"],
+                finished_at=row["finished_at"],
+                outcome=row["outcome"],
+                detail=row["detail"],
+            )
+            for row in rows
+        ]
+
+    def list_recent(
+        self,
+        *,
+        limit: int = 100,
+        endpoint: str | None = None,
+        state: str | None = None,
+        repo: str | None = None,
+        scope: str | None = None,
+    ) -> list[EventRecord]:
+        clauses, parameters = [], []
+        for column, value in (("endpoint", endpoint), ("state", state), ("repo_name", repo)):
+            if value:
+                clauses.append(f"{column} = ?")
+                parameters.append(value)
+        if scope:
+            clauses.append("(scope = ? OR scope LIKE ? ESCAPE '\\')")
+            escaped = scope.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            parameters += [scope, escaped + ".%"]
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        rows = self._read(f"SELECT * FROM events {where} ORDER BY id DESC LIMIT ?", (*parameters, limit))
+        return [_record_from_row(row) for row in rows]
+
+    def replay(self, event_id: int, *, max_attempts: int) -> EventRecord:
+        with self._transaction() as connection:
+            row = connection.execute("SELECT state, original_id FROM events WHERE id = ?", (event_id,)).fetchone()
+            if row is None:
+                raise KeyError(f"No event {event_id} in the journal.")
+            target = row["original_id"] if row["state"] == EventState.DUPLICATE else event_id
+            connection.execute(
+                "UPDATE events SET state = 'queued', next_attempt_at = NULL, finished_at = NULL, "
+                "max_attempts = attempts + ? WHERE id = ? AND state != 'running'",
+                (max_attempts, target),
+            )
+            return self._fetch(connection, target)
+
+    def replay_dead(self, endpoint: str, *, max_attempts: int) -> list[int]:
+        with self._transaction() as connection:
+            ids = [
+                row[0]
+                for row in connection.execute(
+                    "SELECT id FROM events WHERE endpoint = ? AND state = 'dead' ORDER BY id", (endpoint,)
+                )
+            ]
+            connection.executemany(
+                "UPDATE events SET state = 'queued', next_attempt_at = NULL, finished_at = NULL, "
+                "max_attempts = attempts + ? WHERE id = ?",
+                [(max_attempts, event_id) for event_id in ids],
+            )
+            return ids
+
+    def stats(self, *, since: float) -> JournalStats:
+        rows = self._read(
+            "SELECT endpoint, state, COUNT(*) FROM events WHERE received_at >= ? GROUP BY endpoint, state",
+            (since,),
+        )
+        by_state: dict[str, int] = {}
+        by_endpoint: dict[str, dict[str, int]] = {}
+        for endpoint, state, count in rows:
+            by_state[state] = by_state.get(state, 0) + count
+            by_endpoint.setdefault(endpoint, {})[state] = count
+        ack = sorted(
+            row[0]
+            for row in self._read("SELECT ack_ms FROM events WHERE received_at >= ? AND ack_ms IS NOT NULL", (since,))
+        )
+        handler = sorted(
+            row[0]
+            for row in self._read(
+                "SELECT handler_ms FROM events WHERE received_at >= ? AND handler_ms IS NOT NULL", (since,)
+            )
+        )
+        return JournalStats(
+            since=since,
+            by_state=by_state,
+            by_endpoint=by_endpoint,
+            ack_ms_p50=_percentile(ack, 0.5),
+            ack_ms_p95=_percentile(ack, 0.95),
+            handler_ms_p50=_percentile(handler, 0.5),
+            handler_ms_p95=_percentile(handler, 0.95),
+            deliveries=sum(by_state.values()),
+        )
+
+    def prune(self, *, older_than: float, keep_max: int) -> int:
+        states = tuple(state.value for state in PRUNABLE_STATES)
+        marks = ", ".join("?" for _ in states)
+        with self._transaction() as connection:
+            removed = connection.execute(
+                f"DELETE FROM events WHERE state IN ({marks}) AND (received_at < ? OR id NOT IN "
+                "(SELECT id FROM events ORDER BY id DESC LIMIT ?))",
+                (*states, older_than, keep_max),
+            ).rowcount
+        return removed
+
+    def close(self) -> None:
+        with self._write_lock:
+            self._writer.close()
+        reader = getattr(self._readers, "connection", None)
+        if reader is not None:
+            reader.close()

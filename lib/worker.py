@@ -1,0 +1,186 @@
+"""The worker: runs recorded events through their handlers, outside of any request.
+
+One loop claims due events from the journal (at most `concurrency` at once, one at a time per
+repository, in arrival order), runs each as a task, and writes the outcome back. A handler that
+raises or overruns its time limit never reaches the Hub as an error: its event is retried with
+backoff, then left dead for an operator to replay. A request that wants to answer with the
+handler's result waits on `outcome()` for a short budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import traceback
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi.encoders import jsonable_encoder
+from starlette.responses import Response
+
+from .errors import JournalUnavailable
+from .invoke import call_handler
+from .journal import EventRecord, Journal, retry_delay
+from .logs import current_event_id
+from .registry import Endpoint
+from .settings import Settings
+
+logger = logging.getLogger(__name__)
+
+IDLE_POLL_SECONDS = 30.0
+"""How often an idle worker looks at the journal anyway (another process may have written it)."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one attempt ended, for a request waiting to answer."""
+
+    event: EventRecord
+    response: Response | None = None
+    """What the handler returned, when it returned a Starlette response itself."""
+
+
+def _storable(result: Any) -> tuple[Any, Response | None]:
+    """Make a handler's return value storable as JSON (and keep a Response to send as-is)."""
+    if isinstance(result, Response):
+        body = bytes(result.body) if hasattr(result, "body") else b""
+        return {"status_code": result.status_code, "body": body.decode("utf-8", "replace")}, result
+    try:
+        return jsonable_encoder(result), None
+    except Exception:
+        return repr(result), None
+
+
+class Worker:
+    """Runs events from `journal` through `endpoints`; start it once the event loop runs."""
+
+    def __init__(self, journal: Journal, endpoints: Mapping[str, Endpoint], settings: Settings) -> None:
+        self.journal = journal
+        self.endpoints = endpoints
+        self.settings = settings
+        self.executor = ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="handler")
+        self._wake = asyncio.Event()
+        self._running: dict[int, asyncio.Task[None]] = {}
+        self._waiters: dict[int, list[asyncio.Future[Outcome]]] = {}
+        self._loop_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        resumed = self.journal.recover_interrupted()
+        if resumed:
+            logger.warning("Resuming %d event(s) that were running when the app stopped.", resumed)
+        self._loop_task = asyncio.create_task(self._run(), name="webhook-worker")
+
+    async def stop(self) -> None:
+        """Stop claiming; running handlers are cancelled and their events resume on next start."""
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+        for task in list(self._running.values()):
+            task.cancel()
+        await asyncio.gather(*self._running.values(), return_exceptions=True)
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    def notify(self) -> None:
+        """Something was queued: look at the journal now rather than at the next timer."""
+        self._wake.set()
+
+    def outcome(self, event_id: int) -> asyncio.Future[Outcome]:
+        """A future resolved when the event's current attempt ends (success or failure)."""
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(event_id, []).append(future)
+        return future
+
+    def forget(self, event_id: int, future: asyncio.Future[Outcome]) -> None:
+        """The request stopped waiting (budget spent): drop its future."""
+        waiters = self._waiters.get(event_id, [])
+        if future in waiters:
+            waiters.remove(future)
+        if not waiters:
+            self._waiters.pop(event_id, None)
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                self._claim_and_start()
+                timeout = self._seconds_until_next_due()
+            except JournalUnavailable as exc:
+                logger.error("The worker cannot use the journal (%s); trying again in 5 s.", exc.message)
+                timeout = 5.0
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    def _claim_and_start(self) -> None:
+        free = self.settings.concurrency - len(self._running)
+        for event in self.journal.claim_due(now=time.time(), limit=free):
+            self._running[event.id] = asyncio.create_task(self._attempt(event), name=f"event-{event.id}")
+
+    def _seconds_until_next_due(self) -> float:
+        due = self.journal.next_due_at()
+        if due is None:
+            return IDLE_POLL_SECONDS
+        return min(IDLE_POLL_SECONDS, max(0.0, due - time.time()))
+
+    async def _attempt(self, event: EventRecord) -> None:
+        token = current_event_id.set(event.id)
+        started = time.perf_counter()
+        response: Response | None = None
+        try:
+            endpoint = self.endpoints.get(event.endpoint)
+            if endpoint is None:
+                raise LookupError(f"no handler is registered for {event.endpoint} any more")
+            result = await asyncio.wait_for(
+                call_handler(endpoint.handler, endpoint.arguments, event, executor=self.executor),
+                self.settings.handler_timeout_seconds,
+            )
+            stored, response = _storable(result)
+            if response is not None and not 200 <= response.status_code < 300:
+                raise RuntimeError(f"the handler returned an HTTP {response.status_code} response")
+            elapsed = (time.perf_counter() - started) * 1000
+            finished = self.journal.finish(event.id, result=stored, handler_ms=elapsed)
+            logger.info("Handled by %s in %.0f ms (attempt %d).", event.endpoint, elapsed, event.attempts)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            elapsed = (time.perf_counter() - started) * 1000
+            if isinstance(exc, TimeoutError):
+                error = f"The handler did not finish within {self.settings.handler_timeout_seconds:g} s."
+            else:
+                error = "".join(traceback.format_exception(exc)).strip()
+            finished = self._record_failure(event, error, elapsed)
+            response = None
+        finally:
+            self._running.pop(event.id, None)
+            current_event_id.reset(token)
+            self.notify()
+        for future in self._waiters.pop(event.id, []):
+            if not future.done():
+                future.set_result(Outcome(finished, response))
+
+    def _record_failure(self, event: EventRecord, error: str, elapsed_ms: float) -> EventRecord:
+        retry_at = None
+        if event.attempts < event.max_attempts:
+            delay = retry_delay(
+                event.attempts,
+                base_seconds=self.settings.retry_base_seconds,
+                max_seconds=self.settings.retry_max_seconds,
+            )
+            retry_at = time.time() + delay
+            logger.warning(
+                "Attempt %d/%d failed; retrying in %.0f s:\n%s",
+                event.attempts,
+                event.max_attempts,
+                delay,
+                error,
+            )
+        else:
+            logger.error(
+                "Attempt %d/%d failed; the event is dead (replay it from the console):\n%s",
+                event.attempts,
+                event.max_attempts,
+                error,
+            )
+        return self.journal.fail(event.id, error=error, handler_ms=elapsed_ms, retry_at=retry_at)
