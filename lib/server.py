@@ -101,6 +101,7 @@ class WebhooksServer:
         self.share_url: str | None = None
         self._uvicorn: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+        self._tunnel: tunnel.ShareTunnel | None = None
         self.fastapi_app = FastAPI(title="Hub webhooks", lifespan=self._lifespan, docs_url="/docs")
         self.fastapi_app.add_exception_handler(WebhookError, _answer_error)  # type: ignore[arg-type]
         if not self.settings.secret_configured:
@@ -327,10 +328,9 @@ class WebhooksServer:
         self.local_url = f"http://{browse_host}:{port}"
         self.launched = True
 
-        tunnel_handle = None
         if tunnel.should_share(share, environ=os.environ):
-            tunnel_handle = tunnel.open_share_tunnel(browse_host, port)
-            self.share_url = tunnel_handle.url if tunnel_handle else None
+            self._tunnel = tunnel.open_share_tunnel(browse_host, port)
+            self.share_url = self._tunnel.url if self._tunnel else None
 
         ui = self._ui if self._ui is not None else build_landing_page
         blocks = ui(self) if callable(ui) and not isinstance(ui, gr.Blocks) else ui
@@ -350,15 +350,20 @@ class WebhooksServer:
         try:
             self._uvicorn.run()
         finally:
-            if tunnel_handle is not None:
-                tunnel_handle.close()
+            self._close_tunnel()
 
     def close(self) -> None:
-        """Stop a server started with `prevent_thread_lock=True`."""
+        """Stop a server started with `prevent_thread_lock=True` (and its share tunnel)."""
         if self._uvicorn is not None:
             self._uvicorn.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=10)
+        self._close_tunnel()
+
+    def _close_tunnel(self) -> None:
+        if self._tunnel is not None:
+            self._tunnel.close()
+            self._tunnel = None
 
     def _print_urls(self) -> None:
         lines = [f"  - POST {url}" for url in self.webhook_urls().values()] or ["  (no webhook registered)"]
