@@ -110,6 +110,9 @@ class Worker:
             except JournalUnavailable as exc:
                 logger.error("The worker cannot use the journal (%s); trying again in 5 s.", exc.message)
                 timeout = 5.0
+            except Exception:  # a bug here must not silently stop all processing
+                logger.exception("The worker loop failed; trying again in 5 s.")
+                timeout = 5.0
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
 
