@@ -1,7 +1,9 @@
 """Logs a one-line summary of every event: the simplest endpoint, and a check that deliveries arrive.
 
-Subscribe it to anything (repo and discussion domains). Its line shows in the Space's Logs tab:
+Subscribe to: anything (the repo and discussion domains). Needs no token and no settings.
+Its line shows in the Space's Logs tab:
 `[event 12] repo.content/update on my-org/my-model (model) at 5e7f29f by refs/heads/main`.
+Try it: python -m lib.send commit (any kind; see python -m lib.send --help)
 """
 
 from lib import WebhookPayload, log

@@ -6,6 +6,7 @@ shapes of `huggingface_hub`'s, so `from huggingface_hub import ...` becomes `fro
 
 from .errors import ConfigurationError, HandlerModuleError, WebhookError
 from .events import Events
+from .hub import HubClient, MissingToken, hub_client
 from .logs import log
 from .payload import (
     ObjectId,
@@ -27,6 +28,8 @@ __all__ = [
     "ConfigurationError",
     "Events",
     "HandlerModuleError",
+    "HubClient",
+    "MissingToken",
     "ObjectId",
     "WebhookError",
     "WebhookPayload",
@@ -41,6 +44,7 @@ __all__ = [
     "WebhookPayloadUrl",
     "WebhookPayloadWebhook",
     "WebhooksServer",
+    "hub_client",
     "log",
     "webhook_endpoint",
 ]

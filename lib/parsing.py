@@ -26,10 +26,9 @@ def check_declared_length(content_length: str | None, *, limit: int) -> None:
     """Refuse an oversized body from its `Content-Length` alone, before reading a byte of it."""
     if content_length is None:
         return
-    try:
-        declared = int(content_length)
-    except ValueError:
-        raise BadRequest(f"Content-Length must be a whole number of bytes, got {content_length!r}.") from None
+    if not (content_length.isascii() and content_length.isdigit()):  # int() also takes "-1", "+5", "1_0"
+        raise BadRequest(f"Content-Length must be a whole number of bytes, got {content_length!r}.")
+    declared = int(content_length)
     if declared > limit:
         raise PayloadTooLarge(f"The body is {declared} bytes; this endpoint accepts at most {limit} bytes.")
 

@@ -31,8 +31,10 @@ from .auth import verify_secret
 from .delivery import build_delivery
 from .errors import WebhookError
 from .events import Events
+from .hub import own_commits
 from .journal import EventState, Journal, Recorded
 from .logs import configure_logging, current_event_id
+from .loop_guard import loop_guard_rejection
 from .parsing import BadRequest, check_declared_length, parse_payload, read_limited
 from .registry import Endpoint, discover_handlers, webhook_path
 from .settings import Settings, parse_secrets
@@ -121,7 +123,7 @@ class WebhooksServer:
     def journal(self) -> Journal:
         """The event journal, opened on first use (so building the server touches no disk)."""
         if self._journal is None:
-            self._journal = SQLiteJournal(self.settings.journal_path)
+            self._journal = SQLiteJournal(self.settings.journal_path, max_bytes=self.settings.journal_max_bytes)
         return self._journal
 
     def add_endpoint(self, endpoint: Endpoint) -> Endpoint:
@@ -145,6 +147,10 @@ class WebhooksServer:
             name=endpoint.name,
             summary=endpoint.summary or f"Webhook {endpoint.name}",
             description=f"Receives Hub webhook events ({endpoint.events.describe()}).",
+        )
+        # Said explicitly: the landing page mounted at "/" would otherwise answer other methods 404.
+        self.fastapi_app.add_api_route(
+            endpoint.path, _method_not_allowed, methods=OTHER_METHODS, include_in_schema=False
         )
         return endpoint
 
@@ -210,7 +216,8 @@ class WebhooksServer:
         )
         recorded = self.journal.record(
             delivery,
-            skipped_reason=endpoint.events.rejection(payload),
+            skipped_reason=endpoint.events.rejection(payload)
+            or loop_guard_rejection(payload, own_commits(settings.data_dir)),
             max_attempts=settings.max_attempts,
             duplicate_window=settings.duplicate_window_seconds,
         )
@@ -218,7 +225,10 @@ class WebhooksServer:
         try:
             response = await self._acknowledge(recorded)
             ack_ms = (time.perf_counter() - started) * 1000
-            self.journal.set_ack_ms(recorded.event.id, ack_ms)
+            try:
+                self.journal.set_ack_ms(recorded.event.id, ack_ms)
+            except WebhookError as exc:  # the event is recorded: a missing statistic must not turn into a 503
+                logger.warning("Could not record the acknowledgement time: %s", exc.message)
             logger.info(
                 "%s %s/%s on %s: %s in %.1f ms",
                 endpoint.path,
@@ -398,6 +408,18 @@ _MOUNT_OPTIONS = {
     "i18n",
     "mcp_server",
 }
+
+
+OTHER_METHODS = ["GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+async def _method_not_allowed(request: Request) -> JSONResponse:
+    """405 for anything but POST on a webhook path, so a wrong method is not mistaken for a wrong URL."""
+    return JSONResponse(
+        {"error": f"{request.method} is not allowed here: the Hub sends webhook events with POST."},
+        status_code=405,
+        headers={"Allow": "POST"},
+    )
 
 
 async def _answer_error(request: Request, exc: WebhookError) -> JSONResponse:

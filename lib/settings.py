@@ -7,6 +7,7 @@ variable, what it holds (never for secrets) and what it should hold.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ from .errors import ConfigurationError
 
 PERSISTENT_STORAGE = Path("/data")
 """Where a Space with persistent storage mounts it."""
+MIN_JOURNAL_BYTES = 64 * 1024
+"""The journal's tables and indexes alone take a few pages; a smaller cap could record nothing."""
 
 
 def parse_secrets(raw: str | None, *, source: str = "WEBHOOK_SECRET") -> tuple[str, ...]:
@@ -67,9 +70,17 @@ def _read(
         value = convert(raw.strip())
     except ValueError:
         value = None
-    if value is None or value < minimum:
+    if value is None or not math.isfinite(value) or value < minimum:  # NaN compares False to everything
         raise ConfigurationError(f"{name} must be a number of {unit} >= {minimum:g}, got {raw!r}.")
     return value
+
+
+def _read_optional_int(environ: Mapping[str, str], name: str, *, minimum: int, unit: str) -> int | None:
+    """A whole number that may be left unset (None), e.g. a cap that is off by default."""
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return None
+    return int(_read(environ, name, minimum, int, minimum=minimum, unit=unit))
 
 
 def _read_bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
@@ -103,6 +114,9 @@ class Settings:
     order_per_repo: bool = True
     retention_days: float = 30.0
     retention_max_events: int = 10_000
+    journal_max_bytes: int | None = None
+    """A cap on the journal file (`WEBHOOK_JOURNAL_MAX_BYTES`, None = none): past it, deliveries get
+    503 (the Hub retries later) instead of the journal filling the Space's disk."""
     space_id: str | None = None
     """`owner/name` of the Space we run in (`SPACE_ID`), None when running elsewhere."""
     space_host: str | None = None
@@ -129,6 +143,9 @@ class Settings:
             "retention_days": _read(env, "WEBHOOK_RETENTION_DAYS", 30.0, float, minimum=0, unit="days"),
             "retention_max_events": int(
                 _read(env, "WEBHOOK_RETENTION_MAX_EVENTS", 10_000, int, minimum=1, unit="events")
+            ),
+            "journal_max_bytes": _read_optional_int(
+                env, "WEBHOOK_JOURNAL_MAX_BYTES", minimum=MIN_JOURNAL_BYTES, unit="bytes"
             ),
             "space_id": env.get("SPACE_ID") or None,
             "space_host": env.get("SPACE_HOST") or None,

@@ -42,7 +42,8 @@ def watched_items(endpoint: Endpoint, *, owner: str | None) -> tuple[str, ...]:
     repo_types = endpoint.events.repo_types or ("model",)
     for pattern in endpoint.events.repos or ():
         namespace, _, name = pattern.partition("/")
-        if name == "*" and not any(char in namespace for char in "*?["):
+        # `my-org/*` and `my-org/bert-*` alike: watching the owner is what delivers their events.
+        if any(char in name for char in "*?[") and not any(char in namespace for char in "*?["):
             items.append(f"user:{namespace}")
         elif not any(char in pattern for char in "*?["):
             items += [f"{repo_type}:{pattern}" for repo_type in repo_types]

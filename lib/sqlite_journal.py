@@ -196,11 +196,25 @@ class SQLiteJournal:
             except sqlite3.Error as exc:
                 if connection.in_transaction:
                     connection.execute("ROLLBACK")
-                raise JournalUnavailable(f"The event journal cannot be written ({exc}); retry later.") from None
+                raise JournalUnavailable(self._write_error(exc)) from None
             except BaseException:
                 if connection.in_transaction:
                     connection.execute("ROLLBACK")
                 raise
+
+    def _write_error(self, exc: sqlite3.Error) -> str:
+        """Say why a write failed; a full journal is the one an operator can fix by configuration."""
+        if getattr(exc, "sqlite_errorcode", None) != sqlite3.SQLITE_FULL:
+            return f"The event journal cannot be written ({exc}); retry later."
+        limit = (
+            f"its cap of {self.max_bytes} bytes (WEBHOOK_JOURNAL_MAX_BYTES)"
+            if self.max_bytes is not None
+            else "the free space on its disk"
+        )
+        return (
+            f"The event journal is full: recording this would exceed {limit}. Nothing was recorded; retry "
+            "later. Raise the cap or lower WEBHOOK_RETENTION_DAYS / WEBHOOK_RETENTION_MAX_EVENTS."
+        )
 
     def _read(self, sql: str, parameters: Any = ()) -> list[sqlite3.Row]:
         try:

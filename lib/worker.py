@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
+import threading
 import time
 import traceback
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +57,35 @@ def _storable(result: Any) -> tuple[Any, Response | None]:
         return repr(result), None
 
 
+class ThreadPerCall(Executor):
+    """Runs each plain `def` handler on a thread of its own.
+
+    Python cannot stop a thread, so a handler past its timeout keeps running. In a fixed pool of
+    `concurrency` threads, a few stuck handlers would hold every thread and the events behind them
+    would time out without ever starting, until every event was dead. Here a stuck handler only
+    keeps its own thread; how many attempts run at once is the worker's bound, not the pool's.
+    Threads are daemons: a handler still running at shutdown is interrupted like any other, and its
+    event resumes at the next start.
+    """
+
+    def __init__(self) -> None:
+        self._numbers = itertools.count(1)
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+
+        def run() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except BaseException as exc:
+                future.set_exception(exc)
+
+        threading.Thread(target=run, name=f"handler-{next(self._numbers)}", daemon=True).start()
+        return future
+
+
 class Worker:
     """Runs events from `journal` through `endpoints`; start it once the event loop runs."""
 
@@ -62,16 +93,25 @@ class Worker:
         self.journal = journal
         self.endpoints = endpoints
         self.settings = settings
-        self.executor = ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="handler")
+        self.executor = ThreadPerCall()
         self._wake = asyncio.Event()
         self._running: dict[int, asyncio.Task[None]] = {}
         self._waiters: dict[int, list[asyncio.Future[Outcome]]] = {}
         self._loop_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        resumed = self.journal.recover_interrupted()
-        if resumed:
-            logger.warning("Resuming %d event(s) that were running when the app stopped.", resumed)
+        interrupted = self.journal.recover_interrupted()
+        waiting = self.journal.stats(since=0.0).by_state
+        queued, retrying = waiting.get("queued", 0), waiting.get("failed", 0)  # queued includes the interrupted
+        if queued or retrying:
+            logger.warning(
+                "Resuming %d event(s) from the journal: %d interrupted when the app stopped, %d queued, "
+                "%d waiting to retry.",
+                queued + retrying,
+                interrupted,
+                queued - interrupted,
+                retrying,
+            )
         self._loop_task = asyncio.create_task(self._run(), name="webhook-worker")
 
     async def stop(self) -> None:
@@ -153,7 +193,17 @@ class Worker:
                 error = f"The handler did not finish within {self.settings.handler_timeout_seconds:g} s."
             else:
                 error = "".join(traceback.format_exception(exc)).strip()
-            finished = self._record_failure(event, error, elapsed)
+            try:
+                finished = self._record_failure(event, error, elapsed)
+            except JournalUnavailable as journal_error:
+                # Not even the failure can be written: the event stays `running`, which the next start
+                # turns back into `queued` (at-least-once). Waiting requests answer 202 when their budget ends.
+                logger.error(
+                    "Could not record how attempt %d ended (%s); the event will run again after a restart.",
+                    event.attempts,
+                    journal_error.message,
+                )
+                return
             response = None
         finally:
             self._running.pop(event.id, None)

@@ -1,0 +1,318 @@
+"""A script written for `huggingface_hub`'s `WebhooksServer` runs on ours by changing its import line.
+
+The scripts below follow the reference's own docstring examples. Each is run as a real process
+with only its import line changed, and answered over HTTP. The in-process tests then check the
+registration API where ours deliberately differs (the decorator returns the function).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import huggingface_hub
+import pytest
+from apprunner import RunningApp, base_env, fixture_body, fixture_json, free_port, make_space, start_app, wait_until
+
+import lib
+from lib import WebhookPayload, WebhooksServer
+
+SECRET = "my_secret_key"
+CONTENT_FIXTURE = "repo-content-update-space-new-pr-ref.json"
+
+REFERENCE_SERVER_SCRIPT = """\
+import os
+from pathlib import Path
+
+import gradio as gr
+from fastapi import BackgroundTasks, Request
+from huggingface_hub import WebhooksServer, WebhookPayload
+
+with gr.Blocks() as ui:
+    gr.Markdown("My own landing page, kept by the server")
+
+app = WebhooksServer(ui=ui, webhook_secret="my_secret_key")
+
+
+@app.add_webhook("/say_hello")
+async def hello(payload: WebhookPayload):
+    return {"message": "hello"}
+
+
+@app.add_webhook
+async def trigger_training(payload: WebhookPayload):
+    if payload.repo.type == "dataset" and payload.event.action == "update":
+        return {"training": "started"}
+    return {"repo": payload.repo.name, "type": payload.repo.type, "head_sha": payload.repo.head_sha}
+
+
+@app.add_webhook(path="/inspect_request")
+async def inspect_request(payload: WebhookPayload, request: Request):
+    body = await request.body()
+    return {
+        "headers": dict(request.headers),
+        "method": request.method,
+        "body_length": len(body),
+        "scope": payload.event.scope,
+    }
+
+
+def write_marker(text: str) -> None:
+    Path(os.environ["MARKER_FILE"]).write_text(text)
+
+
+@app.add_webhook(path="later")
+def with_background_task(payload: WebhookPayload, background_tasks: BackgroundTasks):
+    background_tasks.add_task(write_marker, "background task ran for " + payload.repo.name)
+    return {"status": "accepted"}
+
+
+app.launch()
+"""
+
+REFERENCE_DECORATOR_SCRIPT = """\
+from huggingface_hub import webhook_endpoint, WebhookPayload
+
+
+@webhook_endpoint
+async def trigger_training(payload: WebhookPayload):
+    if payload.repo.type == "dataset" and payload.event.action == "update":
+        return {"training": "started"}
+    return {"training": "not needed", "repo": payload.repo.name}
+
+
+@webhook_endpoint("team/notify")
+def notify(payload: WebhookPayload):
+    return {"scope": payload.event.scope, "action": payload.event.action}
+
+# No launch(): the reference starts the server when the script ends (atexit).
+"""
+
+
+def ported(script: str) -> str:
+    """The one change a user makes: import from `lib` instead of `huggingface_hub`."""
+    lines = script.splitlines(keepends=True)
+    changed = [line.replace("from huggingface_hub import", "from lib import", 1) for line in lines]
+    assert sum(a != b for a, b in zip(lines, changed, strict=True)) == 1, "exactly one line must change"
+    return "".join(changed)
+
+
+def prepare_script(folder: Path, script: str, **env: str | None) -> tuple[Path, dict[str, str]]:
+    """Lay out `script` as a Space's app.py, with `lib` next to it and the data in `folder`."""
+    space = make_space(folder / "space", handlers={})
+    (space / "app.py").write_text(ported(script))
+    return space, base_env(folder / "data", **env)
+
+
+def post(app: RunningApp, path: str, body: bytes, *, secret: str | None = SECRET, **headers: str) -> httpx.Response:
+    return app.post(path, body, secret=secret, headers={"webhook-id": uuid.uuid4().hex, **headers})
+
+
+# --- the two scripts, started side by side (a start is mostly waiting on imports) ------------------------
+
+
+@pytest.fixture(scope="module")
+def scripts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    server_folder = tmp_path_factory.mktemp("compat-server")
+    marker = server_folder / "marker.txt"
+    server = prepare_script(server_folder, REFERENCE_SERVER_SCRIPT, WEBHOOK_SECRET=None, MARKER_FILE=str(marker))
+    decorator = prepare_script(
+        tmp_path_factory.mktemp("compat-decorator"), REFERENCE_DECORATOR_SCRIPT, WEBHOOK_SECRET=SECRET
+    )
+    with ThreadPoolExecutor(2) as pool:
+        futures = {"server": pool.submit(start_app, *server), "decorator": pool.submit(start_app, *decorator)}
+    started = {name: future.result() for name, future in futures.items() if future.exception() is None}
+    try:
+        for future in futures.values():
+            future.result()  # re-raise a failed start, after the finally below stops the others
+        yield {**started, "marker": marker}
+    finally:
+        for app in started.values():
+            app.stop()
+
+
+@pytest.fixture(scope="module")
+def server_script(scripts: dict[str, Any]) -> tuple[RunningApp, Path]:
+    return scripts["server"], scripts["marker"]
+
+
+# --- a WebhooksServer script -------------------------------------------------------------------------
+
+
+def test_a_path_given_with_a_slash(server_script: tuple[RunningApp, Path]) -> None:
+    app, _ = server_script
+    response = post(app, "/webhooks/say_hello", fixture_body(CONTENT_FIXTURE))
+    assert response.status_code == 200
+    assert response.json() == {"message": "hello"}
+
+
+def test_the_function_name_as_path_and_head_sha_kept(server_script: tuple[RunningApp, Path]) -> None:
+    app, _ = server_script
+    response = post(app, "/webhooks/trigger_training", fixture_body(CONTENT_FIXTURE))
+    assert response.status_code == 200
+    expected = fixture_json(CONTENT_FIXTURE)["repo"]
+    assert response.json() == {"repo": expected["name"], "type": "space", "head_sha": expected["headSha"]}
+
+
+def test_the_handler_gets_the_request_without_the_secret(server_script: tuple[RunningApp, Path]) -> None:
+    app, _ = server_script
+    body = fixture_body("discussion-create-with-comment.json")
+    response = post(app, "/webhooks/inspect_request", body, **{"user-agent": "HF-webhooks"})
+
+    assert response.status_code == 200
+    seen = response.json()
+    assert (seen["method"], seen["body_length"], seen["scope"]) == ("POST", len(body), "discussion")
+    assert seen["headers"]["user-agent"] == "HF-webhooks"
+    assert "webhook-id" in seen["headers"]
+    assert "x-webhook-secret" not in seen["headers"]
+    assert SECRET not in response.text
+
+
+def test_background_tasks_run(server_script: tuple[RunningApp, Path]) -> None:
+    app, marker = server_script
+    response = post(app, "/webhooks/later", fixture_body("discussion-create-pr-opened.json"))
+    assert response.status_code == 200
+    assert response.json() == {"status": "accepted"}
+    text = wait_until(lambda: marker.exists() and marker.read_text(), message="the background task")
+    assert text == "background task ran for openai-community/gpt2"
+
+
+def test_the_secret_given_to_the_constructor_is_enforced(server_script: tuple[RunningApp, Path]) -> None:
+    app, _ = server_script
+    body = fixture_body(CONTENT_FIXTURE)
+    assert post(app, "/webhooks/say_hello", body, secret=None).status_code == 401
+    assert post(app, "/webhooks/say_hello", body, secret="not-it").status_code == 403
+
+
+def test_the_script_ui_is_the_landing_page_and_urls_are_printed(server_script: tuple[RunningApp, Path]) -> None:
+    app, _ = server_script
+    assert "My own landing page, kept by the server" in httpx.get(app.url + "/config").text
+    logs = app.logs()
+    assert "Webhooks are correctly setup and ready to use:" in logs
+    for path in ("say_hello", "trigger_training", "inspect_request", "later"):
+        assert f"POST {app.url}/webhooks/{path}" in logs
+    assert SECRET not in logs
+
+
+# --- a webhook_endpoint script launched at exit ---------------------------------------------------------
+
+
+def test_a_webhook_endpoint_script_starts_at_exit(scripts: dict[str, Any]) -> None:
+    app = scripts["decorator"]
+    response = post(app, "/webhooks/trigger_training", fixture_body(CONTENT_FIXTURE))
+    assert response.status_code == 200
+    assert response.json() == {"training": "not needed", "repo": fixture_json(CONTENT_FIXTURE)["repo"]["name"]}
+
+    response = post(app, "/webhooks/team/notify", fixture_body("discussion-create-pr-opened.json"))
+    assert response.status_code == 200
+    assert response.json() == {"scope": "discussion", "action": "create"}
+
+    assert post(app, "/webhooks/team/notify", b"{}", secret=None).status_code == 401
+
+
+# --- in process: the registration API ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[WebhooksServer]:
+    for name in ("WEBHOOK_SECRET", "SPACE_ID", "SPACE_HOST", "GRADIO_SHARE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    server = WebhooksServer(None, "in-process-secret")
+    yield server
+    server.close()
+
+
+def test_the_public_names_of_the_reference_exist() -> None:
+    modules = {"huggingface_hub._webhooks_payload", "huggingface_hub._webhooks_server"}
+    names = [
+        name
+        for name in huggingface_hub.__all__
+        if getattr(getattr(huggingface_hub, name), "__module__", None) in modules
+    ]
+    assert {"WebhooksServer", "webhook_endpoint", "WebhookPayload"} <= set(names)
+    assert [name for name in names if not hasattr(lib, name)] == []
+
+
+def test_the_call_shapes_match_the_reference() -> None:
+    reference = huggingface_hub.WebhooksServer
+    ours_init = list(inspect.signature(WebhooksServer.__init__).parameters)
+    assert ours_init[:3] == list(inspect.signature(reference.__init__).parameters)  # self, ui, webhook_secret
+    assert list(inspect.signature(WebhooksServer.add_webhook).parameters)[:2] == ["self", "path"]
+    assert list(inspect.signature(WebhooksServer.launch).parameters) == ["self", "prevent_thread_lock", "launch_kwargs"]
+
+
+def test_add_webhook_returns_the_function(server: WebhooksServer) -> None:
+    async def plain(payload: WebhookPayload) -> dict[str, str]:
+        return {}
+
+    def named(payload: WebhookPayload) -> None:
+        pass
+
+    def keyword(payload: WebhookPayload) -> None:
+        pass
+
+    assert server.add_webhook(plain) is plain
+    assert server.add_webhook("/custom/")(named) is named
+    assert server.add_webhook(path="kw")(keyword) is keyword
+    assert server.registered_webhooks == {
+        "/webhooks/plain": plain,
+        "/webhooks/custom": named,
+        "/webhooks/kw": keyword,
+    }
+
+
+@pytest.mark.parametrize("second", ["same", "/same", "/same/", "webhooks/same", "/webhooks/same"])
+def test_registering_a_path_twice_raises_value_error(server: WebhooksServer, second: str) -> None:
+    server.add_webhook("same")(lambda payload: None)
+    with pytest.raises(ValueError, match="/webhooks/same already exists"):
+        server.add_webhook(second)(lambda payload: None)
+
+
+def test_the_function_name_and_an_explicit_path_collide_too(server: WebhooksServer) -> None:
+    def deploy(payload: WebhookPayload) -> None:
+        pass
+
+    server.add_webhook(deploy)
+    with pytest.raises(ValueError, match="already exists"):
+        server.add_webhook("deploy")(lambda payload: None)
+
+
+def test_a_handler_with_a_parameter_nobody_can_fill_fails_at_registration(server: WebhooksServer) -> None:
+    def needs_token(payload: WebhookPayload, token: str) -> None:
+        pass
+
+    with pytest.raises(lib.ConfigurationError, match="'token'"):
+        server.add_webhook(needs_token)
+
+
+def test_adding_after_launch_raises_runtime_error_and_serves_what_was_registered(server: WebhooksServer) -> None:
+    @server.add_webhook
+    async def before(payload: WebhookPayload) -> dict[str, Any]:
+        return {"repo": payload.repo.name, "head_sha": payload.repo.head_sha}
+
+    port = free_port()
+    server.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port)
+
+    def after(payload: WebhookPayload) -> None:
+        pass
+
+    with pytest.raises(RuntimeError, match="already running"):
+        server.add_webhook(after)
+    assert list(server.registered_webhooks) == ["/webhooks/before"]
+    assert server.webhook_urls() == {"/webhooks/before": f"http://127.0.0.1:{port}/webhooks/before"}
+
+    response = httpx.post(
+        f"http://127.0.0.1:{port}/webhooks/before",
+        content=fixture_body(CONTENT_FIXTURE),
+        headers={"x-webhook-secret": "in-process-secret"},
+        timeout=30,
+    )
+    assert response.status_code == 200
+    assert response.json()["head_sha"] == json.loads(fixture_body(CONTENT_FIXTURE))["repo"]["headSha"]

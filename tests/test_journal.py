@@ -1,0 +1,610 @@
+"""Tests of lib.journal and lib.sqlite_journal: what is recorded, what runs when, what is kept."""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from lib.errors import ConfigurationError, JournalUnavailable
+from lib.journal import Delivery, EventState, redelivery_outcome, retry_delay
+from lib.sqlite_journal import SCHEMA_VERSION, SQLiteJournal
+
+WINDOW = 600.0
+T0 = 1_800_000_000.0
+_keys = itertools.count()
+
+
+def delivery(
+    key: str | None = None,
+    *,
+    endpoint: str = "/webhooks/a",
+    repo: str = "org/model",
+    order: bool = True,
+    received_at: float = T0,
+    scope: str = "repo.content",
+    body: bytes = b'{"the": "body"}',
+) -> Delivery:
+    return Delivery(
+        endpoint=endpoint,
+        delivery_key=key or f"id:{next(_keys)}",
+        webhook_id=None,
+        received_at=received_at,
+        headers={"content-type": "application/json"},
+        query="",
+        body=body,
+        scope=scope,
+        action="update",
+        repo_name=repo,
+        repo_type="model",
+        order_key=f"{endpoint} model/{repo}" if order else None,
+    )
+
+
+@pytest.fixture
+def journal(tmp_path: Path):
+    journal = SQLiteJournal(tmp_path / "data" / "journal.sqlite3")
+    yield journal
+    journal.close()
+
+
+def record(journal: SQLiteJournal, d: Delivery, *, skipped: str | None = None, max_attempts: int = 3):
+    return journal.record(d, skipped_reason=skipped, max_attempts=max_attempts, duplicate_window=WINDOW)
+
+
+def claim_ids(journal: SQLiteJournal, *, now: float = T0, limit: int = 10) -> list[int]:
+    return [event.id for event in journal.claim_due(now=now, limit=limit)]
+
+
+def state(journal: SQLiteJournal, event_id: int) -> EventState:
+    event = journal.get(event_id)
+    assert event is not None
+    return event.state
+
+
+# --- redelivery decisions (pure) ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "original, finished_at, expected",
+    [
+        (EventState.QUEUED, None, "duplicate"),
+        (EventState.RUNNING, None, "duplicate"),
+        (EventState.FAILED, None, "requeue"),
+        (EventState.DEAD, T0 - 10_000, "requeue"),
+        (EventState.SUCCEEDED, T0 - 1, "duplicate"),
+        (EventState.SUCCEEDED, T0 - WINDOW, "duplicate"),
+        (EventState.SUCCEEDED, T0 - WINDOW - 1, "new"),
+        (EventState.SKIPPED, T0 - 1, "duplicate"),
+        (EventState.SKIPPED, T0 - 2 * WINDOW, "new"),
+    ],
+)
+def test_redelivery_outcome(original: EventState, finished_at: float | None, expected: str) -> None:
+    assert redelivery_outcome(original, finished_at, now=T0, window_seconds=WINDOW) == expected
+
+
+def test_retry_delay_grows_and_is_capped() -> None:
+    for attempt, ceiling in [(1, 10), (2, 20), (3, 40), (10, 100)]:
+        for _ in range(20):
+            assert ceiling / 2 <= retry_delay(attempt, base_seconds=10, max_seconds=100) <= ceiling
+
+
+# --- record -------------------------------------------------------------------------------------------
+
+
+def test_a_new_delivery_is_queued(journal: SQLiteJournal) -> None:
+    recorded = record(journal, delivery("id:1"))
+
+    event = recorded.event
+    assert recorded.outcome == "new"
+    assert recorded.original is None
+    assert (event.state, event.attempts, event.max_attempts, event.finished_at) == (EventState.QUEUED, 0, 3, None)
+    assert event.body == b'{"the": "body"}'
+    assert event.headers == {"content-type": "application/json"}
+    assert journal.get(event.id) == event
+
+
+def test_an_unwanted_delivery_is_recorded_as_skipped(journal: SQLiteJournal) -> None:
+    recorded = record(journal, delivery(), skipped="scope 'repo' is not one of ['discussion']")
+
+    assert recorded.outcome == "skipped"
+    assert recorded.event.state == EventState.SKIPPED
+    assert recorded.event.note == "scope 'repo' is not one of ['discussion']"
+    assert recorded.event.finished_at == T0
+    assert claim_ids(journal) == []
+
+
+def test_a_redelivery_of_queued_work_is_a_duplicate(journal: SQLiteJournal) -> None:
+    first = record(journal, delivery("id:x")).event
+    again = record(journal, delivery("id:x", received_at=T0 + 1))
+
+    assert again.outcome == "duplicate"
+    assert again.event.state == EventState.DUPLICATE
+    assert again.event.original_id == first.id
+    assert again.original is not None and again.original.id == first.id
+    assert "not run again" in again.event.note
+    assert claim_ids(journal) == [first.id]  # runs once
+
+
+def test_a_redelivery_while_running_is_a_duplicate(journal: SQLiteJournal) -> None:
+    first = record(journal, delivery("id:x")).event
+    claim_ids(journal)
+    again = record(journal, delivery("id:x", received_at=T0 + 1))
+    assert again.outcome == "duplicate"
+    assert (again.original.id, again.original.state) == (first.id, EventState.RUNNING)
+
+
+def test_a_redelivery_of_a_recent_success_is_a_duplicate(journal: SQLiteJournal) -> None:
+    first = record(journal, delivery("id:x")).event
+    claim_ids(journal)
+    done = journal.finish(first.id, result={"ok": True}, handler_ms=1.0)
+
+    again = record(journal, delivery("id:x", received_at=done.finished_at + 1))
+    assert again.outcome == "duplicate"
+    assert again.event.original_id == first.id
+    assert state(journal, first.id) == EventState.SUCCEEDED
+
+
+def test_a_redelivery_long_after_a_success_runs_again_as_a_new_event(journal: SQLiteJournal) -> None:
+    first = record(journal, delivery("id:x")).event
+    claim_ids(journal)
+    done = journal.finish(first.id, result=None, handler_ms=1.0)
+
+    again = record(journal, delivery("id:x", received_at=done.finished_at + WINDOW + 1))
+    assert again.outcome == "new"
+    assert again.event.id != first.id
+    assert again.event.state == EventState.QUEUED
+
+
+def test_a_redelivery_of_a_failure_requeues_the_original(journal: SQLiteJournal) -> None:
+    first = record(journal, delivery("id:x"), max_attempts=2).event
+    claim_ids(journal)
+    journal.fail(first.id, error="boom", handler_ms=1.0, retry_at=T0 + 3600)
+
+    again = record(journal, delivery("id:x", received_at=T0 + 5), max_attempts=2)
+
+    assert again.outcome == "requeued"
+    assert again.event.state == EventState.DUPLICATE
+    assert "run again" in again.event.note
+    original = journal.get(first.id)
+    assert (original.state, original.next_attempt_at, original.max_attempts) == (EventState.QUEUED, None, 3)
+    assert claim_ids(journal, now=T0 + 5) == [first.id]  # due now, not in an hour
+
+
+def test_a_redelivery_of_a_dead_event_requeues_it(journal: SQLiteJournal) -> None:
+    first = record(journal, delivery("id:x"), max_attempts=1).event
+    claim_ids(journal)
+    journal.fail(first.id, error="boom", handler_ms=1.0, retry_at=None)
+
+    again = record(journal, delivery("id:x", received_at=T0 + 5), max_attempts=1)
+    assert again.outcome == "requeued"
+    assert state(journal, first.id) == EventState.QUEUED
+    assert claim_ids(journal, now=T0 + 5) == [first.id]
+
+
+def test_delivery_keys_are_per_endpoint(journal: SQLiteJournal) -> None:
+    record(journal, delivery("id:x", endpoint="/webhooks/a"))
+    assert record(journal, delivery("id:x", endpoint="/webhooks/b")).outcome == "new"
+
+
+# --- claiming: due events, per-order-key FIFO, limits --------------------------------------------------
+
+
+def test_claiming_marks_running_and_opens_an_attempt(journal: SQLiteJournal) -> None:
+    event = record(journal, delivery()).event
+    [claimed] = journal.claim_due(now=T0, limit=5)
+
+    assert (claimed.id, claimed.state, claimed.attempts) == (event.id, EventState.RUNNING, 1)
+    [attempt] = journal.attempts(event.id)
+    assert (attempt.number, attempt.outcome, attempt.started_at, attempt.finished_at) == (1, "running", T0, None)
+    assert claim_ids(journal) == []  # not claimed twice
+
+
+def test_events_of_one_repo_run_one_at_a_time_in_arrival_order(journal: SQLiteJournal) -> None:
+    a1 = record(journal, delivery(repo="org/a")).event.id
+    a2 = record(journal, delivery(repo="org/a")).event.id
+    b1 = record(journal, delivery(repo="org/b")).event.id
+    a3 = record(journal, delivery(repo="org/a")).event.id
+
+    assert claim_ids(journal) == [a1, b1]
+    assert claim_ids(journal) == []  # a2 waits for a1
+    journal.finish(a1, result=None, handler_ms=1)
+    assert claim_ids(journal) == [a2]
+    journal.finish(a2, result=None, handler_ms=1)
+    assert claim_ids(journal) == [a3]
+
+
+def test_a_failing_event_holds_back_later_events_of_its_repo_until_it_is_dead(journal: SQLiteJournal) -> None:
+    first = record(journal, delivery(repo="org/a")).event.id
+    second = record(journal, delivery(repo="org/a")).event.id
+    claim_ids(journal)
+    journal.fail(first, error="boom", handler_ms=1, retry_at=T0 + 10)
+
+    assert claim_ids(journal, now=T0 + 1) == []  # second does not overtake the retry
+    assert claim_ids(journal, now=T0 + 10) == [first]
+    journal.fail(first, error="boom", handler_ms=1, retry_at=None)  # dead
+    assert claim_ids(journal, now=T0 + 11) == [second]
+
+
+def test_events_without_an_order_key_run_side_by_side(journal: SQLiteJournal) -> None:
+    ids = [record(journal, delivery(order=False)).event.id for _ in range(3)]
+    assert claim_ids(journal) == ids
+
+
+def test_the_same_repo_on_two_endpoints_is_not_serialised(journal: SQLiteJournal) -> None:
+    a = record(journal, delivery(endpoint="/webhooks/a")).event.id
+    b = record(journal, delivery(endpoint="/webhooks/b")).event.id
+    assert claim_ids(journal) == [a, b]
+
+
+def test_claiming_respects_the_limit_and_arrival_order(journal: SQLiteJournal) -> None:
+    ids = [record(journal, delivery(order=False)).event.id for _ in range(5)]
+    assert claim_ids(journal, limit=2) == ids[:2]
+    assert claim_ids(journal, limit=0) == []
+    assert claim_ids(journal, limit=10) == ids[2:]
+
+
+def test_a_retry_is_due_at_its_time(journal: SQLiteJournal) -> None:
+    event = record(journal, delivery()).event.id
+    claim_ids(journal)
+    failed = journal.fail(event, error="Traceback: boom", handler_ms=2.5, retry_at=T0 + 30)
+
+    assert (failed.state, failed.error, failed.next_attempt_at, failed.finished_at) == (
+        EventState.FAILED,
+        "Traceback: boom",
+        T0 + 30,
+        None,
+    )
+    assert journal.next_due_at() == T0 + 30
+    assert claim_ids(journal, now=T0 + 29) == []
+    assert claim_ids(journal, now=T0 + 30) == [event]
+    assert [a.outcome for a in journal.attempts(event)] == ["failed", "running"]
+    assert journal.attempts(event)[0].detail == "Traceback: boom"
+
+
+def test_retries_until_dead(journal: SQLiteJournal) -> None:
+    event_id = record(journal, delivery(), max_attempts=3).event.id
+    now = T0
+    for attempt in range(1, 4):
+        [event] = journal.claim_due(now=now, limit=1)
+        assert event.attempts == attempt
+        retry_at = now + 1 if event.attempts < event.max_attempts else None
+        journal.fail(event_id, error=f"boom {attempt}", handler_ms=1, retry_at=retry_at)
+        now += 1
+
+    dead = journal.get(event_id)
+    assert dead.state == EventState.DEAD
+    assert dead.finished_at is not None
+    assert dead.error == "boom 3"
+    assert [a.number for a in journal.attempts(event_id)] == [1, 2, 3]
+    assert claim_ids(journal, now=now + 10_000) == []
+    assert journal.next_due_at() is None
+
+
+def test_finish_stores_the_result(journal: SQLiteJournal) -> None:
+    event_id = record(journal, delivery()).event.id
+    claim_ids(journal)
+    done = journal.finish(event_id, result={"summary": "ok", "n": [1, 2]}, handler_ms=12.5)
+
+    assert (done.state, done.result, done.handler_ms, done.error) == (
+        EventState.SUCCEEDED,
+        {"summary": "ok", "n": [1, 2]},
+        12.5,
+        None,
+    )
+    [attempt] = journal.attempts(event_id)
+    assert (attempt.outcome, attempt.detail) == ("succeeded", '{"summary": "ok", "n": [1, 2]}')
+
+
+def test_a_result_that_is_not_json_is_stored_as_its_repr(journal: SQLiteJournal) -> None:
+    event_id = record(journal, delivery()).event.id
+    claim_ids(journal)
+    assert journal.finish(event_id, result={"when": object}, handler_ms=1).result == {"when": repr(object)}
+
+
+def test_set_ack_ms(journal: SQLiteJournal) -> None:
+    event_id = record(journal, delivery()).event.id
+    journal.set_ack_ms(event_id, 3.25)
+    assert journal.get(event_id).ack_ms == 3.25
+
+
+def test_events_left_running_by_a_crash_are_requeued(journal: SQLiteJournal) -> None:
+    running = record(journal, delivery(order=False)).event.id
+    waiting = record(journal, delivery(order=False)).event.id
+    claim_ids(journal, limit=1)
+
+    assert journal.recover_interrupted() == 1
+    assert state(journal, running) == EventState.QUEUED
+    assert state(journal, waiting) == EventState.QUEUED
+    [attempt] = journal.attempts(running)
+    assert attempt.outcome == "interrupted"
+    assert claim_ids(journal) == [running, waiting]
+    assert journal.get(running).attempts == 2
+
+
+# --- replay ------------------------------------------------------------------------------------------
+
+
+def test_replay_runs_a_finished_event_again(journal: SQLiteJournal) -> None:
+    event_id = record(journal, delivery(), max_attempts=3).event.id
+    claim_ids(journal)
+    journal.finish(event_id, result=1, handler_ms=1)
+
+    replayed = journal.replay(event_id, max_attempts=3)
+    assert (replayed.state, replayed.max_attempts, replayed.finished_at) == (EventState.QUEUED, 4, None)
+    assert claim_ids(journal) == [event_id]
+
+
+def test_replaying_a_duplicate_replays_its_original(journal: SQLiteJournal) -> None:
+    first = record(journal, delivery("id:x")).event.id
+    duplicate = record(journal, delivery("id:x")).event.id
+    claim_ids(journal)
+    journal.finish(first, result=1, handler_ms=1)
+
+    assert journal.replay(duplicate, max_attempts=2).id == first
+    assert state(journal, first) == EventState.QUEUED
+    assert state(journal, duplicate) == EventState.DUPLICATE
+
+
+def test_replaying_a_running_event_leaves_it_running(journal: SQLiteJournal) -> None:
+    event_id = record(journal, delivery()).event.id
+    claim_ids(journal)
+    assert journal.replay(event_id, max_attempts=2).state == EventState.RUNNING
+
+
+def test_replaying_an_unknown_event(journal: SQLiteJournal) -> None:
+    with pytest.raises(KeyError, match="No event 999"):
+        journal.replay(999, max_attempts=1)
+
+
+def test_replay_dead_requeues_only_that_endpoints_dead_events(journal: SQLiteJournal) -> None:
+    def dead(endpoint: str) -> int:
+        event_id = record(journal, delivery(endpoint=endpoint, order=False), max_attempts=1).event.id
+        claim_ids(journal)
+        journal.fail(event_id, error="x", handler_ms=1, retry_at=None)
+        return event_id
+
+    a1, a2, b1 = dead("/webhooks/a"), dead("/webhooks/a"), dead("/webhooks/b")
+    succeeded = record(journal, delivery(endpoint="/webhooks/a", order=False)).event.id
+    claim_ids(journal)
+    journal.finish(succeeded, result=None, handler_ms=1)
+
+    assert journal.replay_dead("/webhooks/a", max_attempts=2) == [a1, a2]
+    assert [state(journal, i) for i in (a1, a2, b1, succeeded)] == [
+        EventState.QUEUED,
+        EventState.QUEUED,
+        EventState.DEAD,
+        EventState.SUCCEEDED,
+    ]
+    assert journal.get(a1).max_attempts == 3
+    assert journal.replay_dead("/webhooks/a", max_attempts=2) == []
+
+
+# --- the console's reads -------------------------------------------------------------------------------
+
+
+def test_list_recent_filters(journal: SQLiteJournal) -> None:
+    a = record(journal, delivery(endpoint="/webhooks/a", repo="org/x", scope="repo.content")).event.id
+    b = record(journal, delivery(endpoint="/webhooks/b", repo="org/y", scope="repo.config")).event.id
+    c = record(journal, delivery(endpoint="/webhooks/a", repo="org/y", scope="discussion"), skipped="no").event.id
+    d = record(journal, delivery(endpoint="/webhooks/a", repo="org/z", scope="repo_content")).event.id
+
+    def ids(**filters: object) -> list[int]:
+        return [event.id for event in journal.list_recent(**filters)]
+
+    assert ids() == [d, c, b, a]
+    assert ids(limit=2) == [d, c]
+    assert ids(endpoint="/webhooks/a") == [d, c, a]
+    assert ids(state="skipped") == [c]
+    assert ids(repo="org/y") == [c, b]
+    assert ids(scope="repo") == [b, a]  # prefix by segment; 'repo_content' is not under 'repo'
+    assert ids(scope="repo.content") == [a]
+    assert ids(scope="repo_content") == [d]
+    assert ids(endpoint="/webhooks/a", repo="org/y") == [c]
+
+
+def test_stats(journal: SQLiteJournal) -> None:
+    old = record(journal, delivery(endpoint="/webhooks/a", received_at=T0 - 100, order=False)).event.id
+    new = record(journal, delivery(endpoint="/webhooks/a", order=False)).event.id
+    record(journal, delivery(endpoint="/webhooks/b", order=False), skipped="no")
+    claim_ids(journal)
+    journal.finish(old, result=None, handler_ms=10)
+    journal.finish(new, result=None, handler_ms=30)
+    journal.set_ack_ms(new, 2.0)
+
+    stats = journal.stats(since=T0 - 1)
+    assert stats.deliveries == 2
+    assert stats.by_state == {"succeeded": 1, "skipped": 1}
+    assert stats.by_endpoint == {"/webhooks/a": {"succeeded": 1}, "/webhooks/b": {"skipped": 1}}
+    assert (stats.ack_ms_p50, stats.handler_ms_p50) == (2.0, 30)
+    assert journal.stats(since=T0 - 1000).handler_ms_p95 == 30
+
+
+# --- retention --------------------------------------------------------------------------------------------
+
+
+def test_prune_by_age_never_touches_unfinished_or_dead_events(journal: SQLiteJournal) -> None:
+    old = T0 - 100 * 86400
+
+    def make(final: str) -> int:
+        event_id = record(journal, delivery(order=False, received_at=old), max_attempts=1).event.id
+        if final == "queued":
+            return event_id
+        claim_ids(journal, limit=1)
+        if final == "succeeded":
+            journal.finish(event_id, result=None, handler_ms=1)
+        elif final == "failed":
+            journal.fail(event_id, error="x", handler_ms=1, retry_at=T0 + 10**6)
+        elif final == "dead":
+            journal.fail(event_id, error="x", handler_ms=1, retry_at=None)
+        return event_id
+
+    running = make("running")
+    failed = make("failed")
+    dead = make("dead")
+    succeeded = make("succeeded")
+    queued = make("queued")
+    skipped = record(journal, delivery(order=False, received_at=old), skipped="unwanted").event.id
+    repeat = delivery(journal.get(succeeded).delivery_key, order=False, received_at=old)
+    duplicate = record(journal, repeat).event.id
+    assert state(journal, duplicate) == EventState.DUPLICATE
+    recent = record(journal, delivery(order=False), skipped="unwanted").event.id
+
+    removed = journal.prune(older_than=T0 - 30 * 86400, keep_max=1000)
+
+    assert removed == 3  # succeeded, skipped, duplicate
+    for gone in (succeeded, skipped, duplicate):
+        assert journal.get(gone) is None
+        assert journal.attempts(gone) == []  # attempts go with their event
+    assert [state(journal, i) for i in (queued, running, failed, dead)] == [
+        EventState.QUEUED,
+        EventState.RUNNING,
+        EventState.FAILED,
+        EventState.DEAD,
+    ]
+    assert journal.get(recent) is not None
+
+
+def test_prune_by_count_keeps_the_newest_and_every_unfinished_event(journal: SQLiteJournal) -> None:
+    finished = [record(journal, delivery(order=False), skipped="x").event.id for _ in range(5)]
+    queued = record(journal, delivery(order=False)).event.id
+    newest = record(journal, delivery(order=False), skipped="x").event.id
+
+    assert journal.prune(older_than=0, keep_max=3) == 4
+    remaining = {event.id for event in journal.list_recent()}
+    assert remaining == {finished[-1], queued, newest}
+
+
+# --- opening: survive restarts, refuse what cannot be trusted ----------------------------------------------
+
+
+def test_events_survive_closing_and_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite3"
+    first = SQLiteJournal(path)
+    event_id = record(first, delivery("id:keep")).event.id
+    first.close()
+
+    second = SQLiteJournal(path)
+    try:
+        assert second.get(event_id).delivery_key == "id:keep"
+        assert record(second, delivery("id:keep")).outcome == "duplicate"
+    finally:
+        second.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_garbage_file_is_refused_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite3"
+    path.write_bytes(b"this is not a database at all\x00" * 200)
+
+    with pytest.raises(ConfigurationError) as caught:
+        SQLiteJournal(path)
+    message = str(caught.value)
+    assert str(path) in message
+    assert "move it aside" in message
+    assert path.read_bytes().startswith(b"this is not a database")  # never replaced
+
+
+def test_a_damaged_journal_is_refused_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite3"
+    journal = SQLiteJournal(path)
+    for _ in range(50):
+        record(journal, delivery(body=b"x" * 2000))
+    journal.close()
+    data = bytearray(path.read_bytes())
+    assert len(data) > 8 * 4096
+    data[2 * 4096 : 6 * 4096] = b"\xa5" * (4 * 4096)  # trash pages of the events table
+    path.write_bytes(bytes(data))
+
+    with pytest.raises(ConfigurationError) as caught:
+        SQLiteJournal(path)
+    assert str(path) in str(caught.value)
+
+
+def test_a_journal_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite3"
+    SQLiteJournal(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+
+    with pytest.raises(ConfigurationError) as caught:
+        SQLiteJournal(path)
+    message = str(caught.value)
+    assert str(path) in message
+    assert f"newer version of this app (schema {SCHEMA_VERSION + 1})" in message
+
+
+def test_another_sqlite_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE users (name TEXT)")
+
+    with pytest.raises(ConfigurationError, match="not an event journal"):
+        SQLiteJournal(path)
+
+
+def test_an_unusable_folder_is_refused(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a folder should be")
+    with pytest.raises(ConfigurationError, match="cannot be used"):
+        SQLiteJournal(blocker / "journal.sqlite3")
+
+
+# --- size cap --------------------------------------------------------------------------------------------
+
+
+def test_a_full_journal_refuses_with_503_and_writes_nothing_half(tmp_path: Path) -> None:
+    journal = SQLiteJournal(tmp_path / "journal.sqlite3", max_bytes=96 * 1024)
+    try:
+        failing = record(journal, delivery("id:failing", order=False), max_attempts=1).event.id
+        claim_ids(journal)
+        journal.fail(failing, error="x", handler_ms=1, retry_at=None)
+
+        recorded = 0
+        with pytest.raises(JournalUnavailable) as caught:
+            for _ in range(1000):
+                record(journal, delivery(order=False, body=b"y" * 3000))
+                recorded += 1
+        assert caught.value.status_code == 503
+        assert recorded > 0
+        count_before = len(journal.list_recent(limit=10_000))
+
+        # A redelivery of the dead event would requeue it and insert a row: with no room for the
+        # row, the requeue must not happen either.
+        with pytest.raises(JournalUnavailable):
+            record(journal, delivery("id:failing", order=False, body=b"z" * 20_000), max_attempts=1)
+        assert state(journal, failing) == EventState.DEAD
+        assert len(journal.list_recent(limit=10_000)) == count_before
+
+        # Reads and small writes still work; pruning makes room again.
+        assert journal.get(failing) is not None
+        removed = journal.prune(older_than=T0 + 1, keep_max=10_000)
+        assert removed == 0  # nothing is finished: queued events are never pruned to make room
+    finally:
+        journal.close()
+    with sqlite3.connect(tmp_path / "journal.sqlite3") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_no_cap_by_default(tmp_path: Path) -> None:
+    journal = SQLiteJournal(tmp_path / "journal.sqlite3")
+    try:
+        for _ in range(30):
+            record(journal, delivery(order=False, body=b"y" * 10_000))
+        assert len(journal.list_recent()) == 30
+    finally:
+        journal.close()
+
+
+def test_reads_from_another_thread_see_committed_writes(journal: SQLiteJournal) -> None:
+    event_id = record(journal, delivery()).event.id
+    seen: list[object] = []
+    thread = threading.Thread(target=lambda: seen.append(journal.get(event_id)))
+    thread.start()
+    thread.join()
+    assert seen[0] is not None and seen[0].id == event_id

@@ -1,0 +1,268 @@
+"""Tests of lib.settings: every variable, its default, and a bad value stopping the start by name."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from apprunner import base_env, make_space
+
+from lib import settings as settings_module
+from lib.errors import ConfigurationError
+from lib.settings import Settings, default_data_dir, parse_secrets
+
+NUMERIC_VARIABLES = [
+    "WEBHOOK_MAX_BODY_BYTES",
+    "WEBHOOK_ACK_BUDGET",
+    "WEBHOOK_HANDLER_TIMEOUT",
+    "WEBHOOK_MAX_ATTEMPTS",
+    "WEBHOOK_RETRY_BASE",
+    "WEBHOOK_RETRY_MAX",
+    "WEBHOOK_CONCURRENCY",
+    "WEBHOOK_DUPLICATE_WINDOW",
+    "WEBHOOK_RETENTION_DAYS",
+    "WEBHOOK_RETENTION_MAX_EVENTS",
+    "WEBHOOK_JOURNAL_MAX_BYTES",
+]
+INTEGER_VARIABLES = [
+    "WEBHOOK_MAX_BODY_BYTES",
+    "WEBHOOK_MAX_ATTEMPTS",
+    "WEBHOOK_CONCURRENCY",
+    "WEBHOOK_RETENTION_MAX_EVENTS",
+    "WEBHOOK_JOURNAL_MAX_BYTES",
+]
+
+
+def settings(**environ: str) -> Settings:
+    return Settings.from_env({"DATA_DIR": "/tmp/unused-data-dir", **environ})
+
+
+# --- defaults ---------------------------------------------------------------------------------
+
+
+def test_defaults_suit_a_free_space() -> None:
+    s = settings()
+
+    assert s.webhook_secrets == ()
+    assert not s.secret_configured
+    assert s.max_body_bytes == 1024 * 1024
+    assert s.ack_budget_seconds == 5.0
+    assert s.handler_timeout_seconds == 300.0
+    assert s.max_attempts == 5
+    assert (s.retry_base_seconds, s.retry_max_seconds) == (10.0, 3600.0)
+    assert s.concurrency == 4
+    assert s.duplicate_window_seconds == 600.0
+    assert s.order_per_repo is True
+    assert (s.retention_days, s.retention_max_events) == (30.0, 10_000)
+    assert s.journal_max_bytes is None
+    assert (s.space_id, s.space_host) == (None, None)
+    assert s.data_dir == Path("/tmp/unused-data-dir")
+    assert s.journal_path == Path("/tmp/unused-data-dir/journal.sqlite3")
+
+
+def test_every_variable_is_read() -> None:
+    s = settings(
+        WEBHOOK_SECRET="abc",
+        WEBHOOK_MAX_BODY_BYTES="2048",
+        WEBHOOK_ACK_BUDGET="0",
+        WEBHOOK_HANDLER_TIMEOUT="1.5",
+        WEBHOOK_MAX_ATTEMPTS="2",
+        WEBHOOK_RETRY_BASE="0.5",
+        WEBHOOK_RETRY_MAX="7",
+        WEBHOOK_CONCURRENCY="9",
+        WEBHOOK_DUPLICATE_WINDOW="0",
+        WEBHOOK_ORDER_PER_REPO="off",
+        WEBHOOK_RETENTION_DAYS="1.5",
+        WEBHOOK_RETENTION_MAX_EVENTS="12",
+        WEBHOOK_JOURNAL_MAX_BYTES="1048576",
+        SPACE_ID="owner/name",
+        SPACE_HOST="owner-name.hf.space",
+    )
+
+    assert s.webhook_secrets == ("abc",)
+    assert s.max_body_bytes == 2048
+    assert s.ack_budget_seconds == 0
+    assert s.handler_timeout_seconds == 1.5
+    assert s.max_attempts == 2
+    assert (s.retry_base_seconds, s.retry_max_seconds) == (0.5, 7.0)
+    assert s.concurrency == 9
+    assert s.duplicate_window_seconds == 0
+    assert s.order_per_repo is False
+    assert (s.retention_days, s.retention_max_events) == (1.5, 12)
+    assert s.journal_max_bytes == 1048576
+    assert (s.space_id, s.space_host) == ("owner/name", "owner-name.hf.space")
+
+
+def test_blank_numbers_mean_the_default() -> None:
+    s = settings(WEBHOOK_MAX_ATTEMPTS="  ", WEBHOOK_ACK_BUDGET="", SPACE_ID="", SPACE_HOST="")
+    assert (s.max_attempts, s.ack_budget_seconds, s.space_id, s.space_host) == (5, 5.0, None, None)
+
+
+def test_overrides_win_over_the_environment() -> None:
+    s = Settings.from_env({"WEBHOOK_MAX_ATTEMPTS": "3"}, max_attempts=8, data_dir=Path("/x"))
+    assert (s.max_attempts, s.data_dir) == (8, Path("/x"))
+
+
+@pytest.mark.parametrize("value", ["1", "true", "YES", " on "])
+def test_booleans_true(value: str) -> None:
+    assert settings(WEBHOOK_ORDER_PER_REPO=value).order_per_repo is True
+
+
+@pytest.mark.parametrize("value", ["0", "False", "no", "OFF"])
+def test_booleans_false(value: str) -> None:
+    assert settings(WEBHOOK_ORDER_PER_REPO=value).order_per_repo is False
+
+
+# --- bad values name their variable ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NUMERIC_VARIABLES)
+@pytest.mark.parametrize("value", ["abc", "-1", "nan", "inf", "1,5", "5s"])
+def test_a_bad_number_names_its_variable(name: str, value: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        settings(**{name: value})
+    assert name in str(caught.value)
+    assert repr(value) in str(caught.value)
+
+
+@pytest.mark.parametrize("name", INTEGER_VARIABLES)
+def test_a_fraction_is_refused_where_a_count_is_expected(name: str) -> None:
+    with pytest.raises(ConfigurationError, match=name):
+        settings(**{name: "2.5"})
+
+
+@pytest.mark.parametrize(
+    "name", ["WEBHOOK_MAX_BODY_BYTES", "WEBHOOK_MAX_ATTEMPTS", "WEBHOOK_CONCURRENCY", "WEBHOOK_RETENTION_MAX_EVENTS"]
+)
+def test_zero_is_refused_where_at_least_one_is_needed(name: str) -> None:
+    with pytest.raises(ConfigurationError, match=name):
+        settings(**{name: "0"})
+
+
+def test_a_journal_cap_too_small_to_hold_anything_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="WEBHOOK_JOURNAL_MAX_BYTES"):
+        settings(WEBHOOK_JOURNAL_MAX_BYTES="4096")
+
+
+def test_zero_handler_timeout_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="WEBHOOK_HANDLER_TIMEOUT"):
+        settings(WEBHOOK_HANDLER_TIMEOUT="0")
+
+
+@pytest.mark.parametrize("value", ["maybe", "2", "y e s"])
+def test_a_bad_boolean_names_its_variable(value: str) -> None:
+    with pytest.raises(ConfigurationError, match="WEBHOOK_ORDER_PER_REPO"):
+        settings(WEBHOOK_ORDER_PER_REPO=value)
+
+
+@pytest.mark.parametrize("value", ["25", "29.9", "1000"])
+def test_ack_budget_must_stay_under_the_hub_timeout(value: str) -> None:
+    with pytest.raises(ConfigurationError, match="WEBHOOK_ACK_BUDGET") as caught:
+        settings(WEBHOOK_ACK_BUDGET=value)
+    assert "30 s" in str(caught.value)
+
+
+def test_ack_budget_just_under_the_limit_is_accepted() -> None:
+    assert settings(WEBHOOK_ACK_BUDGET="24.9").ack_budget_seconds == 24.9
+
+
+def test_ack_budget_override_is_checked_too() -> None:
+    with pytest.raises(ConfigurationError, match="WEBHOOK_ACK_BUDGET"):
+        Settings.from_env({}, ack_budget_seconds=30.0)
+
+
+# --- secrets ----------------------------------------------------------------------------------
+
+
+def test_unset_secret_leaves_the_endpoints_open() -> None:
+    assert parse_secrets(None) == ()
+
+
+@pytest.mark.parametrize("raw", ["", "   ", ",", "a,,b", "a,", ",a", "a, ,b"])
+def test_an_empty_secret_is_a_configuration_error(raw: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        settings(WEBHOOK_SECRET=raw)
+    message = str(caught.value)
+    assert "WEBHOOK_SECRET" in message
+    assert "empty" in message
+
+
+def test_secrets_are_split_on_commas_and_trimmed() -> None:
+    s = settings(WEBHOOK_SECRET=" old-secret , new-secret,third ")
+    assert s.webhook_secrets == ("old-secret", "new-secret", "third")
+    assert s.secret_configured
+
+
+def test_a_space_inside_a_secret_is_kept() -> None:
+    assert parse_secrets("two words") == ("two words",)
+
+
+@pytest.mark.parametrize("raw", ["pässwort", "tab\there", "new\nline"])
+def test_a_secret_that_cannot_travel_in_a_header_is_refused_without_echoing_it(raw: str) -> None:
+    with pytest.raises(ConfigurationError, match="WEBHOOK_SECRET") as caught:
+        settings(WEBHOOK_SECRET=raw)
+    assert raw not in str(caught.value)
+
+
+def test_the_error_for_a_constructor_argument_names_the_argument() -> None:
+    with pytest.raises(ConfigurationError, match="webhook_secret"):
+        parse_secrets("", source="webhook_secret")
+
+
+def test_secrets_stay_out_of_the_repr() -> None:
+    s = settings(WEBHOOK_SECRET="hunter2-very-secret")
+    assert "hunter2-very-secret" not in repr(s)
+    assert "hunter2-very-secret" not in str(s)
+
+
+# --- data dir and persistence -----------------------------------------------------------------
+
+
+def test_data_dir_variable_wins(tmp_path: Path) -> None:
+    assert default_data_dir({"DATA_DIR": str(tmp_path)}) == tmp_path
+
+
+def test_data_dir_falls_back_to_persistent_storage_when_mounted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(settings_module, "PERSISTENT_STORAGE", tmp_path)
+    assert default_data_dir({}) == tmp_path
+    assert default_data_dir({"DATA_DIR": ""}) == tmp_path
+
+
+def test_data_dir_falls_back_to_a_local_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(settings_module, "PERSISTENT_STORAGE", tmp_path / "not-mounted")
+    assert default_data_dir({}) == Path("data")
+
+
+def test_journal_is_persistent_outside_a_space() -> None:
+    assert settings().journal_is_persistent
+
+
+def test_journal_on_a_space_without_persistent_storage_is_not_persistent() -> None:
+    assert not settings(SPACE_ID="owner/name", DATA_DIR="/tmp/space-data").journal_is_persistent
+
+
+def test_journal_on_a_space_under_data_is_persistent() -> None:
+    assert settings(SPACE_ID="owner/name", DATA_DIR="/data/webhooks").journal_is_persistent
+
+
+# --- the real app refuses to start ------------------------------------------------------------
+
+
+def test_the_app_exits_with_a_message_naming_webhook_secret_when_it_is_empty(tmp_path: Path) -> None:
+    folder = make_space(tmp_path / "space", handlers={})
+    result = subprocess.run(
+        [sys.executable, "app.py"],
+        cwd=folder,
+        env=base_env(tmp_path / "data", WEBHOOK_SECRET="", GRADIO_SERVER_PORT="1"),
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "WEBHOOK_SECRET is set but empty" in output
