@@ -1,6 +1,7 @@
 """The Space's landing page: which URL to give the Hub, for each endpoint, and how.
 
 Public by design: it shows whether a secret is set (never its value) and never shows an event.
+Events live behind the console tab (`lib.console`), which opens only for the operator.
 """
 
 from __future__ import annotations
@@ -103,7 +104,9 @@ def setup_markdown(server: WebhooksServer) -> str:
 
 
 def build_landing_page(server: WebhooksServer) -> gr.Blocks:
-    """The public page: status, endpoints, configuration steps."""
+    """The public page (status, endpoints, configuration steps) and the operator's locked console."""
+    from .console import build_console
+
     settings = server.settings
     with gr.Blocks(title="Hub webhooks", analytics_enabled=False) as page:
         gr.HTML(f"<style>{CSS}</style>", padding=False)
@@ -127,4 +130,6 @@ def build_landing_page(server: WebhooksServer) -> gr.Blocks:
             gr.Markdown(endpoints_markdown(server), elem_id="endpoints")
         with gr.Tab("Set up on the Hub"):
             gr.Markdown(setup_markdown(server), elem_id="setup")
+        with gr.Tab("Console 🔒", id="console-tab"):
+            build_console(server, page)
     return page

@@ -150,9 +150,7 @@ def test_base_payload_with_documented_repo() -> None:
     )
     assert p.repo.head_sha == FRAGMENT_HEAD_SHA
     assert p.repo.tags is None and p.repo.subdomain is None
-    assert (
-        p.repo.url is not None and p.repo.url.api == "https://huggingface.co/api/models/some-user/some-repo"
-    )
+    assert p.repo.url is not None and p.repo.url.api == "https://huggingface.co/api/models/some-user/some-repo"
 
 
 def test_repo_with_tags_from_2025() -> None:
