@@ -362,6 +362,14 @@ class SQLiteJournal:
                 "detail = 'the app stopped while this attempt ran' WHERE outcome = 'running'",
                 (now,),
             )
+            # An event whose last allowed attempt was cut short may be what crashed the process:
+            # running it again on every start would crash every start, so it is left dead instead.
+            connection.execute(
+                "UPDATE events SET state = 'dead', finished_at = ?, error = 'The app stopped during the last "
+                "allowed attempt (did the handler crash the process?). Replay it once fixed.' "
+                "WHERE state = 'running' AND attempts >= max_attempts",
+                (now,),
+            )
             return connection.execute("UPDATE events SET state = 'queued' WHERE state = 'running'").rowcount
 
     # --- the console --------------------------------------------------------------------------

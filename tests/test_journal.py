@@ -608,3 +608,17 @@ def test_reads_from_another_thread_see_committed_writes(journal: SQLiteJournal) 
     thread.start()
     thread.join()
     assert seen[0] is not None and seen[0].id == event_id
+
+
+def test_an_event_cut_short_on_its_last_attempt_is_left_dead_not_rerun_forever(journal: SQLiteJournal) -> None:
+    """A handler that kills the process would otherwise crash every restart."""
+    poison = journal.record(delivery(order=False), skipped_reason=None, max_attempts=1, duplicate_window=0).event.id
+    claim_ids(journal, limit=1)
+
+    assert journal.recover_interrupted() == 0
+    dead = journal.get(poison)
+    assert dead.state == EventState.DEAD
+    assert "stopped during the last allowed attempt" in dead.error
+    assert claim_ids(journal) == []
+    journal.replay(poison, max_attempts=1)
+    assert claim_ids(journal) == [poison]
