@@ -111,16 +111,20 @@ async def call_handler(
     event: EventRecord,
     *,
     executor: Executor,
+    payload: WebhookPayload | None = None,
 ) -> Any:
     """Run one attempt: the handler, then the background tasks it queued, and return its result.
 
     A plain `def` runs in `executor` so it cannot block the event loop; it keeps the caller's
-    context variables (the event id in log lines).
+    context variables (the event id in log lines). `payload`, when the request already parsed
+    the body, saves parsing it again.
     """
     kwargs: dict[str, Any] = {}
     background = BackgroundTasks()
     for argument in plan:
-        if argument.kind == "model":
+        if argument.kind == "model" and payload is not None and argument.model is WebhookPayload:
+            kwargs[argument.name] = payload
+        elif argument.kind == "model":
             kwargs[argument.name] = argument.model.model_validate_json(event.body)  # type: ignore[union-attr]
         elif argument.kind == "dict":
             kwargs[argument.name] = json.loads(event.body)

@@ -152,13 +152,27 @@ class Journal(Protocol):
     """The calls made on the journal. Implementations must be safe to call from several threads."""
 
     def record(
-        self, delivery: Delivery, *, skipped_reason: str | None, max_attempts: int, duplicate_window: float
+        self,
+        delivery: Delivery,
+        *,
+        skipped_reason: str | None,
+        max_attempts: int,
+        duplicate_window: float,
+        start_if_idle: bool = False,
     ) -> Recorded:
-        """Write a delivery in one transaction, deciding new / skipped / duplicate / requeued."""
+        """Write a delivery in one transaction, deciding new / skipped / duplicate / requeued.
+
+        With `start_if_idle`, a new event whose order key has nothing unfinished is written as
+        already running (attempt 1), so the caller runs it without going through the queue.
+        """
         ...
 
     def claim_due(self, *, now: float, limit: int) -> list[EventRecord]:
         """Mark up to `limit` due events running (respecting per-order-key FIFO) and return them."""
+        ...
+
+    def claim_next(self, order_key: str, *, now: float) -> int | None:
+        """Claim the oldest unfinished event of `order_key` if it may run now; its id, or None."""
         ...
 
     def next_due_at(self) -> float | None:
@@ -172,6 +186,10 @@ class Journal(Protocol):
         ...
 
     def set_ack_ms(self, event_id: int, ack_ms: float) -> None: ...
+
+    async def durable(self) -> None:
+        """Return once the writes made so far are safe from a crash of the process."""
+        ...
 
     def recover_interrupted(self) -> int:
         """Put events left running by a crash back in the queue; returns how many."""

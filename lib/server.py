@@ -25,6 +25,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope, Send
 
 from . import tunnel
 from .auth import verify_secret
@@ -32,10 +33,11 @@ from .delivery import build_delivery
 from .errors import WebhookError
 from .events import Events
 from .hub import own_commits
-from .journal import EventState, Journal, Recorded
+from .journal import Delivery, EventState, Journal, Recorded
 from .logs import configure_logging, current_event_id
 from .loop_guard import loop_guard_rejection
 from .parsing import BadRequest, check_declared_length, parse_payload, read_limited
+from .payload import WebhookPayload
 from .registry import Endpoint, discover_handlers, webhook_path
 from .settings import Settings, parse_secrets
 from .sqlite_journal import SQLiteJournal
@@ -184,6 +186,24 @@ class WebhooksServer:
 
     # --- the request path ---------------------------------------------------------------------
 
+    async def asgi_app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """What uvicorn serves: a POST to a webhook path goes straight to `receive`, the rest to FastAPI.
+
+        Webhook deliveries skip the FastAPI and Gradio middleware stacks (several layers per
+        request for features they do not use); the landing page, the docs and any route a user
+        adds to `fastapi_app` are served as usual.
+        """
+        endpoint = self.endpoints.get(scope["path"]) if scope["type"] == "http" else None
+        if endpoint is None or scope["method"] != "POST":
+            await self.fastapi_app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        try:
+            response = await self.receive(endpoint, request)
+        except WebhookError as exc:
+            response = await _answer_error(request, exc)
+        await response(scope, receive, send)
+
     def _receiver(self, endpoint: Endpoint) -> Callable[[Request], Any]:
         async def receive(request: Request) -> Response:
             return await self.receive(endpoint, request)
@@ -209,18 +229,13 @@ class WebhooksServer:
         delivery = build_delivery(
             endpoint=endpoint.path,
             headers=request.headers,
-            query_string=request.url.query,
+            query_string=request.scope["query_string"].decode("latin-1"),
             body=body,
             payload=payload,
             order_per_repo=settings.order_per_repo,
         )
-        recorded = self.journal.record(
-            delivery,
-            skipped_reason=endpoint.events.rejection(payload)
-            or loop_guard_rejection(payload, own_commits(settings.data_dir)),
-            max_attempts=settings.max_attempts,
-            duplicate_window=settings.duplicate_window_seconds,
-        )
+        recorded = self._record(endpoint, delivery, payload)
+        await self.journal.durable()
         token = current_event_id.set(recorded.event.id)
         try:
             response = await self._acknowledge(recorded)
@@ -242,6 +257,35 @@ class WebhooksServer:
             current_event_id.reset(token)
         response.headers[EVENT_ID_HEADER] = str(recorded.event.id)
         return response
+
+    def _record(self, endpoint: Endpoint, delivery: Delivery, payload: WebhookPayload) -> Recorded:
+        """Journal the delivery and, when its repository has nothing pending, start its handler now."""
+        settings, worker = self.settings, self.worker
+        reserved = worker is not None and worker.reserve()
+        try:
+            recorded = self.journal.record(
+                delivery,
+                skipped_reason=endpoint.events.rejection(payload)
+                or loop_guard_rejection(payload, own_commits(settings.data_dir)),
+                max_attempts=settings.max_attempts,
+                duplicate_window=settings.duplicate_window_seconds,
+                start_if_idle=reserved,
+            )
+        except BaseException:
+            if reserved:
+                worker.release()  # type: ignore[union-attr]
+            raise
+        if worker is not None:
+            if recorded.event.state == EventState.RUNNING:
+                worker.start_now(recorded.event, payload)
+            else:
+                if reserved:
+                    worker.release()
+                if recorded.event.state == EventState.QUEUED:
+                    worker.queued(recorded.event, payload)
+                elif recorded.outcome == "requeued":
+                    worker.notify()
+        return recorded
 
     async def _acknowledge(self, recorded: Recorded) -> Response:
         event = recorded.event
@@ -267,7 +311,6 @@ class WebhooksServer:
         if worker is None:
             return JSONResponse({"status": "queued", "event_id": event_id}, status_code=202)
         future = worker.outcome(event_id)
-        worker.notify()
         try:
             outcome = await asyncio.wait_for(asyncio.shield(future), self.settings.ack_budget_seconds)
         except TimeoutError:
@@ -348,7 +391,9 @@ class WebhooksServer:
         mount_options.setdefault("footer_links", [])
         gr.mount_gradio_app(self.fastapi_app, blocks, path="/", server_name=host, server_port=port, **mount_options)
 
-        config = uvicorn.Config(self.fastapi_app, host=host, port=port, log_level="warning", lifespan="on")
+        config = uvicorn.Config(
+            self.asgi_app, host=host, port=port, log_level="warning", lifespan="on", interface="asgi3"
+        )
         self._uvicorn = uvicorn.Server(config)
         self._print_urls()
         if prevent_thread_lock:

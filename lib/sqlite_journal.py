@@ -8,6 +8,8 @@ thread so they never wait behind the request path.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import sqlite3
@@ -67,6 +69,7 @@ CREATE INDEX IF NOT EXISTS events_pending ON events (state, next_attempt_at)
     WHERE state IN ('queued', 'running', 'failed');
 CREATE INDEX IF NOT EXISTS events_by_order ON events (order_key, id)
     WHERE state IN ('queued', 'running', 'failed');
+CREATE INDEX IF NOT EXISTS events_running ON events (order_key) WHERE state = 'running';
 CREATE TABLE IF NOT EXISTS attempts (
     event_id INTEGER NOT NULL REFERENCES events (id) ON DELETE CASCADE,
     number INTEGER NOT NULL,
@@ -78,13 +81,17 @@ CREATE TABLE IF NOT EXISTS attempts (
 );
 """
 
-CLAIMABLE = """
+# Each condition repeats `state IN ('queued', 'running', 'failed')`: SQLite only uses a partial
+# index when the query restates the index's own condition, and without it every claim would scan
+# every event (bodies included) ever recorded.
+UNFINISHED = "state IN ('queued', 'running', 'failed')"
+CLAIMABLE = f"""
 SELECT id FROM events AS e
-WHERE e.state IN ('queued', 'failed') AND (e.next_attempt_at IS NULL OR e.next_attempt_at <= :now)
-  AND (e.order_key IS NULL OR NOT EXISTS (
-        SELECT 1 FROM events AS p
-        WHERE p.order_key = e.order_key AND p.state IN ('queued', 'running', 'failed')
-          AND (p.id < e.id OR p.state = 'running')))
+WHERE e.{UNFINISHED} AND e.state != 'running'
+  AND (e.next_attempt_at IS NULL OR e.next_attempt_at <= :now)
+  AND (e.order_key IS NULL OR (
+        e.id = (SELECT MIN(p.id) FROM events AS p WHERE p.order_key = e.order_key AND p.{UNFINISHED})
+        AND NOT EXISTS (SELECT 1 FROM events AS r WHERE r.order_key = e.order_key AND r.state = 'running')))
 ORDER BY e.id LIMIT :limit
 """
 
@@ -119,6 +126,53 @@ def _record_from_row(row: sqlite3.Row) -> EventRecord:
     )
 
 
+def _new_record(
+    event_id: int,
+    delivery: Delivery,
+    state: EventState,
+    attempts: int,
+    max_attempts: int,
+    original_id: int | None,
+    note: str | None,
+    finished_at: float | None,
+) -> EventRecord:
+    """The row just inserted, built from what was written instead of read back."""
+    return EventRecord(
+        id=event_id,
+        endpoint=delivery.endpoint,
+        delivery_key=delivery.delivery_key,
+        webhook_id=delivery.webhook_id,
+        received_at=delivery.received_at,
+        headers=dict(delivery.headers),
+        query=delivery.query,
+        body=delivery.body,
+        scope=delivery.scope,
+        action=delivery.action,
+        repo_name=delivery.repo_name,
+        repo_type=delivery.repo_type,
+        order_key=delivery.order_key,
+        is_test=delivery.is_test,
+        state=state,
+        attempts=attempts,
+        max_attempts=max_attempts,
+        next_attempt_at=None,
+        original_id=original_id,
+        note=note,
+        result=None,
+        error=None,
+        ack_ms=None,
+        handler_ms=None,
+        finished_at=finished_at,
+    )
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 def _percentile(sorted_values: list[float], fraction: float) -> float | None:
     if not sorted_values:
         return None
@@ -138,10 +192,15 @@ class SQLiteJournal:
             never replaced silently: the message says how to move it aside.
     """
 
-    def __init__(self, path: Path, *, max_bytes: int | None = None) -> None:
+    def __init__(self, path: Path, *, max_bytes: int | None = None, group_commit: bool = True) -> None:
         self.path = path
         self.max_bytes = max_bytes
+        self.group_commit = group_commit
         self._write_lock = threading.Lock()
+        self._batch_thread: int | None = None
+        self._batch_done: asyncio.Future[None] | None = None
+        self._ack_lock = threading.Lock()
+        self._pending_ack_ms: list[tuple[float, int]] = []
         self._readers = threading.local()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -185,13 +244,31 @@ class SQLiteJournal:
         return connection
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction: all of it lands or none of it does."""
+    def _transaction(self, *, grouped: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write: all of it lands or none of it does.
+
+        On a thread running an event loop, writes made during one turn of the loop share one
+        transaction, committed at the end of the turn (group commit): a commit costs far more
+        than the statements in it, and a busy receiver makes several writes per turn. Each write
+        is still all-or-nothing (a savepoint), and `durable()` waits for the commit. Elsewhere
+        (console threads, tests) each call is its own transaction.
+        """
+        if self._batch_thread == threading.get_ident():
+            with self._savepoint() as connection:
+                yield connection
+            return
+        loop = _running_loop() if grouped and self.group_commit else None
+        if loop is not None:
+            self._open_batch(loop)
+            with self._savepoint() as connection:
+                yield connection
+            return
         with self._write_lock:
             connection = self._writer
             try:
                 connection.execute("BEGIN IMMEDIATE")
                 yield connection
+                self._flush_ack_ms(connection)
                 connection.execute("COMMIT")
             except sqlite3.Error as exc:
                 if connection.in_transaction:
@@ -201,6 +278,84 @@ class SQLiteJournal:
                 if connection.in_transaction:
                     connection.execute("ROLLBACK")
                 raise
+
+    @contextmanager
+    def _savepoint(self) -> Iterator[sqlite3.Connection]:
+        connection = self._writer
+        try:
+            connection.execute("SAVEPOINT write")
+        except sqlite3.Error as exc:
+            raise JournalUnavailable(self._write_error(exc)) from None
+        try:
+            yield connection
+            connection.execute("RELEASE write")
+        except sqlite3.Error as exc:
+            error = JournalUnavailable(self._write_error(exc))
+            self._undo_savepoint(error)
+            raise error from None
+        except BaseException:
+            self._undo_savepoint(JournalUnavailable("A journal write was interrupted."))
+            raise
+
+    def _undo_savepoint(self, error: JournalUnavailable) -> None:
+        """Undo one write of a group; if SQLite already undid the whole group (disk full), fail the group."""
+        connection = self._writer
+        if connection.in_transaction:
+            connection.execute("ROLLBACK TO write")
+            connection.execute("RELEASE write")
+            return
+        done = self._batch_done
+        if done is not None and not done.done():
+            done.set_exception(error)
+            done.exception()  # retrieved here, so an unawaited group does not warn
+        if self._batch_thread is not None:
+            self._batch_thread = None
+            self._batch_done = None
+            self._write_lock.release()
+
+    def _open_batch(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Begin the transaction this turn of the loop writes into; it commits at the turn's end."""
+        self._write_lock.acquire()
+        try:
+            self._writer.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            self._write_lock.release()
+            raise JournalUnavailable(self._write_error(exc)) from None
+        self._batch_thread = threading.get_ident()
+        self._batch_done = loop.create_future()
+        loop.call_soon(self._commit_batch)
+
+    def _commit_batch(self) -> None:
+        if self._batch_thread is None:  # already committed, by close()
+            return
+        done, connection = self._batch_done, self._writer
+        try:
+            self._flush_ack_ms(connection)
+            connection.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            error = JournalUnavailable(self._write_error(exc))
+            logger.error("A group of journal writes was lost: %s", error.message)
+            if done is not None and not done.done():
+                done.set_exception(error)
+        else:
+            if done is not None and not done.done():
+                done.set_result(None)
+        finally:
+            self._batch_thread = None
+            self._batch_done = None
+            self._write_lock.release()
+
+    async def durable(self) -> None:
+        """Wait until this turn's writes are committed: what an acknowledgement promises.
+
+        Raises:
+            JournalUnavailable: the commit failed; nothing of this turn was recorded.
+        """
+        done = self._batch_done
+        if done is not None and self._batch_thread == threading.get_ident():
+            await asyncio.shield(done)
 
     def _write_error(self, exc: sqlite3.Error) -> str:
         """Say why a write failed; a full journal is the one an operator can fix by configuration."""
@@ -217,8 +372,15 @@ class SQLiteJournal:
         )
 
     def _read(self, sql: str, parameters: Any = ()) -> list[sqlite3.Row]:
+        if self._batch_thread == threading.get_ident():  # see this turn's uncommitted writes too
+            connection = self._writer
+        else:
+            connection = self._reader()
+            if self._pending_ack_ms:
+                with self._transaction():
+                    pass
         try:
-            return self._reader().execute(sql, parameters).fetchall()
+            return connection.execute(sql, parameters).fetchall()
         except sqlite3.Error as exc:
             raise JournalUnavailable(f"The event journal cannot be read ({exc}).") from None
 
@@ -229,7 +391,13 @@ class SQLiteJournal:
     # --- the request path -------------------------------------------------------------------
 
     def record(
-        self, delivery: Delivery, *, skipped_reason: str | None, max_attempts: int, duplicate_window: float
+        self,
+        delivery: Delivery,
+        *,
+        skipped_reason: str | None,
+        max_attempts: int,
+        duplicate_window: float,
+        start_if_idle: bool = False,
     ) -> Recorded:
         with self._transaction() as connection:
             original_row = connection.execute(
@@ -255,6 +423,8 @@ class SQLiteJournal:
                 state, note, original_id = (
                     (EventState.SKIPPED, skipped_reason, None) if skipped_reason else (EventState.QUEUED, None, None)
                 )
+                if state == EventState.QUEUED and start_if_idle and self._lane_is_idle(connection, delivery.order_key):
+                    state = EventState.RUNNING
             else:
                 state, original_id = EventState.DUPLICATE, original_row["id"]
                 note = (
@@ -262,11 +432,12 @@ class SQLiteJournal:
                     if decision == "requeue"
                     else f"redelivery of event {original_id}, which is {original_row['state']}: not run again"
                 )
-            finished_at = None if state == EventState.QUEUED else delivery.received_at
+            finished_at = None if state in (EventState.QUEUED, EventState.RUNNING) else delivery.received_at
+            attempts = 1 if state == EventState.RUNNING else 0
             cursor = connection.execute(
                 "INSERT INTO events (endpoint, delivery_key, webhook_id, received_at, headers, query, body, scope, "
-                "action, repo_name, repo_type, order_key, is_test, state, max_attempts, original_id, note, "
-                "finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "action, repo_name, repo_type, order_key, is_test, state, attempts, max_attempts, original_id, note, "
+                "finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     delivery.endpoint,
                     delivery.delivery_key,
@@ -282,27 +453,53 @@ class SQLiteJournal:
                     delivery.order_key,
                     int(delivery.is_test),
                     state.value,
+                    attempts,
                     max_attempts,
                     original_id,
                     note,
                     finished_at,
                 ),
             )
-            event = self._fetch(connection, cursor.lastrowid)
+            if state == EventState.RUNNING:
+                connection.execute(
+                    "INSERT INTO attempts (event_id, number, started_at, outcome) VALUES (?, 1, ?, 'running')",
+                    (cursor.lastrowid, delivery.received_at),
+                )
+            event = _new_record(
+                cursor.lastrowid, delivery, state, attempts, max_attempts, original_id, note, finished_at
+            )
             original = self._fetch(connection, original_id) if original_id is not None else None
         outcome = {"new": "skipped" if state == EventState.SKIPPED else "new"}.get(decision, decision)
         if decision == "requeue":
             outcome = "requeued"
         return Recorded(event=event, outcome=outcome, original=original)  # type: ignore[arg-type]
 
+    @staticmethod
+    def _lane_is_idle(connection: sqlite3.Connection, order_key: str | None) -> bool:
+        """No earlier event of this order key is waiting or running, so a new one may start now."""
+        if order_key is None:
+            return True
+        query = f"SELECT 1 FROM events WHERE order_key = ? AND {UNFINISHED} LIMIT 1"
+        return connection.execute(query, (order_key,)).fetchone() is None
+
     def set_ack_ms(self, event_id: int, ack_ms: float) -> None:
-        with self._transaction() as connection:
-            connection.execute("UPDATE events SET ack_ms = ? WHERE id = ?", (ack_ms, event_id))
+        """Kept in memory and written with the next transaction: a statistic is not worth a commit."""
+        with self._ack_lock:
+            self._pending_ack_ms.append((ack_ms, event_id))
+
+    def _flush_ack_ms(self, connection: sqlite3.Connection) -> None:
+        with self._ack_lock:
+            pending, self._pending_ack_ms = self._pending_ack_ms, []
+        if pending:
+            connection.executemany("UPDATE events SET ack_ms = ? WHERE id = ?", pending)
 
     # --- the worker ---------------------------------------------------------------------------
 
     def claim_due(self, *, now: float, limit: int) -> list[EventRecord]:
         if limit <= 0:
+            return []
+        # Most wake-ups find nothing: answer those without a write transaction.
+        if not self._read(CLAIMABLE, {"now": now, "limit": 1}):
             return []
         with self._transaction() as connection:
             ids = [row[0] for row in connection.execute(CLAIMABLE, {"now": now, "limit": limit})]
@@ -318,8 +515,35 @@ class SQLiteJournal:
                 )
             return [self._fetch(connection, event_id) for event_id in ids]
 
+    def claim_next(self, order_key: str, *, now: float) -> int | None:
+        """Claim the oldest unfinished event of one order key if it may run now; its id, or None.
+
+        The worker calls this when an event finishes, to hand its repository's next event over
+        without scanning every queue (what `claim_due` does).
+        """
+        with self._transaction() as connection:
+            head = connection.execute(
+                f"SELECT id, state, next_attempt_at FROM events WHERE order_key = ? AND {UNFINISHED} "
+                "ORDER BY id LIMIT 1",
+                (order_key,),
+            ).fetchone()
+            if head is None or head["state"] == "running":
+                return None
+            if head["next_attempt_at"] is not None and head["next_attempt_at"] > now:
+                return None
+            connection.execute(
+                "UPDATE events SET state = 'running', attempts = attempts + 1, next_attempt_at = NULL WHERE id = ?",
+                (head["id"],),
+            )
+            connection.execute(
+                "INSERT INTO attempts (event_id, number, started_at, outcome) "
+                "SELECT id, attempts, ?, 'running' FROM events WHERE id = ?",
+                (now, head["id"]),
+            )
+            return head["id"]
+
     def next_due_at(self) -> float | None:
-        rows = self._read("SELECT MIN(next_attempt_at) FROM events WHERE state = 'failed'")
+        rows = self._read(f"SELECT MIN(next_attempt_at) FROM events WHERE {UNFINISHED} AND state = 'failed'")
         return rows[0][0]
 
     def finish(self, event_id: int, *, result: Any, handler_ms: float) -> EventRecord:
@@ -485,6 +709,11 @@ class SQLiteJournal:
         return removed
 
     def close(self) -> None:
+        if self._batch_thread == threading.get_ident():
+            self._commit_batch()
+        if self._pending_ack_ms:
+            with contextlib.suppress(JournalUnavailable), self._transaction(grouped=False):
+                pass
         with self._write_lock:
             self._writer.close()
         reader = getattr(self._readers, "connection", None)

@@ -16,9 +16,10 @@ import logging
 import threading
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from fastapi.encoders import jsonable_encoder
@@ -26,13 +27,16 @@ from starlette.responses import Response
 
 from .errors import JournalUnavailable
 from .invoke import call_handler
-from .journal import EventRecord, Journal, retry_delay
+from .journal import EventRecord, EventState, Journal, retry_delay
 from .logs import current_event_id
+from .payload import WebhookPayload
 from .registry import Endpoint
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
 
+MAX_WAITING_IN_MEMORY = 10_000
+"""Queued events whose parsed payload is kept; past that, they are read back from the journal."""
 IDLE_POLL_SECONDS = 30.0
 """How often an idle worker looks at the journal anyway (another process may have written it)."""
 
@@ -96,8 +100,19 @@ class Worker:
         self.executor = ThreadPerCall()
         self._wake = asyncio.Event()
         self._running: dict[int, asyncio.Task[None]] = {}
+        self._reserved = 0
+        """Slots promised to requests that may start their event themselves (see `reserve`)."""
         self._waiters: dict[int, list[asyncio.Future[Outcome]]] = {}
         self._loop_task: asyncio.Task[None] | None = None
+        self._waiting: dict[int, tuple[EventRecord, WebhookPayload]] = {}
+        self._waiting_lanes: Counter[str | None] = Counter()
+        """How many of `_waiting` each order key has: which repositories have events in memory."""
+        """Events this process queued, with their parsed payload, until a claim takes them."""
+        self._running_keys: Counter[str | None] = Counter()
+        self._scan_needed = True
+        """Whether the journal may hold claimable events that no lane hand-over will reach."""
+        self._capacity_bound = True
+        """The last scan filled every free slot, so events may still wait for one."""
 
     async def start(self) -> None:
         interrupted = self.journal.recover_interrupted()
@@ -124,8 +139,55 @@ class Worker:
         self.executor.shutdown(wait=False, cancel_futures=True)
 
     def notify(self) -> None:
-        """Something was queued: look at the journal now rather than at the next timer."""
+        """Something changed in the journal (a replay, a requeue): look at it now, not at the next timer."""
+        self._scan_needed = True
         self._wake.set()
+
+    def queued(self, event: EventRecord, payload: WebhookPayload) -> None:
+        """The request path queued `event` behind its repository's others: keep its payload for later."""
+        if len(self._waiting) < MAX_WAITING_IN_MEMORY:
+            self._waiting[event.id] = (event, payload)
+            self._waiting_lanes[event.order_key] += 1
+        if event.order_key is None or event.order_key not in self._running_keys:
+            self.notify()
+
+    def reserve(self) -> bool:
+        """Hold a slot for a request about to record an event, so it can start the event at once.
+
+        The common case, an event whose repository has nothing pending, then skips the round
+        trip through the queue. The request must hand the slot back with `start_now` or `release`.
+        """
+        if len(self._running) + self._reserved >= self.settings.concurrency:
+            return False
+        self._reserved += 1
+        return True
+
+    def release(self) -> None:
+        """Give back a reserved slot the request did not use (its event was queued or a duplicate)."""
+        self._reserved -= 1
+
+    def start_now(self, event: EventRecord, payload: WebhookPayload) -> None:
+        """Run an event the journal recorded as already running, in a slot from `reserve`."""
+        self._reserved -= 1
+        self._start(event, payload)
+
+    def _start(self, event: EventRecord, payload: WebhookPayload | None) -> None:
+        self._running_keys[event.order_key] += 1
+        self._running[event.id] = asyncio.create_task(self._attempt(event, payload), name=f"event-{event.id}")
+
+    def _start_claimed(self, event_id: int, claimed: EventRecord | None = None) -> None:
+        """Start an event a claim just marked running, from memory when this process queued it."""
+        cached = self._waiting.pop(event_id, None)
+        if cached is not None:
+            event, payload = cached
+            self._waiting_lanes[event.order_key] -= 1
+            if self._waiting_lanes[event.order_key] <= 0:
+                del self._waiting_lanes[event.order_key]
+            self._start(replace(event, state=EventState.RUNNING, attempts=event.attempts + 1), payload)
+            return
+        event = claimed or self.journal.get(event_id)
+        if event is not None:
+            self._start(event, None)
 
     def outcome(self, event_id: int) -> asyncio.Future[Outcome]:
         """A future resolved when the event's current attempt ends (success or failure)."""
@@ -145,7 +207,9 @@ class Worker:
         while True:
             self._wake.clear()
             try:
-                self._claim_and_start()
+                if self._scan_needed:
+                    self._scan_needed = False
+                    self._claim_and_start()
                 timeout = self._seconds_until_next_due()
             except JournalUnavailable as exc:
                 logger.error("The worker cannot use the journal (%s); trying again in 5 s.", exc.message)
@@ -157,17 +221,34 @@ class Worker:
                 await asyncio.wait_for(self._wake.wait(), timeout)
 
     def _claim_and_start(self) -> None:
-        free = self.settings.concurrency - len(self._running)
-        for event in self.journal.claim_due(now=time.time(), limit=free):
-            self._running[event.id] = asyncio.create_task(self._attempt(event), name=f"event-{event.id}")
+        free = self.settings.concurrency - len(self._running) - self._reserved
+        claimed = self.journal.claim_due(now=time.time(), limit=free)
+        for event in claimed:
+            self._start_claimed(event.id, event)
+        # Every slot filled: more may be waiting, so the next free slot must scan again.
+        self._capacity_bound = len(claimed) >= free
+
+    def _hand_over(self, finished: EventRecord) -> None:
+        """After an attempt: start the next event of the same repository, and scan only if needed."""
+        if finished.order_key is not None and len(self._running) + self._reserved < self.settings.concurrency:
+            next_id = self.journal.claim_next(finished.order_key, now=time.time())
+            if next_id is not None:
+                self._start_claimed(next_id)
+        idle_lanes_wait = any(key is None or key not in self._running_keys for key in self._waiting_lanes)
+        if self._capacity_bound or idle_lanes_wait or finished.state != EventState.SUCCEEDED:
+            self.notify()
 
     def _seconds_until_next_due(self) -> float:
         due = self.journal.next_due_at()
         if due is None:
+            self._scan_needed = True  # the idle poll also looks for work other processes recorded
             return IDLE_POLL_SECONDS
-        return min(IDLE_POLL_SECONDS, max(0.0, due - time.time()))
+        delay = max(0.0, due - time.time())
+        if delay == 0.0:
+            self._scan_needed = True
+        return min(IDLE_POLL_SECONDS, delay)
 
-    async def _attempt(self, event: EventRecord) -> None:
+    async def _attempt(self, event: EventRecord, payload: WebhookPayload | None = None) -> None:
         token = current_event_id.set(event.id)
         started = time.perf_counter()
         response: Response | None = None
@@ -176,7 +257,7 @@ class Worker:
             if endpoint is None:
                 raise LookupError(f"no handler is registered for {event.endpoint} any more")
             result = await asyncio.wait_for(
-                call_handler(endpoint.handler, endpoint.arguments, event, executor=self.executor),
+                call_handler(endpoint.handler, endpoint.arguments, event, executor=self.executor, payload=payload),
                 self.settings.handler_timeout_seconds,
             )
             stored, response = _storable(result)
@@ -184,7 +265,7 @@ class Worker:
                 raise RuntimeError(f"the handler returned an HTTP {response.status_code} response")
             elapsed = (time.perf_counter() - started) * 1000
             finished = self.journal.finish(event.id, result=stored, handler_ms=elapsed)
-            logger.info("Handled by %s in %.0f ms (attempt %d).", event.endpoint, elapsed, event.attempts)
+            logger.debug("Handled by %s in %.1f ms (attempt %d).", event.endpoint, elapsed, event.attempts)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -207,7 +288,14 @@ class Worker:
             response = None
         finally:
             self._running.pop(event.id, None)
+            self._running_keys[event.order_key] -= 1
+            if self._running_keys[event.order_key] <= 0:
+                del self._running_keys[event.order_key]
             current_event_id.reset(token)
+        try:
+            self._hand_over(finished)
+        except JournalUnavailable as exc:
+            logger.error("Could not start the next event (%s); the worker will retry.", exc.message)
             self.notify()
         for future in self._waiters.pop(event.id, []):
             if not future.done():

@@ -177,7 +177,7 @@ async def serving(
     for name, handler in handlers.items():
         server.add_webhook(name)(handler)
     app = server.fastapi_app
-    transport = httpx.ASGITransport(app=wrap(app) if wrap else app)
+    transport = httpx.ASGITransport(app=wrap(server.asgi_app) if wrap else server.asgi_app)
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=transport, base_url="http://space.test") as client,
