@@ -94,6 +94,7 @@ WHERE e.{UNFINISHED} AND e.state != 'running'
         AND NOT EXISTS (SELECT 1 FROM events AS r WHERE r.order_key = e.order_key AND r.state = 'running')))
 ORDER BY e.id LIMIT :limit
 """
+NEXT_DUE = f"SELECT MIN(next_attempt_at) FROM events WHERE {UNFINISHED} AND state = 'failed'"
 
 
 def _record_from_row(row: sqlite3.Row) -> EventRecord:
@@ -543,7 +544,7 @@ class SQLiteJournal:
             return head["id"]
 
     def next_due_at(self) -> float | None:
-        rows = self._read(f"SELECT MIN(next_attempt_at) FROM events WHERE {UNFINISHED} AND state = 'failed'")
+        rows = self._read(NEXT_DUE)
         return rows[0][0]
 
     def finish(self, event_id: int, *, result: Any, handler_ms: float) -> EventRecord:

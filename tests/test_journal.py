@@ -622,3 +622,15 @@ def test_an_event_cut_short_on_its_last_attempt_is_left_dead_not_rerun_forever(j
     assert claim_ids(journal) == []
     journal.replay(poison, max_attempts=1)
     assert claim_ids(journal) == [poison]
+
+
+@pytest.mark.parametrize("query", ["CLAIMABLE", "NEXT_DUE"])
+def test_the_worker_queries_use_the_partial_indexes_instead_of_scanning_every_event(
+    journal: SQLiteJournal, query: str
+) -> None:
+    """A full scan would read every body ever recorded on every wake-up, slower as the journal grows."""
+    from lib import sqlite_journal
+
+    sql = getattr(sqlite_journal, query)
+    plan = [row[3] for row in journal._writer.execute("EXPLAIN QUERY PLAN " + sql, {"now": 0, "limit": 1})]
+    assert not [step for step in plan if step.startswith("SCAN")], plan
