@@ -78,7 +78,7 @@ CREATE TABLE IF NOT EXISTS attempts (
     outcome TEXT NOT NULL,
     detail TEXT,
     PRIMARY KEY (event_id, number)
-);
+) WITHOUT ROWID;
 """
 
 # Each condition repeats `state IN ('queued', 'running', 'failed')`: SQLite only uses a partial
