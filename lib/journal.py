@@ -53,36 +53,23 @@ class Delivery:
 
 
 @dataclass(frozen=True, kw_only=True)
-class EventRecord:
-    """An event as the journal holds it."""
+class EventRecord(Delivery):
+    """An event as the journal holds it: the delivery, and what became of it."""
 
     id: int
-    endpoint: str
-    delivery_key: str
-    webhook_id: str | None
-    received_at: float
-    headers: dict[str, str]
-    query: str
-    body: bytes
-    scope: str
-    action: str
-    repo_name: str
-    repo_type: str
-    order_key: str | None
-    is_test: bool
     state: EventState
     attempts: int
     max_attempts: int
-    next_attempt_at: float | None
-    original_id: int | None
+    next_attempt_at: float | None = None
+    original_id: int | None = None
     """For a duplicate: the event it repeats."""
-    note: str | None
+    note: str | None = None
     """Why it was skipped, or what happened to the original of a duplicate."""
-    result: Any
-    error: str | None
-    ack_ms: float | None
-    handler_ms: float | None
-    finished_at: float | None
+    result: Any = None
+    error: str | None = None
+    ack_ms: float | None = None
+    handler_ms: float | None = None
+    finished_at: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

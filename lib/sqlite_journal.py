@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import sqlite3
@@ -139,30 +140,13 @@ def _new_record(
 ) -> EventRecord:
     """The row just inserted, built from what was written instead of read back."""
     return EventRecord(
+        **{field.name: getattr(delivery, field.name) for field in dataclasses.fields(delivery)},
         id=event_id,
-        endpoint=delivery.endpoint,
-        delivery_key=delivery.delivery_key,
-        webhook_id=delivery.webhook_id,
-        received_at=delivery.received_at,
-        headers=dict(delivery.headers),
-        query=delivery.query,
-        body=delivery.body,
-        scope=delivery.scope,
-        action=delivery.action,
-        repo_name=delivery.repo_name,
-        repo_type=delivery.repo_type,
-        order_key=delivery.order_key,
-        is_test=delivery.is_test,
         state=state,
         attempts=attempts,
         max_attempts=max_attempts,
-        next_attempt_at=None,
         original_id=original_id,
         note=note,
-        result=None,
-        error=None,
-        ack_ms=None,
-        handler_ms=None,
         finished_at=finished_at,
     )
 
