@@ -6,7 +6,7 @@ from pathlib import Path
 
 from dotenv import load_dotenv
 
-from lib import WebhooksServer
+from lib import ConfigurationError, WebhooksServer
 from lib.landing import build_landing_page
 
 HANDLERS = Path(__file__).parent / "handlers"
@@ -20,4 +20,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except ConfigurationError as error:  # a setting or a handler file to fix: say which, no traceback
+        raise SystemExit(f"Cannot start: {error}") from None
