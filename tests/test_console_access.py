@@ -32,7 +32,7 @@ from lib.access import (
     client_keys,
     is_granted,
 )
-from lib.console import Console
+from lib.console_actions import Console
 from lib.delivery import build_delivery
 from lib.parsing import parse_payload
 from lib.settings import Settings
@@ -580,7 +580,7 @@ def test_every_console_listener_is_private_and_takes_the_session_grant(tmp_path:
 
 
 def test_tracebacks_show_the_handler_frames_relative_to_the_app() -> None:
-    from lib.console import readable_traceback
+    from lib.console_format import readable_traceback
 
     text = (
         "Traceback (most recent call last):\n"

@@ -17,7 +17,7 @@ from huggingface_hub import HfApi
 
 from lib import WebhooksServer
 from lib.access import Grant
-from lib.console import Console, ConsoleLocked
+from lib.console_actions import Console, ConsoleLocked
 from lib.events import Events
 from lib.hub_registration import (
     HubRegistrationError,
