@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import gradio as gr
+from huggingface_hub import get_token
 
 from .registry import domains_for
 from .settings import Settings
@@ -39,6 +40,17 @@ def secret_status(settings: Settings) -> tuple[str, str]:
         "**⚠️ No webhook secret is configured: anyone who finds these URLs can post events.** "
         "Set `WEBHOOK_SECRET` in the Space's settings (Settings → Variables and secrets → New secret) "
         "and give the Hub's webhook the same secret.",
+        "status-warn",
+    )
+
+
+def token_status(has_token: bool) -> tuple[str, str]:
+    """Whether handlers can call the Hub (`hub_client()` needs `HF_TOKEN`); never the token."""
+    if has_token:
+        return "**Hub token:** set; handlers can call the Hub.", "status-ok"
+    return (
+        "**No Hub token (`HF_TOKEN`)**: handlers that call the Hub (through `hub_client()`) fail their events "
+        "until you add it as a Space secret; replay those events from the console afterwards.",
         "status-warn",
     )
 
@@ -119,6 +131,8 @@ def build_landing_page(server: WebhooksServer) -> gr.Blocks:
         gr.Markdown(secret_text, elem_classes=[secret_class], elem_id="secret-status")
         journal_text, journal_class = journal_status(settings)
         gr.Markdown(journal_text, elem_classes=[journal_class], elem_id="journal-status")
+        token_text, token_class = token_status(get_token() is not None)
+        gr.Markdown(token_text, elem_classes=[token_class], elem_id="token-status")
         if server.share_url:
             gr.Markdown(
                 f"**Temporary public URL:** `{server.share_url}` forwards to this machine while the app runs. "

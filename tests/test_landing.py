@@ -221,3 +221,12 @@ def test_endpoint_setups_build_full_urls_and_domains() -> None:
     ]
     for setup in setups:
         assert "secret" not in setup.command(secret_configured=False).lower()
+
+
+def test_the_page_says_whether_handlers_can_call_the_hub_without_showing_the_token() -> None:
+    from lib.landing import token_status
+
+    text, css = token_status(False)
+    assert "HF_TOKEN" in text and "replay" in text and css == "status-warn"
+    text, css = token_status(True)
+    assert "set" in text and css == "status-ok"
