@@ -41,7 +41,7 @@ from .payload import WebhookPayload
 from .registry import Endpoint, discover_handlers, webhook_path
 from .settings import Settings, parse_secrets
 from .sqlite_journal import SQLiteJournal
-from .worker import Worker
+from .worker import Outcome, Worker
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -235,10 +235,17 @@ class WebhooksServer:
             order_per_repo=settings.order_per_repo,
         )
         recorded = self._record(endpoint, delivery, payload)
-        await self.journal.durable()
+        # Watched before the commit is awaited: a quick handler can finish in the meantime.
+        watched = self._watch(recorded)
+        try:
+            await self.journal.durable()
+        except BaseException:
+            if watched is not None:
+                self.worker.forget(*watched)  # type: ignore[union-attr]
+            raise
         token = current_event_id.set(recorded.event.id)
         try:
-            response = await self._acknowledge(recorded)
+            response = await self._acknowledge(recorded, watched)
             ack_ms = (time.perf_counter() - started) * 1000
             try:
                 self.journal.set_ack_ms(recorded.event.id, ack_ms)
@@ -287,7 +294,14 @@ class WebhooksServer:
                     worker.notify()
         return recorded
 
-    async def _acknowledge(self, recorded: Recorded) -> Response:
+    def _watch(self, recorded: Recorded) -> tuple[int, asyncio.Future[Outcome]] | None:
+        """The event whose handler this request waits for, and the future its outcome will resolve."""
+        if self.worker is None or recorded.outcome in ("skipped", "duplicate"):
+            return None
+        target = recorded.original if recorded.outcome == "requeued" and recorded.original else recorded.event
+        return target.id, self.worker.outcome(target.id)
+
+    async def _acknowledge(self, recorded: Recorded, watched: tuple[int, asyncio.Future[Outcome]] | None) -> Response:
         event = recorded.event
         if recorded.outcome == "skipped":
             return JSONResponse({"status": "skipped", "event_id": event.id, "reason": event.note})
@@ -302,19 +316,18 @@ class WebhooksServer:
                     "detail": event.note,
                 }
             )
-        target = recorded.original if recorded.outcome == "requeued" and recorded.original else event
-        return await self._wait_for_handler(target.id)
+        if watched is None:  # no worker to wait for
+            target = recorded.original if recorded.outcome == "requeued" and recorded.original else event
+            return JSONResponse({"status": "queued", "event_id": target.id}, status_code=202)
+        return await self._wait_for_handler(*watched)
 
-    async def _wait_for_handler(self, event_id: int) -> Response:
+    async def _wait_for_handler(self, event_id: int, future: asyncio.Future[Outcome]) -> Response:
         """200 with the handler's result if it ends within the budget, else 202: never the Hub's 30 s."""
-        worker = self.worker
-        if worker is None:
-            return JSONResponse({"status": "queued", "event_id": event_id}, status_code=202)
-        future = worker.outcome(event_id)
         try:
-            outcome = await asyncio.wait_for(asyncio.shield(future), self.settings.ack_budget_seconds)
+            async with asyncio.timeout(self.settings.ack_budget_seconds):
+                outcome = await future
         except TimeoutError:
-            worker.forget(event_id, future)
+            self.worker.forget(event_id, future)  # type: ignore[union-attr]
             return JSONResponse({"status": "queued", "event_id": event_id}, status_code=202)
         if outcome.event.state == EventState.SUCCEEDED:
             if outcome.response is not None:
