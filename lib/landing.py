@@ -6,6 +6,7 @@ Events live behind the console tab (`lib.console`), which opens only for the ope
 
 from __future__ import annotations
 
+import html
 from typing import TYPE_CHECKING
 
 import gradio as gr
@@ -65,6 +66,14 @@ def journal_status(settings: Settings) -> tuple[str, str]:
     )
 
 
+def docstring_markdown(text: str) -> str:
+    """Show a docstring as written: its line breaks kept, and `<you>/<repo>` placeholders outside
+    `code` not swallowed as HTML tags (inside backticks Markdown already shows them as they are)."""
+    parts = text.split("`")
+    parts[::2] = [html.escape(part, quote=False) for part in parts[::2]]
+    return "`".join(parts).replace("\n", "  \n")
+
+
 def endpoints_markdown(server: WebhooksServer) -> str:
     """Each endpoint with its full URL, what it does and the events it wants."""
     if not server.endpoints:
@@ -72,7 +81,7 @@ def endpoints_markdown(server: WebhooksServer) -> str:
     urls = server.webhook_urls()
     blocks = []
     for path, endpoint in server.endpoints.items():
-        description = endpoint.description or "(no docstring)"
+        description = docstring_markdown(endpoint.description or "(no docstring)")
         blocks.append(
             f"### `{endpoint.name}`\n\n"
             f"**URL:** `{urls[path]}`\n\n"

@@ -230,3 +230,12 @@ def test_the_page_says_whether_handlers_can_call_the_hub_without_showing_the_tok
     assert "HF_TOKEN" in text and "replay" in text and css == "status-warn"
     text, css = token_status(True)
     assert "set" in text and css == "status-ok"
+
+
+def test_docstrings_keep_their_placeholders_and_line_breaks_on_the_page() -> None:
+    from lib.landing import docstring_markdown
+
+    shown = docstring_markdown("Try it: send --repo <you>/<repo>\nSettings: `@<bot's user name>` works")
+    assert "&lt;you&gt;/&lt;repo&gt;" in shown  # not an HTML tag that the page would swallow
+    assert "`@<bot's user name>`" in shown  # code spans are shown verbatim by Markdown already
+    assert "  \n" in shown
