@@ -193,7 +193,8 @@ class WebhooksServer:
         request for features they do not use); the landing page, the docs and any route a user
         adds to `fastapi_app` are served as usual.
         """
-        endpoint = self.endpoints.get(scope["path"]) if scope["type"] == "http" else None
+        # `/webhooks/x/` is `/webhooks/x`: a trailing slash pasted into the Hub must not lose events.
+        endpoint = self.endpoints.get(scope["path"].rstrip("/")) if scope["type"] == "http" else None
         if endpoint is None or scope["method"] != "POST":
             await self.fastapi_app(scope, receive, send)
             return

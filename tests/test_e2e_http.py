@@ -375,6 +375,13 @@ def test_an_unknown_endpoint_is_404(app: RunningApp, path: str) -> None:
     assert post(app, path, VALID).status_code == 404
 
 
+def test_a_trailing_slash_reaches_the_same_endpoint(app: RunningApp) -> None:
+    """A URL pasted into the Hub with a trailing slash must not turn every delivery into a 404."""
+    response = post(app, "/webhooks/echo/", VALID)
+    assert response.status_code == 200, response.text
+    assert event_state(app, int(response.headers["x-webhook-event-id"])) == "succeeded"
+
+
 def test_a_crashing_handler_is_not_a_5xx(app: RunningApp) -> None:
     response = post(app, "/webhooks/crashes", VALID)
     assert response.status_code == 202
