@@ -27,7 +27,6 @@ import json
 import logging
 import os
 import sys
-import time
 import traceback
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -37,6 +36,7 @@ from typing import Any
 from fastapi.encoders import jsonable_encoder
 from starlette.responses import Response
 
+from .delivery import WEBHOOK_ID_HEADER, build_delivery
 from .errors import ConfigurationError, WebhookError
 from .hub import own_commits
 from .invoke import call_handler
@@ -97,33 +97,13 @@ def read_payload(environ: Mapping[str, str]) -> tuple[bytes, WebhookPayload]:
 
 def _event_record(endpoint: Endpoint, body: bytes, payload: WebhookPayload, environ: Mapping[str, str]) -> EventRecord:
     """The one-off journal record `call_handler` rebuilds the handler's arguments from."""
-    return EventRecord(
-        id=0,
-        endpoint=endpoint.path,
-        delivery_key=environ.get("WEBHOOK_ID", ""),
-        webhook_id=environ.get("WEBHOOK_ID"),
-        received_at=time.time(),
-        headers={"content-type": "application/json"},
-        query="",
-        body=body,
-        scope=payload.event.scope,
-        action=payload.event.action,
-        repo_name=payload.repo.name,
-        repo_type=payload.repo.type,
-        order_key=None,
-        is_test=False,
-        state=EventState.RUNNING,
-        attempts=1,
-        max_attempts=1,
-        next_attempt_at=None,
-        original_id=None,
-        note=None,
-        result=None,
-        error=None,
-        ack_ms=None,
-        handler_ms=None,
-        finished_at=None,
+    headers = {"content-type": "application/json"}
+    if environ.get("WEBHOOK_ID"):
+        headers[WEBHOOK_ID_HEADER] = environ["WEBHOOK_ID"]
+    delivery = build_delivery(
+        endpoint=endpoint.path, headers=headers, query_string="", body=body, payload=payload, order_per_repo=False
     )
+    return EventRecord.from_delivery(delivery, id=0, state=EventState.RUNNING, attempts=1, max_attempts=1)
 
 
 async def run_handler(endpoint: Endpoint, event: EventRecord) -> Any:

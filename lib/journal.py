@@ -10,7 +10,7 @@ request path untouched.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any, Literal, Protocol
 
@@ -70,6 +70,11 @@ class EventRecord(Delivery):
     ack_ms: float | None = None
     handler_ms: float | None = None
     finished_at: float | None = None
+
+    @classmethod
+    def from_delivery(cls, delivery: Delivery, **state: Any) -> EventRecord:
+        """The record of `delivery` with the given state fields (`id`, `state`, `attempts` ...)."""
+        return cls(**{item.name: getattr(delivery, item.name) for item in fields(Delivery)}, **state)
 
 
 @dataclass(frozen=True, kw_only=True)

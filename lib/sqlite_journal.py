@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import logging
 import sqlite3
@@ -139,8 +138,8 @@ def _new_record(
     finished_at: float | None,
 ) -> EventRecord:
     """The row just inserted, built from what was written instead of read back."""
-    return EventRecord(
-        **{field.name: getattr(delivery, field.name) for field in dataclasses.fields(delivery)},
+    return EventRecord.from_delivery(
+        delivery,
         id=event_id,
         state=state,
         attempts=attempts,
