@@ -173,6 +173,10 @@ class Journal(Protocol):
 
     def finish(self, event_id: int, *, result: Any, handler_ms: float) -> EventRecord: ...
 
+    def skip(self, event_id: int, *, reason: str) -> EventRecord:
+        """A claimed event that must not run after all: skipped, its attempt undone."""
+        ...
+
     def fail(self, event_id: int, *, error: str, handler_ms: float, retry_at: float | None) -> EventRecord:
         """Record a failed attempt; `retry_at=None` makes the event dead."""
         ...

@@ -273,8 +273,7 @@ class WebhooksServer:
         try:
             recorded = self.journal.record(
                 delivery,
-                skipped_reason=endpoint.events.rejection(payload)
-                or loop_guard_rejection(payload, own_commits(settings.data_dir)),
+                skipped_reason=endpoint.events.rejection(payload) or self._loop_guard(payload),
                 max_attempts=settings.max_attempts,
                 duplicate_window=settings.duplicate_window_seconds,
                 start_if_idle=reserved,
@@ -294,6 +293,10 @@ class WebhooksServer:
                 elif recorded.outcome == "requeued":
                     worker.notify()
         return recorded
+
+    def _loop_guard(self, payload: WebhookPayload) -> str | None:
+        """Why an event caused by our own commits must not run, or None (see `lib/loop_guard.py`)."""
+        return loop_guard_rejection(payload, own_commits(self.settings.data_dir))
 
     def _watch(self, recorded: Recorded) -> tuple[int, asyncio.Future[Outcome]] | None:
         """The event whose handler this request waits for, and the future its outcome will resolve."""
@@ -330,6 +333,8 @@ class WebhooksServer:
         except TimeoutError:
             self.worker.forget(event_id, future)  # type: ignore[union-attr]
             return JSONResponse({"status": "queued", "event_id": event_id}, status_code=202)
+        if outcome.event.state == EventState.SKIPPED:
+            return JSONResponse({"status": "skipped", "event_id": event_id, "reason": outcome.event.note})
         if outcome.event.state == EventState.SUCCEEDED:
             if outcome.response is not None:
                 return outcome.response
@@ -349,7 +354,7 @@ class WebhooksServer:
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: FastAPI) -> AsyncIterator[None]:
-        self.worker = Worker(self.journal, self.endpoints, self.settings)
+        self.worker = Worker(self.journal, self.endpoints, self.settings, skip_check=self._loop_guard)
         await self.worker.start()
         retention = _start_retention(self)
         try:

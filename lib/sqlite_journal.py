@@ -546,6 +546,15 @@ class SQLiteJournal:
             )
             return self._fetch(connection, event_id)
 
+    def skip(self, event_id: int, *, reason: str) -> EventRecord:
+        with self._transaction() as connection:
+            connection.execute("DELETE FROM attempts WHERE event_id = ? AND outcome = 'running'", (event_id,))
+            connection.execute(
+                "UPDATE events SET state = 'skipped', note = ?, attempts = attempts - 1, finished_at = ? WHERE id = ?",
+                (reason, time.time(), event_id),
+            )
+            return self._fetch(connection, event_id)
+
     def fail(self, event_id: int, *, error: str, handler_ms: float, retry_at: float | None) -> EventRecord:
         now = time.time()
         state = EventState.FAILED if retry_at is not None else EventState.DEAD

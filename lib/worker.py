@@ -93,10 +93,19 @@ class ThreadPerCall(Executor):
 class Worker:
     """Runs events from `journal` through `endpoints`; start it once the event loop runs."""
 
-    def __init__(self, journal: Journal, endpoints: Mapping[str, Endpoint], settings: Settings) -> None:
+    def __init__(
+        self,
+        journal: Journal,
+        endpoints: Mapping[str, Endpoint],
+        settings: Settings,
+        *,
+        skip_check: Callable[[WebhookPayload], str | None] | None = None,
+    ) -> None:
         self.journal = journal
         self.endpoints = endpoints
         self.settings = settings
+        self.skip_check = skip_check
+        """Asked again right before a `repo.content` event runs (the loop guard): see `_late_skip`."""
         self.executor = ThreadPerCall()
         self._wake = asyncio.Event()
         self._running: dict[int, asyncio.Task[None]] = {}
@@ -256,18 +265,23 @@ class Worker:
             endpoint = self.endpoints.get(event.endpoint)
             if endpoint is None:
                 raise LookupError(f"no handler is registered for {event.endpoint} any more")
-            # A timeout scope rather than `wait_for`, which on Python 3.11 wraps the handler in a
-            # task of its own: two more turns of the event loop for every event.
-            async with asyncio.timeout(self.settings.handler_timeout_seconds):
-                result = await call_handler(
-                    endpoint.handler, endpoint.arguments, event, executor=self.executor, payload=payload
-                )
-            stored, response = _storable(result)
-            if response is not None and not 200 <= response.status_code < 300:
-                raise RuntimeError(f"the handler returned an HTTP {response.status_code} response")
-            elapsed = (time.perf_counter() - started) * 1000
-            finished = self.journal.finish(event.id, result=stored, handler_ms=elapsed)
-            logger.debug("Handled by %s in %.1f ms (attempt %d).", event.endpoint, elapsed, event.attempts)
+            reason = self._late_skip(event, payload)
+            if reason is not None:
+                finished = self.journal.skip(event.id, reason=reason)
+                logger.info("Skipped before running: %s.", reason)
+            else:
+                # A timeout scope rather than `wait_for`, which on Python 3.11 wraps the handler in a
+                # task of its own: two more turns of the event loop for every event.
+                async with asyncio.timeout(self.settings.handler_timeout_seconds):
+                    result = await call_handler(
+                        endpoint.handler, endpoint.arguments, event, executor=self.executor, payload=payload
+                    )
+                stored, response = _storable(result)
+                if response is not None and not 200 <= response.status_code < 300:
+                    raise RuntimeError(f"the handler returned an HTTP {response.status_code} response")
+                elapsed = (time.perf_counter() - started) * 1000
+                finished = self.journal.finish(event.id, result=stored, handler_ms=elapsed)
+                logger.debug("Handled by %s in %.1f ms (attempt %d).", event.endpoint, elapsed, event.attempts)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -302,6 +316,13 @@ class Worker:
         for future in self._waiters.pop(event.id, []):
             if not future.done():
                 future.set_result(Outcome(finished, response))
+
+    def _late_skip(self, event: EventRecord, payload: WebhookPayload | None) -> str | None:
+        """Ask the loop guard again: a commit of ours can come back before the handler that made it
+        has recorded it as ours (the check at arrival then missed it), and it runs after that handler."""
+        if self.skip_check is None or not event.scope.startswith("repo.content"):
+            return None
+        return self.skip_check(payload or WebhookPayload.model_validate_json(event.body))
 
     def _record_failure(self, event: EventRecord, error: str, elapsed_ms: float) -> EventRecord:
         retry_at = None

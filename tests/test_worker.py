@@ -30,6 +30,7 @@ from fastapi.responses import JSONResponse
 
 from lib import WebhookPayload
 from lib.errors import ConfigurationError, JournalUnavailable
+from lib.hub import own_commits
 from lib.journal import Delivery, EventRecord, EventState, retry_delay
 from lib.server import WebhooksServer
 from lib.settings import Settings
@@ -957,3 +958,34 @@ async def test_server_prunes_at_start_with_its_retention_settings(
     assert unfinished <= set(left)
     finished = {event_id for event_id, state in left.items() if state in PRUNABLE}
     assert finished <= set(sorted(event_id for event_id, _, _ in rows)[-2:])
+
+
+async def test_our_commit_coming_back_before_we_recorded_it_is_skipped_when_its_turn_comes(
+    tmp_path: Path, gates: Gates
+) -> None:
+    """The loop guard asks again right before running: the echo of a commit the running handler is
+    still making arrives before the commit is known as ours, and must not run once it is."""
+    ours = "c" * 40
+    runs: list[str] = []
+
+    async def writer(payload: WebhookPayload) -> str:
+        new_sha = payload.updatedRefs[0].newSha
+        runs.append(new_sha)
+        await gates.wait_async("committed")
+        own_commits(tmp_path).add(ours)  # what hub_client() does once the Hub answers the commit
+        return "wrote"
+
+    def push(old: str, new: str) -> dict[str, Any]:
+        return payload(repo="org/loop", sha=new, updatedRefs=[{"ref": "refs/heads/main", "oldSha": old, "newSha": new}])
+
+    async with serving(tmp_path, {"writer": writer}) as h:
+        first = await h.post("writer", push("a" * 40, "b" * 40))
+        echo = await h.post("writer", push("b" * 40, ours))
+        assert echo.json()["status"] == "queued"  # not known as ours yet: recorded, waiting its turn
+        gates["committed"].set()
+        await h.settled(first.json()["event_id"])
+        skipped = await h.settled(echo.json()["event_id"], EventState.SKIPPED)
+        assert h.journal.attempts(skipped.id) == []
+
+    assert runs == ["b" * 40]
+    assert skipped.attempts == 0 and "made by this Space" in skipped.note
