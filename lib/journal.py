@@ -100,6 +100,11 @@ class Recorded:
     original: EventRecord | None = None
     """For a duplicate or a requeue: the earlier event with the same delivery key."""
 
+    @property
+    def runs(self) -> EventRecord:
+        """The event whose handler runs for this delivery: the original when it was requeued."""
+        return self.original if self.outcome == "requeued" and self.original is not None else self.event
+
 
 @dataclass(frozen=True, kw_only=True)
 class JournalStats:

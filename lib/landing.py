@@ -14,12 +14,11 @@ from huggingface_hub import get_token
 
 from .registry import domains_for
 from .settings import Settings
-from .setup_guide import endpoint_setups
+from .setup_guide import HUB_WEBHOOK_SETTINGS, endpoint_setups
 
 if TYPE_CHECKING:
     from .server import WebhooksServer
 
-HUB_WEBHOOK_SETTINGS = "https://huggingface.co/settings/webhooks"
 HUB_WEBHOOK_DOCS = "https://huggingface.co/docs/hub/webhooks"
 
 CSS = """

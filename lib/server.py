@@ -40,6 +40,7 @@ from .parsing import BadRequest, check_declared_length, parse_payload, read_limi
 from .payload import WebhookPayload
 from .registry import Endpoint, discover_handlers, webhook_path
 from .settings import Settings, parse_secrets
+from .setup_guide import HUB_WEBHOOK_SETTINGS
 from .sqlite_journal import SQLiteJournal
 from .worker import Outcome, Worker
 
@@ -49,7 +50,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 EVENT_ID_HEADER = "X-Webhook-Event-Id"
-HUB_WEBHOOKS_SETTINGS = "https://huggingface.co/settings/webhooks"
 RETENTION_INTERVAL_SECONDS = 3600.0
 
 UiBuilder = Callable[["WebhooksServer"], "gr.Blocks"]
@@ -302,8 +302,7 @@ class WebhooksServer:
         """The event whose handler this request waits for, and the future its outcome will resolve."""
         if self.worker is None or recorded.outcome in ("skipped", "duplicate"):
             return None
-        target = recorded.original if recorded.outcome == "requeued" and recorded.original else recorded.event
-        return target.id, self.worker.outcome(target.id)
+        return recorded.runs.id, self.worker.outcome(recorded.runs.id)
 
     async def _acknowledge(self, recorded: Recorded, watched: tuple[int, asyncio.Future[Outcome]] | None) -> Response:
         event = recorded.event
@@ -321,8 +320,7 @@ class WebhooksServer:
                 }
             )
         if watched is None:  # no worker to wait for
-            target = recorded.original if recorded.outcome == "requeued" and recorded.original else event
-            return JSONResponse({"status": "queued", "event_id": target.id}, status_code=202)
+            return JSONResponse({"status": "queued", "event_id": recorded.runs.id}, status_code=202)
         return await self._wait_for_handler(*watched)
 
     async def _wait_for_handler(self, event_id: int, future: asyncio.Future[Outcome]) -> Response:
@@ -444,7 +442,7 @@ class WebhooksServer:
         logger.info(
             "Webhooks are correctly setup and ready to use:\n%s\nGo to %s to set up your webhooks.%s",
             "\n".join(lines),
-            HUB_WEBHOOKS_SETTINGS,
+            HUB_WEBHOOK_SETTINGS,
             f"\nThe landing page is at {self.local_url}" if not self.settings.space_host else "",
         )
 

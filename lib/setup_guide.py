@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from .registry import Endpoint
 
+HUB_WEBHOOK_SETTINGS = "https://huggingface.co/settings/webhooks"
 PLACEHOLDER_OWNER = "YOUR_USERNAME"
 
 

@@ -94,6 +94,11 @@ WHERE e.{UNFINISHED} AND e.state != 'running'
         AND NOT EXISTS (SELECT 1 FROM events AS r WHERE r.order_key = e.order_key AND r.state = 'running')))
 ORDER BY e.id LIMIT :limit
 """
+REQUEUE = (
+    "UPDATE events SET state = 'queued', next_attempt_at = NULL, finished_at = NULL, "
+    "max_attempts = attempts + ? WHERE id = ? AND state != 'running'"
+)
+"""Run an event again, with a fresh allowance of attempts (a redelivery of a failure, a replay)."""
 NEXT_DUE = f"SELECT MIN(next_attempt_at) FROM events WHERE {UNFINISHED} AND state = 'failed'"
 
 
@@ -398,11 +403,7 @@ class SQLiteJournal:
                     window_seconds=duplicate_window,
                 )
             if decision == "requeue":
-                connection.execute(
-                    "UPDATE events SET state = 'queued', next_attempt_at = NULL, finished_at = NULL, "
-                    "max_attempts = attempts + ? WHERE id = ?",
-                    (max_attempts, original_row["id"]),
-                )
+                connection.execute(REQUEUE, (max_attempts, original_row["id"]))
             if decision == "new":
                 state, note, original_id = (
                     (EventState.SKIPPED, skipped_reason, None) if skipped_reason else (EventState.QUEUED, None, None)
@@ -488,15 +489,7 @@ class SQLiteJournal:
         with self._transaction() as connection:
             ids = [row[0] for row in connection.execute(CLAIMABLE, {"now": now, "limit": limit})]
             for event_id in ids:
-                connection.execute(
-                    "UPDATE events SET state = 'running', attempts = attempts + 1, next_attempt_at = NULL WHERE id = ?",
-                    (event_id,),
-                )
-                connection.execute(
-                    "INSERT INTO attempts (event_id, number, started_at, outcome) "
-                    "SELECT id, attempts, ?, 'running' FROM events WHERE id = ?",
-                    (now, event_id),
-                )
+                self._mark_running(connection, event_id, now)
             return [self._fetch(connection, event_id) for event_id in ids]
 
     def claim_next(self, order_key: str, *, now: float) -> int | None:
@@ -515,16 +508,21 @@ class SQLiteJournal:
                 return None
             if head["next_attempt_at"] is not None and head["next_attempt_at"] > now:
                 return None
-            connection.execute(
-                "UPDATE events SET state = 'running', attempts = attempts + 1, next_attempt_at = NULL WHERE id = ?",
-                (head["id"],),
-            )
-            connection.execute(
-                "INSERT INTO attempts (event_id, number, started_at, outcome) "
-                "SELECT id, attempts, ?, 'running' FROM events WHERE id = ?",
-                (now, head["id"]),
-            )
+            self._mark_running(connection, head["id"], now)
             return head["id"]
+
+    @staticmethod
+    def _mark_running(connection: sqlite3.Connection, event_id: int, now: float) -> None:
+        """Claim one event: its next attempt starts now."""
+        connection.execute(
+            "UPDATE events SET state = 'running', attempts = attempts + 1, next_attempt_at = NULL WHERE id = ?",
+            (event_id,),
+        )
+        connection.execute(
+            "INSERT INTO attempts (event_id, number, started_at, outcome) "
+            "SELECT id, attempts, ?, 'running' FROM events WHERE id = ?",
+            (now, event_id),
+        )
 
     def next_due_at(self) -> float | None:
         rows = self._read(NEXT_DUE)
@@ -637,11 +635,7 @@ class SQLiteJournal:
             if row is None:
                 raise KeyError(f"No event {event_id} in the journal.")
             target = row["original_id"] if row["state"] == EventState.DUPLICATE else event_id
-            connection.execute(
-                "UPDATE events SET state = 'queued', next_attempt_at = NULL, finished_at = NULL, "
-                "max_attempts = attempts + ? WHERE id = ? AND state != 'running'",
-                (max_attempts, target),
-            )
+            connection.execute(REQUEUE, (max_attempts, target))
             return self._fetch(connection, target)
 
     def replay_dead(self, endpoint: str, *, max_attempts: int) -> list[int]:
@@ -652,11 +646,7 @@ class SQLiteJournal:
                     "SELECT id FROM events WHERE endpoint = ? AND state = 'dead' ORDER BY id", (endpoint,)
                 )
             ]
-            connection.executemany(
-                "UPDATE events SET state = 'queued', next_attempt_at = NULL, finished_at = NULL, "
-                "max_attempts = attempts + ? WHERE id = ?",
-                [(max_attempts, event_id) for event_id in ids],
-            )
+            connection.executemany(REQUEUE, [(max_attempts, event_id) for event_id in ids])
             return ids
 
     def stats(self, *, since: float) -> JournalStats:
