@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping
 from urllib.parse import parse_qsl, urlencode
 
-from .auth import SECRET_HEADER, SECRET_QUERY_PARAMETER
+from .auth import SECRET_QUERY_PARAMETER
 from .journal import Delivery
 from .payload import WebhookPayload
 
@@ -22,6 +22,7 @@ WEBHOOK_ID_HEADER = "webhook-id"
 TEST_EVENT_HEADER = "x-webhook-test"
 """Set by our own console and `lib.send` so test events are marked as such in the journal."""
 KEPT_HEADERS = ("content-type", "user-agent", WEBHOOK_ID_HEADER, TEST_EVENT_HEADER, "x-request-id")
+"""What the journal keeps of a request's headers: an allow-list, so the secret is never among them."""
 
 
 def identifying_fields(payload: WebhookPayload) -> dict[str, object]:
@@ -66,7 +67,7 @@ def build_delivery(
 ) -> Delivery:
     """Everything the journal keeps about a request: never the secret, always the raw body."""
     webhook_id = headers.get(WEBHOOK_ID_HEADER) or None
-    kept = {name: headers[name] for name in KEPT_HEADERS if name in headers and name != SECRET_HEADER}
+    kept = {name: headers[name] for name in KEPT_HEADERS if name in headers}
     repo = payload.repo
     return Delivery(
         endpoint=endpoint,
