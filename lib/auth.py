@@ -9,11 +9,20 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Sequence
+from urllib.parse import parse_qsl
 
 from .errors import InvalidSecret, MissingSecret
 
 SECRET_HEADER = "x-webhook-secret"
 SECRET_QUERY_PARAMETER = "secret"
+
+
+def query_secret(query_string: str) -> str | None:
+    """The `secret` parameter of a query string (the last one, as Starlette reads it), or None."""
+    if SECRET_QUERY_PARAMETER not in query_string:
+        return None
+    values = [v for k, v in parse_qsl(query_string, keep_blank_values=True) if k == SECRET_QUERY_PARAMETER]
+    return values[-1] if values else None
 
 
 def _matches_any(candidate: str, secrets: Sequence[str]) -> bool:

@@ -52,6 +52,8 @@ def delivery_key(webhook_id: str | None, payload: WebhookPayload) -> str:
 
 def without_secret(query_string: str) -> str:
     """The query string with the `secret` parameter removed, so the journal never stores it."""
+    if not query_string:
+        return ""
     pairs = [(k, v) for k, v in parse_qsl(query_string, keep_blank_values=True) if k != SECRET_QUERY_PARAMETER]
     return urlencode(pairs)
 

@@ -172,6 +172,15 @@ class Journal(Protocol):
         """Claim the oldest unfinished event of `order_key` if it may run now; its id, or None."""
         ...
 
+    def attempt_started(self, event_id: int, attempt: int) -> None:
+        """Note that a handler is about to run, in a way that survives the process dying right after.
+
+        A claim may still be uncommitted when its handler starts (claims are committed in groups);
+        `recover_interrupted` counts an attempt noted here whose claim was lost, so a handler that
+        kills the process still uses up its attempts.
+        """
+        ...
+
     def next_due_at(self) -> float | None:
         """When the earliest waiting retry is due, so the worker can sleep until then."""
         ...

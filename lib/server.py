@@ -22,15 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
-from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from . import tunnel
-from .auth import verify_secret
+from .auth import query_secret, verify_secret
 from .delivery import build_delivery
-from .errors import WebhookError
+from .errors import JournalUnavailable, WebhookError
 from .events import Events
 from .hub import own_commits
 from .journal import Delivery, EventState, Journal, Recorded
@@ -198,39 +196,37 @@ class WebhooksServer:
         if endpoint is None or scope["method"] != "POST":
             await self.fastapi_app(scope, receive, send)
             return
-        request = Request(scope, receive)
         try:
-            response = await self.receive(endpoint, request)
+            response = await self.receive(endpoint, scope, receive)
         except WebhookError as exc:
-            response = await _answer_error(request, exc)
+            response = _error_response(scope, exc)
         await response(scope, receive, send)
 
     def _receiver(self, endpoint: Endpoint) -> Callable[[Request], Any]:
         async def receive(request: Request) -> Response:
-            return await self.receive(endpoint, request)
+            return await self.receive(endpoint, request.scope, request.receive)
 
         receive.__name__ = f"receive_{endpoint.name.replace('/', '_')}"
         return receive
 
-    async def receive(self, endpoint: Endpoint, request: Request) -> Response:
+    async def receive(self, endpoint: Endpoint, scope: Scope, receive: Receive) -> Response:
         """Authenticate, read, validate, record, then acknowledge with the handler's answer or 202."""
         started = time.perf_counter()
         settings = self.settings
+        headers = _headers(scope)
+        query_string = scope["query_string"].decode("latin-1")
         verify_secret(
             settings.webhook_secrets,
-            header=request.headers.get("x-webhook-secret"),
-            query=request.query_params.get("secret"),
+            header=headers.get("x-webhook-secret"),
+            query=query_secret(query_string),
         )
-        check_declared_length(request.headers.get("content-length"), limit=settings.max_body_bytes)
-        try:
-            body = await read_limited(request.stream(), limit=settings.max_body_bytes)
-        except ClientDisconnect:
-            raise BadRequest("The client disconnected before sending the whole body.") from None
+        check_declared_length(headers.get("content-length"), limit=settings.max_body_bytes)
+        body = await read_limited(_body_chunks(receive), limit=settings.max_body_bytes)
         payload = parse_payload(body)
         delivery = build_delivery(
             endpoint=endpoint.path,
-            headers=request.headers,
-            query_string=request.scope["query_string"].decode("latin-1"),
+            headers=headers,
+            query_string=query_string,
             body=body,
             payload=payload,
             order_per_repo=settings.order_per_repo,
@@ -246,7 +242,12 @@ class WebhooksServer:
             raise
         token = current_event_id.set(recorded.event.id)
         try:
-            response = await self._acknowledge(recorded, watched)
+            content, status = await self._acknowledge(recorded, watched)
+            # The handler's outcome is committed too before the answer says how it went (shared with
+            # the other answers of this turn); if it cannot be, the delivery itself is safe and the
+            # outcome is written with a later group.
+            with contextlib.suppress(JournalUnavailable):
+                await self.journal.durable()
             ack_ms = (time.perf_counter() - started) * 1000
             try:
                 self.journal.set_ack_ms(recorded.event.id, ack_ms)
@@ -263,8 +264,11 @@ class WebhooksServer:
             )
         finally:
             current_event_id.reset(token)
-        response.headers[EVENT_ID_HEADER] = str(recorded.event.id)
-        return response
+        event_id = str(recorded.event.id)
+        if isinstance(content, Response):  # the handler's own response, sent as it made it
+            content.headers[EVENT_ID_HEADER] = event_id
+            return content
+        return JSONResponse(content, status_code=status, headers={EVENT_ID_HEADER: event_id})
 
     def _record(self, endpoint: Endpoint, delivery: Delivery, payload: WebhookPayload) -> Recorded:
         """Journal the delivery and, when its repository has nothing pending, start its handler now."""
@@ -296,6 +300,8 @@ class WebhooksServer:
 
     def _loop_guard(self, payload: WebhookPayload) -> str | None:
         """Why an event caused by our own commits must not run, or None (see `lib/loop_guard.py`)."""
+        if not payload.event.matches("repo.content"):  # only commits can come back as echoes
+            return None
         return loop_guard_rejection(payload, own_commits(self.settings.data_dir))
 
     def _watch(self, recorded: Recorded) -> tuple[int, asyncio.Future[Outcome]] | None:
@@ -304,54 +310,53 @@ class WebhooksServer:
             return None
         return recorded.runs.id, self.worker.outcome(recorded.runs.id)
 
-    async def _acknowledge(self, recorded: Recorded, watched: tuple[int, asyncio.Future[Outcome]] | None) -> Response:
+    async def _acknowledge(
+        self, recorded: Recorded, watched: tuple[int, asyncio.Future[Outcome]] | None
+    ) -> tuple[Any, int]:
+        """The answer's JSON content (or the handler's own `Response`) and status."""
         event = recorded.event
         if recorded.outcome == "skipped":
-            return JSONResponse({"status": "skipped", "event_id": event.id, "reason": event.note})
+            return {"status": "skipped", "event_id": event.id, "reason": event.note}, 200
         if recorded.outcome == "duplicate":
             original = recorded.original
-            return JSONResponse(
-                {
-                    "status": "duplicate",
-                    "event_id": event.id,
-                    "original_event_id": event.original_id,
-                    "original_state": original.state if original else None,
-                    "detail": event.note,
-                }
-            )
+            return {
+                "status": "duplicate",
+                "event_id": event.id,
+                "original_event_id": event.original_id,
+                "original_state": original.state if original else None,
+                "detail": event.note,
+            }, 200
         if watched is None:  # no worker to wait for
-            return JSONResponse({"status": "queued", "event_id": recorded.runs.id}, status_code=202)
+            return {"status": "queued", "event_id": recorded.runs.id}, 202
         return await self._wait_for_handler(*watched)
 
-    async def _wait_for_handler(self, event_id: int, future: asyncio.Future[Outcome]) -> Response:
+    async def _wait_for_handler(self, event_id: int, future: asyncio.Future[Outcome]) -> tuple[Any, int]:
         """200 with the handler's result if it ends within the budget, else 202: never the Hub's 30 s."""
-        try:
-            async with asyncio.timeout(self.settings.ack_budget_seconds):
-                outcome = await future
-        except TimeoutError:
-            self.worker.forget(event_id, future)  # type: ignore[union-attr]
-            return JSONResponse({"status": "queued", "event_id": event_id}, status_code=202)
+        if not future.done():
+            try:
+                async with asyncio.timeout(self.settings.ack_budget_seconds):
+                    await future
+            except TimeoutError:
+                self.worker.forget(event_id, future)  # type: ignore[union-attr]
+                return {"status": "queued", "event_id": event_id}, 202
+        outcome = future.result()
         if outcome.event.state == EventState.SKIPPED:
-            return JSONResponse({"status": "skipped", "event_id": event_id, "reason": outcome.event.note})
+            return {"status": "skipped", "event_id": event_id, "reason": outcome.event.note}, 200
         if outcome.event.state == EventState.SUCCEEDED:
-            if outcome.response is not None:
-                return outcome.response
-            return JSONResponse(jsonable_encoder(outcome.event.result))
+            return (outcome.response if outcome.response is not None else outcome.event.result), 200
         retrying = outcome.event.state == EventState.FAILED
-        return JSONResponse(
-            {
-                "status": outcome.event.state,
-                "event_id": event_id,
-                "detail": "The handler failed; the event is recorded and "
-                + ("will be retried." if retrying else "can be replayed from the console."),
-            },
-            status_code=202,
-        )
+        return {
+            "status": outcome.event.state,
+            "event_id": event_id,
+            "detail": "The handler failed; the event is recorded and "
+            + ("will be retried." if retrying else "can be replayed from the console."),
+        }, 202
 
     # --- running ------------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: FastAPI) -> AsyncIterator[None]:
+        own_commits(self.settings.data_dir)  # handlers' `hub_client()` records our commits in this folder
         self.worker = Worker(self.journal, self.endpoints, self.settings, skip_check=self._loop_guard)
         await self.worker.start()
         retention = _start_retention(self)
@@ -485,9 +490,32 @@ async def _method_not_allowed(request: Request) -> JSONResponse:
 
 
 async def _answer_error(request: Request, exc: WebhookError) -> JSONResponse:
+    return _error_response(request.scope, exc)
+
+
+def _error_response(scope: Scope, exc: WebhookError) -> JSONResponse:
     """The one place where our errors become HTTP answers."""
-    logger.info("%s %s answered %d: %s", request.method, request.url.path, exc.status_code, exc.message)
+    logger.info("%s %s answered %d: %s", scope["method"], scope["path"], exc.status_code, exc.message)
     return JSONResponse({"error": exc.message}, status_code=exc.status_code)
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    """The request's headers by lower-case name (ASGI servers lower-case them); the first of repeats wins."""
+    headers: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+    return headers
+
+
+async def _body_chunks(receive: Receive) -> AsyncIterator[bytes]:
+    """The body as the ASGI server hands it over, for `read_limited` to count."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise BadRequest("The client disconnected before sending the whole body.")
+        yield message.get("body", b"")
+        if not message.get("more_body", False):
+            return
 
 
 def _start_retention(server: WebhooksServer) -> asyncio.Task[None]:

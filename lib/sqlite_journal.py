@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -34,7 +35,7 @@ from .journal import (
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 PAGE_SIZE = 4096
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -62,14 +63,11 @@ CREATE TABLE IF NOT EXISTS events (
     error TEXT,
     ack_ms REAL,
     handler_ms REAL,
-    finished_at REAL
+    finished_at REAL,
+    started_at REAL
 );
 CREATE INDEX IF NOT EXISTS events_by_key ON events (endpoint, delivery_key, id);
-CREATE INDEX IF NOT EXISTS events_pending ON events (state, next_attempt_at)
-    WHERE state IN ('queued', 'running', 'failed');
-CREATE INDEX IF NOT EXISTS events_by_order ON events (order_key, id)
-    WHERE state IN ('queued', 'running', 'failed');
-CREATE INDEX IF NOT EXISTS events_running ON events (order_key) WHERE state = 'running';
+CREATE INDEX IF NOT EXISTS events_unfinished ON events (order_key, id) WHERE state IN ('queued', 'running', 'failed');
 CREATE TABLE IF NOT EXISTS attempts (
     event_id INTEGER NOT NULL REFERENCES events (id) ON DELETE CASCADE,
     number INTEGER NOT NULL,
@@ -80,18 +78,36 @@ CREATE TABLE IF NOT EXISTS attempts (
     PRIMARY KEY (event_id, number)
 ) WITHOUT ROWID;
 """
+"""Two indexes only: every index is written on every insert, and each costs about as much as the row.
+`events_unfinished` holds just the events still to run, so it stays small however long the journal;
+`attempts` holds finished attempts (the running one is `events.started_at`), one write per attempt."""
+
+MIGRATIONS = {
+    1: """
+    ALTER TABLE events ADD COLUMN started_at REAL;
+    UPDATE events SET started_at = (
+        SELECT a.started_at FROM attempts AS a WHERE a.event_id = events.id AND a.outcome = 'running'
+    ) WHERE state = 'running';
+    DELETE FROM attempts WHERE outcome = 'running';
+    DROP INDEX IF EXISTS events_pending;
+    DROP INDEX IF EXISTS events_by_order;
+    DROP INDEX IF EXISTS events_running;
+    """,
+}
+"""`MIGRATIONS[n]` turns a journal of schema n into schema n + 1, inside the opening transaction."""
 
 # Each condition repeats `state IN ('queued', 'running', 'failed')`: SQLite only uses a partial
 # index when the query restates the index's own condition, and without it every claim would scan
 # every event (bodies included) ever recorded.
 UNFINISHED = "state IN ('queued', 'running', 'failed')"
 CLAIMABLE = f"""
-SELECT id FROM events AS e
+SELECT id FROM events AS e INDEXED BY events_unfinished
 WHERE e.{UNFINISHED} AND e.state != 'running'
   AND (e.next_attempt_at IS NULL OR e.next_attempt_at <= :now)
   AND (e.order_key IS NULL OR (
         e.id = (SELECT MIN(p.id) FROM events AS p WHERE p.order_key = e.order_key AND p.{UNFINISHED})
-        AND NOT EXISTS (SELECT 1 FROM events AS r WHERE r.order_key = e.order_key AND r.state = 'running')))
+        AND NOT EXISTS (
+            SELECT 1 FROM events AS r WHERE r.order_key = e.order_key AND r.{UNFINISHED} AND r.state = 'running')))
 ORDER BY e.id LIMIT :limit
 """
 REQUEUE = (
@@ -99,7 +115,29 @@ REQUEUE = (
     "max_attempts = attempts + ? WHERE id = ? AND state != 'running'"
 )
 """Run an event again, with a fresh allowance of attempts (a redelivery of a failure, a replay)."""
-NEXT_DUE = f"SELECT MIN(next_attempt_at) FROM events WHERE {UNFINISHED} AND state = 'failed'"
+NEXT_DUE = (
+    f"SELECT MIN(next_attempt_at) FROM events INDEXED BY events_unfinished WHERE {UNFINISHED} AND state = 'failed'"
+)
+MARK_RUNNING = (
+    "UPDATE events SET state = 'running', attempts = attempts + 1, started_at = ?, next_attempt_at = NULL "
+    "WHERE id = ? AND state != 'running'"
+)
+CLOSE_ATTEMPT = (
+    "INSERT OR REPLACE INTO attempts (event_id, number, started_at, finished_at, outcome, detail) "
+    "SELECT id, attempts, COALESCE(started_at, :now), :now, :outcome, :detail FROM events "
+    "WHERE id = :id AND state = 'running'"
+)
+"""The row of the attempt that just ended. It must run before the event leaves `running`, and
+like every write made after an event was claimed it can run twice with the same effect (see
+`_carry`): the `state` guards make a second run change nothing."""
+IDLE_COMMIT_SECONDS = 0.05
+"""How long writes nobody waits for (outcomes, claims) may stay uncommitted, riding along with
+the next delivery's commit instead of paying for one of their own."""
+STARTS_SUFFIX = "-starts"
+"""Beside the journal: one line `<event id> <attempt>` per handler started (see `attempt_started`)."""
+STARTS_COMPACT_BYTES = 64 * 1024
+GROUP_WAIT_SECONDS = 2.0
+"""How long a reader on another thread waits for the loop to commit its open group before reading anyway."""
 
 
 def _record_from_row(row: sqlite3.Row) -> EventRecord:
@@ -168,6 +206,10 @@ def _percentile(sorted_values: list[float], fraction: float) -> float | None:
     return sorted_values[min(len(sorted_values) - 1, int(fraction * len(sorted_values)))]
 
 
+Statement = tuple[str, Any]
+"""One SQL statement and its parameters, kept to be run again (see `SQLiteJournal._carry`)."""
+
+
 class SQLiteJournal:
     """The `Journal` on one SQLite file; see `lib/journal.py` for what each call means.
 
@@ -188,13 +230,27 @@ class SQLiteJournal:
         self._write_lock = threading.Lock()
         self._batch_thread: int | None = None
         self._batch_done: asyncio.Future[None] | None = None
+        self._batch_loop: asyncio.AbstractEventLoop | None = None
+        self._batch_commit: asyncio.Handle | None = None
+        self._batch_commit_soon = False
+        self._batch_transitions: list[Statement] = []
+        self._carry: list[Statement] = []
+        """Transitions of a group whose commit failed: run again first thing in the next transaction.
+
+        Whoever made them was told they were done (an outcome recorded, an event claimed), and the
+        worker has moved on; losing them would leave an event `running` in the journal for ever.
+        """
         self._ack_lock = threading.Lock()
         self._pending_ack_ms: list[tuple[float, int]] = []
         self._readers = threading.local()
+        self._starts_path = path.with_name(path.name + STARTS_SUFFIX)
+        self._starts_bytes = 0
+        self._starts_recovered = False
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = self._connect()
             self._check_and_migrate()
+            self._starts = os.open(self._starts_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         except (sqlite3.Error, OSError) as exc:
             raise ConfigurationError(
                 f"The event journal at {path} cannot be used ({exc}). If the file is damaged, move it aside "
@@ -220,8 +276,20 @@ class SQLiteJournal:
         tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if version == 0 and tables - {"sqlite_sequence"}:
             raise sqlite3.DatabaseError(f"not an event journal (it has tables {sorted(tables)})")
-        connection.executescript(SCHEMA)
-        connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            for step in range(version, SCHEMA_VERSION) if version else ():
+                for statement in MIGRATIONS[step].split(";"):
+                    if statement.strip():
+                        connection.execute(statement)
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    connection.execute(statement)
+            connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
         if self.max_bytes is not None:
             connection.execute(f"PRAGMA max_page_count={max(1, self.max_bytes // PAGE_SIZE)}")
 
@@ -236,11 +304,13 @@ class SQLiteJournal:
     def _transaction(self, *, grouped: bool = True) -> Iterator[sqlite3.Connection]:
         """One write: all of it lands or none of it does.
 
-        On a thread running an event loop, writes made during one turn of the loop share one
-        transaction, committed at the end of the turn (group commit): a commit costs far more
-        than the statements in it, and a busy receiver makes several writes per turn. Each write
-        is still all-or-nothing (a savepoint), and `durable()` waits for the commit. Elsewhere
-        (console threads, tests) each call is its own transaction.
+        On a thread running an event loop, writes share one transaction (group commit): a commit
+        costs far more than the statements in it, and a busy receiver makes many writes a second.
+        The group commits at the end of the loop turn in which a request awaits `durable()`, so a
+        delivery is acknowledged only once it is on disk; writes nobody waits for ride along with
+        that commit, or commit on their own after `IDLE_COMMIT_SECONDS`. Each write is still
+        all-or-nothing (a savepoint). Elsewhere (console threads, tests) each call is its own
+        transaction.
         """
         if self._batch_thread == threading.get_ident():
             with self._savepoint() as connection:
@@ -254,19 +324,53 @@ class SQLiteJournal:
             return
         with self._write_lock:
             connection = self._writer
+            carried: list[Statement] = []
             try:
                 connection.execute("BEGIN IMMEDIATE")
+                carried = self._run_carry(connection)
                 yield connection
                 self._flush_ack_ms(connection)
                 connection.execute("COMMIT")
+                self._committed()
             except sqlite3.Error as exc:
-                if connection.in_transaction:
-                    connection.execute("ROLLBACK")
+                self._rollback(carried)
                 raise JournalUnavailable(self._write_error(exc)) from None
             except BaseException:
-                if connection.in_transaction:
-                    connection.execute("ROLLBACK")
+                self._rollback(carried)
                 raise
+
+    def _rollback(self, carried: list[Statement]) -> None:
+        if self._writer.in_transaction:
+            self._writer.execute("ROLLBACK")
+        self._carry = carried + self._carry
+
+    def _transition(self, connection: sqlite3.Connection, sql: str, parameters: Any) -> None:
+        """A write made after an event was claimed; kept with its group to be run again if the group is lost."""
+        connection.execute(sql, parameters)
+        if self._batch_thread is not None:
+            self._batch_transitions.append((sql, parameters))
+
+    def _run_carry(self, connection: sqlite3.Connection) -> list[Statement]:
+        """Run again the transitions of a group that failed to commit (each is safe to run twice).
+
+        Returns what it ran, to be carried again should this transaction fail too.
+        """
+        carried, self._carry = self._carry, []
+        if not carried:
+            return []
+        connection.execute("SAVEPOINT carry")
+        try:
+            for sql, parameters in carried:
+                connection.execute(sql, parameters)
+            connection.execute("RELEASE carry")
+        except sqlite3.Error as exc:  # still no room: they wait for the next transaction
+            logger.warning("Could not yet record %d earlier outcome(s): %s", len(carried), exc)
+            if connection.in_transaction:
+                connection.execute("ROLLBACK TO carry")
+                connection.execute("RELEASE carry")
+            self._carry = carried
+            return []
+        return carried
 
     @contextmanager
     def _savepoint(self) -> Iterator[sqlite3.Connection]:
@@ -293,17 +397,11 @@ class SQLiteJournal:
             connection.execute("ROLLBACK TO write")
             connection.execute("RELEASE write")
             return
-        done = self._batch_done
-        if done is not None and not done.done():
-            done.set_exception(error)
-            done.exception()  # retrieved here, so an unawaited group does not warn
         if self._batch_thread is not None:
-            self._batch_thread = None
-            self._batch_done = None
-            self._write_lock.release()
+            self._end_batch(error)
 
     def _open_batch(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Begin the transaction this turn of the loop writes into; it commits at the turn's end."""
+        """Begin the transaction this loop's writes go into, until `durable()` or the idle timer commits it."""
         self._write_lock.acquire()
         try:
             self._writer.execute("BEGIN IMMEDIATE")
@@ -311,13 +409,16 @@ class SQLiteJournal:
             self._write_lock.release()
             raise JournalUnavailable(self._write_error(exc)) from None
         self._batch_thread = threading.get_ident()
+        self._batch_loop = loop
         self._batch_done = loop.create_future()
-        loop.call_soon(self._commit_batch)
+        self._batch_commit = loop.call_later(IDLE_COMMIT_SECONDS, self._commit_batch)
+        self._batch_commit_soon = False
+        self._batch_transitions = self._run_carry(self._writer)
 
     def _commit_batch(self) -> None:
         if self._batch_thread is None:  # already committed, by close()
             return
-        done, connection = self._batch_done, self._writer
+        connection = self._writer
         try:
             self._flush_ack_ms(connection)
             connection.execute("COMMIT")
@@ -326,25 +427,84 @@ class SQLiteJournal:
                 connection.execute("ROLLBACK")
             error = JournalUnavailable(self._write_error(exc))
             logger.error("A group of journal writes was lost: %s", error.message)
-            if done is not None and not done.done():
-                done.set_exception(error)
+            self._end_batch(error)
         else:
-            if done is not None and not done.done():
+            self._end_batch(None)
+            self._committed()
+
+    def _end_batch(self, error: JournalUnavailable | None) -> None:
+        """Close the group: tell `durable()` waiters how it ended, keep its transitions if it failed."""
+        done = self._batch_done
+        if done is not None and not done.done():
+            if error is None:
                 done.set_result(None)
-        finally:
-            self._batch_thread = None
-            self._batch_done = None
-            self._write_lock.release()
+            else:
+                done.set_exception(error)
+                done.exception()  # retrieved here, so a group nobody awaited does not warn
+        if error is not None:
+            self._carry = self._batch_transitions + self._carry
+        if self._batch_commit is not None:
+            self._batch_commit.cancel()
+        self._batch_transitions = []
+        self._batch_commit = None
+        self._batch_loop = None
+        self._batch_thread = None
+        self._batch_done = None
+        self._write_lock.release()
+
+    def attempt_started(self, event_id: int, attempt: int) -> None:
+        """Append `<event id> <attempt>` to the starts file: one write, no sync, so it costs a system
+        call and, like a WAL commit with `synchronous=NORMAL`, survives the process but not the machine."""
+        line = f"{event_id} {attempt}\n".encode()
+        try:
+            os.write(self._starts, line)
+        except OSError as exc:  # the claim's own commit remains the record of this attempt
+            logger.warning("Could not note that attempt %d of event %d started: %s", attempt, event_id, exc)
+            return
+        self._starts_bytes += len(line)
+
+    def _committed(self) -> None:
+        """Every claim made so far is on disk: the starts file may be emptied once it has grown."""
+        if self._carry or not (self._starts_recovered or self._starts_bytes > STARTS_COMPACT_BYTES):
+            return
+        try:
+            os.ftruncate(self._starts, 0)
+        except OSError as exc:
+            logger.warning("Could not empty %s: %s", self._starts_path, exc)
+            return
+        self._starts_bytes = 0
+        self._starts_recovered = False
+
+    def _lost_claims(self) -> list[tuple[int, int]]:
+        """(attempt, event id) of each handler started according to the starts file (a torn last line is ignored)."""
+        try:
+            text = self._starts_path.read_text(encoding="ascii", errors="replace")
+        except OSError as exc:
+            logger.warning("Could not read %s: %s", self._starts_path, exc)
+            return []
+        started: dict[int, int] = {}
+        for line in text.splitlines():
+            fields = line.split()
+            if len(fields) == 2 and fields[0].isdigit() and fields[1].isdigit():
+                event_id, attempt = int(fields[0]), int(fields[1])
+                started[event_id] = max(attempt, started.get(event_id, 0))
+        return [(attempt, event_id) for event_id, attempt in started.items()]
 
     async def durable(self) -> None:
-        """Wait until this turn's writes are committed: what an acknowledgement promises.
+        """Wait until the writes made so far are committed: what an acknowledgement promises.
 
         Raises:
-            JournalUnavailable: the commit failed; nothing of this turn was recorded.
+            JournalUnavailable: the commit failed; nothing of this group of deliveries was recorded.
         """
         done = self._batch_done
-        if done is not None and self._batch_thread == threading.get_ident():
-            await asyncio.shield(done)
+        if done is None or self._batch_thread != threading.get_ident():
+            return
+        if not self._batch_commit_soon:
+            self._batch_commit_soon = True
+            if self._batch_commit is not None:
+                self._batch_commit.cancel()
+            self._batch_commit = asyncio.get_running_loop().call_soon(self._commit_batch)
+        await asyncio.shield(done)
 
     def _write_error(self, exc: sqlite3.Error) -> str:
         """Say why a write failed; a full journal is the one an operator can fix by configuration."""
@@ -361,17 +521,32 @@ class SQLiteJournal:
         )
 
     def _read(self, sql: str, parameters: Any = ()) -> list[sqlite3.Row]:
-        if self._batch_thread == threading.get_ident():  # see this turn's uncommitted writes too
-            connection = self._writer
-        else:
-            connection = self._reader()
-            if self._pending_ack_ms:
-                with self._transaction():
-                    pass
+        here = threading.get_ident()
+        if self._batch_thread not in (None, here):
+            self._commit_open_group()
+        if (self._pending_ack_ms or self._carry) and self._batch_thread != here:
+            with contextlib.suppress(JournalUnavailable), self._transaction():
+                pass  # writes what waits in memory, so the read sees it; a full disk must not stop reads
+        # On the loop's thread, the open group's writes are visible only through its connection.
+        connection = self._writer if self._batch_thread == here else self._reader()
         try:
             return connection.execute(sql, parameters).fetchall()
         except sqlite3.Error as exc:
             raise JournalUnavailable(f"The event journal cannot be read ({exc}).") from None
+
+    def _commit_open_group(self) -> None:
+        """From another thread: have the loop commit its open group now, and wait for it.
+
+        A reader on another thread (the console, a handler's thread) then sees every write the
+        loop made before it asked, not a state up to `IDLE_COMMIT_SECONDS` old.
+        """
+        loop = self._batch_loop
+        if loop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nothing will commit sooner
+            loop.call_soon_threadsafe(self._commit_batch)
+        if self._write_lock.acquire(timeout=GROUP_WAIT_SECONDS):
+            self._write_lock.release()
 
     @staticmethod
     def _fetch(connection: sqlite3.Connection, event_id: int) -> EventRecord:
@@ -422,7 +597,7 @@ class SQLiteJournal:
             cursor = connection.execute(
                 "INSERT INTO events (endpoint, delivery_key, webhook_id, received_at, headers, query, body, scope, "
                 "action, repo_name, repo_type, order_key, is_test, state, attempts, max_attempts, original_id, note, "
-                "finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "finished_at, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     delivery.endpoint,
                     delivery.delivery_key,
@@ -443,13 +618,9 @@ class SQLiteJournal:
                     original_id,
                     note,
                     finished_at,
+                    delivery.received_at if state == EventState.RUNNING else None,
                 ),
             )
-            if state == EventState.RUNNING:
-                connection.execute(
-                    "INSERT INTO attempts (event_id, number, started_at, outcome) VALUES (?, 1, ?, 'running')",
-                    (cursor.lastrowid, delivery.received_at),
-                )
             event = _new_record(
                 cursor.lastrowid, delivery, state, attempts, max_attempts, original_id, note, finished_at
             )
@@ -489,7 +660,7 @@ class SQLiteJournal:
         with self._transaction() as connection:
             ids = [row[0] for row in connection.execute(CLAIMABLE, {"now": now, "limit": limit})]
             for event_id in ids:
-                self._mark_running(connection, event_id, now)
+                self._transition(connection, MARK_RUNNING, (now, event_id))
             return [self._fetch(connection, event_id) for event_id in ids]
 
     def claim_next(self, order_key: str, *, now: float) -> int | None:
@@ -508,21 +679,8 @@ class SQLiteJournal:
                 return None
             if head["next_attempt_at"] is not None and head["next_attempt_at"] > now:
                 return None
-            self._mark_running(connection, head["id"], now)
+            self._transition(connection, MARK_RUNNING, (now, head["id"]))
             return head["id"]
-
-    @staticmethod
-    def _mark_running(connection: sqlite3.Connection, event_id: int, now: float) -> None:
-        """Claim one event: its next attempt starts now."""
-        connection.execute(
-            "UPDATE events SET state = 'running', attempts = attempts + 1, next_attempt_at = NULL WHERE id = ?",
-            (event_id,),
-        )
-        connection.execute(
-            "INSERT INTO attempts (event_id, number, started_at, outcome) "
-            "SELECT id, attempts, ?, 'running' FROM events WHERE id = ?",
-            (now, event_id),
-        )
 
     def next_due_at(self) -> float | None:
         rows = self._read(NEXT_DUE)
@@ -532,23 +690,21 @@ class SQLiteJournal:
         now = time.time()
         encoded = json.dumps(result, default=repr)
         with self._transaction() as connection:
-            connection.execute(
+            self._end_attempt(connection, event_id, now, "succeeded", encoded)
+            self._transition(
+                connection,
                 "UPDATE events SET state = 'succeeded', result = ?, error = NULL, handler_ms = ?, finished_at = ? "
-                "WHERE id = ?",
+                "WHERE id = ? AND state = 'running'",
                 (encoded, handler_ms, now, event_id),
-            )
-            connection.execute(
-                "UPDATE attempts SET finished_at = ?, outcome = 'succeeded', detail = ? "
-                "WHERE event_id = ? AND outcome = 'running'",
-                (now, encoded, event_id),
             )
             return self._fetch(connection, event_id)
 
     def skip(self, event_id: int, *, reason: str) -> EventRecord:
         with self._transaction() as connection:
-            connection.execute("DELETE FROM attempts WHERE event_id = ? AND outcome = 'running'", (event_id,))
-            connection.execute(
-                "UPDATE events SET state = 'skipped', note = ?, attempts = attempts - 1, finished_at = ? WHERE id = ?",
+            self._transition(
+                connection,
+                "UPDATE events SET state = 'skipped', note = ?, attempts = attempts - 1, finished_at = ? "
+                "WHERE id = ? AND state = 'running'",
                 (reason, time.time(), event_id),
             )
             return self._fetch(connection, event_id)
@@ -557,35 +713,51 @@ class SQLiteJournal:
         now = time.time()
         state = EventState.FAILED if retry_at is not None else EventState.DEAD
         with self._transaction() as connection:
-            connection.execute(
+            self._end_attempt(connection, event_id, now, "failed", error)
+            self._transition(
+                connection,
                 "UPDATE events SET state = ?, error = ?, handler_ms = ?, next_attempt_at = ?, finished_at = ? "
-                "WHERE id = ?",
+                "WHERE id = ? AND state = 'running'",
                 (state.value, error, handler_ms, retry_at, None if retry_at is not None else now, event_id),
-            )
-            connection.execute(
-                "UPDATE attempts SET finished_at = ?, outcome = 'failed', detail = ? "
-                "WHERE event_id = ? AND outcome = 'running'",
-                (now, error, event_id),
             )
             return self._fetch(connection, event_id)
 
+    def _end_attempt(
+        self, connection: sqlite3.Connection, event_id: int, now: float, outcome: str, detail: str
+    ) -> None:
+        parameters = {"id": event_id, "now": now, "outcome": outcome, "detail": detail}
+        self._transition(connection, CLOSE_ATTEMPT, parameters)
+
     def recover_interrupted(self) -> int:
         now = time.time()
+        lost_claims = self._lost_claims()
         with self._transaction() as connection:
+            # A handler that started while its claim was still uncommitted: the claim died with the
+            # process, the start note did not. The attempt counts, as if the claim had landed.
+            connection.executemany(
+                "UPDATE events SET state = 'running', attempts = ?, started_at = NULL "
+                "WHERE id = ? AND state IN ('queued', 'failed') AND attempts < ?1",
+                lost_claims,
+            )
             connection.execute(
-                "UPDATE attempts SET finished_at = ?, outcome = 'interrupted', "
-                "detail = 'the app stopped while this attempt ran' WHERE outcome = 'running'",
-                (now,),
+                "INSERT OR REPLACE INTO attempts (event_id, number, started_at, finished_at, outcome, detail) "
+                "SELECT id, attempts, COALESCE(started_at, :now), :now, 'interrupted', "
+                f"'the app stopped while this attempt ran' FROM events WHERE {UNFINISHED} AND state = 'running'",
+                {"now": now},
             )
             # An event whose last allowed attempt was cut short may be what crashed the process:
             # running it again on every start would crash every start, so it is left dead instead.
             connection.execute(
-                "UPDATE events SET state = 'dead', finished_at = ?, error = 'The app stopped during the last "
+                f"UPDATE events SET state = 'dead', finished_at = ?, error = 'The app stopped during the last "
                 "allowed attempt (did the handler crash the process?). Replay it once fixed.' "
-                "WHERE state = 'running' AND attempts >= max_attempts",
+                f"WHERE {UNFINISHED} AND state = 'running' AND attempts >= max_attempts",
                 (now,),
             )
-            return connection.execute("UPDATE events SET state = 'queued' WHERE state = 'running'").rowcount
+            requeued = connection.execute(
+                f"UPDATE events SET state = 'queued' WHERE {UNFINISHED} AND state = 'running'"
+            ).rowcount
+        self._starts_recovered = True  # emptied with the next commit, once this one is on disk
+        return requeued
 
     # --- the console --------------------------------------------------------------------------
 
@@ -594,7 +766,13 @@ class SQLiteJournal:
         return _record_from_row(rows[0]) if rows else None
 
     def attempts(self, event_id: int) -> list[Attempt]:
-        rows = self._read("SELECT * FROM attempts WHERE event_id = ? ORDER BY number", (event_id,))
+        """The finished attempts, then the one running now (kept on the event, not in `attempts`)."""
+        rows = self._read(
+            "SELECT event_id, number, started_at, finished_at, outcome, detail FROM attempts WHERE event_id = :id "
+            "UNION ALL SELECT id, attempts, started_at, NULL, 'running', NULL FROM events "
+            "WHERE id = :id AND state = 'running' ORDER BY number",
+            {"id": event_id},
+        )
         return [
             Attempt(
                 event_id=row["event_id"],
@@ -699,6 +877,8 @@ class SQLiteJournal:
                 pass
         with self._write_lock:
             self._writer.close()
+        with contextlib.suppress(OSError):  # closed already
+            os.close(self._starts)
         reader = getattr(self._readers, "connection", None)
         if reader is not None:
             reader.close()

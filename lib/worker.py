@@ -37,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 MAX_WAITING_IN_MEMORY = 10_000
 """Queued events whose parsed payload is kept; past that, they are read back from the journal."""
+LANE_SLICE_SECONDS = 0.005
+"""How long one repository's events may run back to back before the loop serves others."""
 IDLE_POLL_SECONDS = 30.0
 """How often an idle worker looks at the journal anyway (another process may have written it)."""
 
@@ -182,21 +184,27 @@ class Worker:
 
     def _start(self, event: EventRecord, payload: WebhookPayload | None) -> None:
         self._running_keys[event.order_key] += 1
-        self._running[event.id] = asyncio.create_task(self._attempt(event, payload), name=f"event-{event.id}")
+        self._running[event.id] = asyncio.create_task(self._run_lane(event, payload), name=f"event-{event.id}")
 
     def _start_claimed(self, event_id: int, claimed: EventRecord | None = None) -> None:
-        """Start an event a claim just marked running, from memory when this process queued it."""
+        """Start an event a claim just marked running."""
+        started = self._claimed(event_id, claimed)
+        if started is not None:
+            self._start(*started)
+
+    def _claimed(
+        self, event_id: int, claimed: EventRecord | None = None
+    ) -> tuple[EventRecord, WebhookPayload | None] | None:
+        """An event a claim just marked running, from memory when this process queued it."""
         cached = self._waiting.pop(event_id, None)
         if cached is not None:
             event, payload = cached
             self._waiting_lanes[event.order_key] -= 1
             if self._waiting_lanes[event.order_key] <= 0:
                 del self._waiting_lanes[event.order_key]
-            self._start(replace(event, state=EventState.RUNNING, attempts=event.attempts + 1), payload)
-            return
+            return replace(event, state=EventState.RUNNING, attempts=event.attempts + 1), payload
         event = claimed or self.journal.get(event_id)
-        if event is not None:
-            self._start(event, None)
+        return (event, None) if event is not None else None
 
     def outcome(self, event_id: int) -> asyncio.Future[Outcome]:
         """A future resolved when the event's current attempt ends (success or failure)."""
@@ -237,15 +245,46 @@ class Worker:
         # Every slot filled: more may be waiting, so the next free slot must scan again.
         self._capacity_bound = len(claimed) >= free
 
-    def _hand_over(self, finished: EventRecord) -> None:
-        """After an attempt: start the next event of the same repository, and scan only if needed."""
+    def _hand_over(self, finished: EventRecord) -> tuple[EventRecord, WebhookPayload | None] | None:
+        """After an attempt: claim the next event of the same repository, and scan only if needed."""
+        following = None
         if finished.order_key is not None and len(self._running) + self._reserved < self.settings.concurrency:
             next_id = self.journal.claim_next(finished.order_key, now=time.time())
             if next_id is not None:
-                self._start_claimed(next_id)
+                following = self._claimed(next_id)
         idle_lanes_wait = any(key is None or key not in self._running_keys for key in self._waiting_lanes)
         if self._capacity_bound or idle_lanes_wait or finished.state != EventState.SUCCEEDED:
             self.notify()
+        return following
+
+    async def _run_lane(self, event: EventRecord, payload: WebhookPayload | None) -> None:
+        """Run an event, then the next ones of its repository in the same task while they wait.
+
+        A burst for one repository then runs in one turn of the event loop when its handlers do
+        not wait on anything, so the answers go out together and the deliveries that follow are
+        committed together, instead of one event, one answer and one commit per turn.
+        """
+        task = asyncio.current_task()
+        slice_ends = time.monotonic() + LANE_SLICE_SECONDS
+        while True:
+            outcome = await self._attempt(event, payload)
+            if outcome is None:
+                return
+            try:
+                following = self._hand_over(outcome.event)
+            except JournalUnavailable as exc:
+                logger.error("Could not start the next event (%s); the worker will retry.", exc.message)
+                self.notify()
+                following = None
+            self._resolve_waiters(outcome)
+            if following is None:
+                return
+            event, payload = following
+            self._running_keys[event.order_key] += 1
+            self._running[event.id] = task  # type: ignore[assignment]
+            if time.monotonic() > slice_ends:  # let requests and other repositories have the loop
+                await asyncio.sleep(0)
+                slice_ends = time.monotonic() + LANE_SLICE_SECONDS
 
     def _seconds_until_next_due(self) -> float:
         due = self.journal.next_due_at()
@@ -257,7 +296,11 @@ class Worker:
             self._scan_needed = True
         return min(IDLE_POLL_SECONDS, delay)
 
-    async def _attempt(self, event: EventRecord, payload: WebhookPayload | None = None) -> None:
+    async def _attempt(self, event: EventRecord, payload: WebhookPayload | None = None) -> Outcome | None:
+        """Run one attempt and record how it ended; None when even that could not be recorded."""
+        # Noted before the handler runs, even if its claim is not committed yet: a handler that kills
+        # the process then uses up its attempts and ends dead, instead of crashing every restart.
+        self.journal.attempt_started(event.id, event.attempts)
         token = current_event_id.set(event.id)
         started = time.perf_counter()
         response: Response | None = None
@@ -300,7 +343,7 @@ class Worker:
                     event.attempts,
                     journal_error.message,
                 )
-                return
+                return None
             response = None
         finally:
             self._running.pop(event.id, None)
@@ -308,14 +351,12 @@ class Worker:
             if self._running_keys[event.order_key] <= 0:
                 del self._running_keys[event.order_key]
             current_event_id.reset(token)
-        try:
-            self._hand_over(finished)
-        except JournalUnavailable as exc:
-            logger.error("Could not start the next event (%s); the worker will retry.", exc.message)
-            self.notify()
-        for future in self._waiters.pop(event.id, []):
+        return Outcome(finished, response)
+
+    def _resolve_waiters(self, outcome: Outcome) -> None:
+        for future in self._waiters.pop(outcome.event.id, []):
             if not future.done():
-                future.set_result(Outcome(finished, response))
+                future.set_result(outcome)
 
     def _late_skip(self, event: EventRecord, payload: WebhookPayload | None) -> str | None:
         """Ask the loop guard again: a commit of ours can come back before the handler that made it

@@ -453,5 +453,7 @@ def test_sigkill_loses_no_acknowledged_event_and_reruns_only_the_interrupted_one
             assert headers["webhook-id"] == f"wh-crash-{n}" and headers["x-request-id"] == f"req-{n}"
             assert "x-webhook-secret" not in headers
         assert bytes(probe.event(event_id_)["body"]) == bodies[n]
-        # The background task ran after the handler, inside the attempt (the event still running).
-        assert [line for line in log if line[:3] == ["slow", "background", s]] == [["slow", "background", s, "running"]]
+        # The background task ran after the handler, inside the attempt: not yet recorded as over. (This
+        # reader is another connection: it may not see the claim yet, committed with a later group.)
+        [background] = [line for line in log if line[:3] == ["slow", "background", s]]
+        assert background[3] in ("queued", "running"), background
