@@ -74,7 +74,17 @@ class EventRecord(Delivery):
     @classmethod
     def from_delivery(cls, delivery: Delivery, **state: Any) -> EventRecord:
         """The record of `delivery` with the given state fields (`id`, `state`, `attempts` ...)."""
-        return cls(**{item.name: getattr(delivery, item.name) for item in fields(Delivery)}, **state)
+        return cls(**{name: getattr(delivery, name) for name in _DELIVERY_FIELDS}, **state)
+
+    def evolve(self, **changes: Any) -> EventRecord:
+        """A copy with some fields changed: `dataclasses.replace` without re-checking every field,
+        which the worker would otherwise pay on every event."""
+        changed = object.__new__(type(self))
+        changed.__dict__.update(self.__dict__, **changes)
+        return changed
+
+
+_DELIVERY_FIELDS = tuple(item.name for item in fields(Delivery))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -185,13 +195,16 @@ class Journal(Protocol):
         """When the earliest waiting retry is due, so the worker can sleep until then."""
         ...
 
-    def finish(self, event_id: int, *, result: Any, handler_ms: float) -> EventRecord: ...
+    def finish(self, event: EventRecord | int, *, result: Any, handler_ms: float) -> EventRecord:
+        """Record a successful attempt. Given the claimed record rather than its id, the returned
+        record is built from it instead of being read back (the worker's case)."""
+        ...
 
-    def skip(self, event_id: int, *, reason: str) -> EventRecord:
+    def skip(self, event: EventRecord | int, *, reason: str) -> EventRecord:
         """A claimed event that must not run after all: skipped, its attempt undone."""
         ...
 
-    def fail(self, event_id: int, *, error: str, handler_ms: float, retry_at: float | None) -> EventRecord:
+    def fail(self, event: EventRecord | int, *, error: str, handler_ms: float, retry_at: float | None) -> EventRecord:
         """Record a failed attempt; `retry_at=None` makes the event dead."""
         ...
 

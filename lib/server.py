@@ -253,7 +253,9 @@ class WebhooksServer:
                 self.journal.set_ack_ms(recorded.event.id, ack_ms)
             except WebhookError as exc:  # the event is recorded: a missing statistic must not turn into a 503
                 logger.warning("Could not record the acknowledgement time: %s", exc.message)
-            logger.info(
+            # Routine, so DEBUG: the console lists every delivery, and failures are logged as warnings.
+            logger.log(
+                logging.INFO if recorded.outcome != "new" else logging.DEBUG,
                 "%s %s/%s on %s: %s in %.1f ms",
                 endpoint.path,
                 payload.event.scope,
@@ -273,7 +275,7 @@ class WebhooksServer:
     def _record(self, endpoint: Endpoint, delivery: Delivery, payload: WebhookPayload) -> Recorded:
         """Journal the delivery and, when its repository has nothing pending, start its handler now."""
         settings, worker = self.settings, self.worker
-        reserved = worker is not None and worker.reserve()
+        reserved = worker is not None and worker.reserve(delivery.order_key)
         try:
             recorded = self.journal.record(
                 delivery,

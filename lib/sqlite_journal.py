@@ -122,6 +122,13 @@ MARK_RUNNING = (
     "UPDATE events SET state = 'running', attempts = attempts + 1, started_at = ?, next_attempt_at = NULL "
     "WHERE id = ? AND state != 'running'"
 )
+CLAIM_NEXT = f"""
+UPDATE events SET state = 'running', attempts = attempts + 1, started_at = :now, next_attempt_at = NULL
+WHERE id = (SELECT id FROM events WHERE order_key = :order_key AND {UNFINISHED} ORDER BY id LIMIT 1)
+  AND state != 'running' AND (next_attempt_at IS NULL OR next_attempt_at <= :now)
+RETURNING id
+"""
+"""`MARK_RUNNING` on the head of one order key's queue, if it is waiting and due: one statement."""
 CLOSE_ATTEMPT = (
     "INSERT OR REPLACE INTO attempts (event_id, number, started_at, finished_at, outcome, detail) "
     "SELECT id, attempts, COALESCE(started_at, :now), :now, :outcome, :detail FROM events "
@@ -138,6 +145,10 @@ STARTS_SUFFIX = "-starts"
 STARTS_COMPACT_BYTES = 64 * 1024
 GROUP_WAIT_SECONDS = 2.0
 """How long a reader on another thread waits for the loop to commit its open group before reading anyway."""
+
+
+def _attempt_end(event_id: int, now: float, outcome: str, detail: str) -> dict[str, Any]:
+    return {"id": event_id, "now": now, "outcome": outcome, "detail": detail}
 
 
 def _record_from_row(row: sqlite3.Row) -> EventRecord:
@@ -301,7 +312,7 @@ class SQLiteJournal:
         return connection
 
     @contextmanager
-    def _transaction(self, *, grouped: bool = True) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, *, grouped: bool = True, atomic: bool = True) -> Iterator[sqlite3.Connection]:
         """One write: all of it lands or none of it does.
 
         On a thread running an event loop, writes share one transaction (group commit): a commit
@@ -310,16 +321,17 @@ class SQLiteJournal:
         delivery is acknowledged only once it is on disk; writes nobody waits for ride along with
         that commit, or commit on their own after `IDLE_COMMIT_SECONDS`. Each write is still
         all-or-nothing (a savepoint). Elsewhere (console threads, tests) each call is its own
-        transaction.
+        transaction. `atomic=False` spares the savepoint to a write of a single statement, which
+        SQLite already makes all-or-nothing.
         """
         if self._batch_thread == threading.get_ident():
-            with self._savepoint() as connection:
+            with self._savepoint(atomic) as connection:
                 yield connection
             return
         loop = _running_loop() if grouped and self.group_commit else None
         if loop is not None:
             self._open_batch(loop)
-            with self._savepoint() as connection:
+            with self._savepoint(atomic) as connection:
                 yield connection
             return
         with self._write_lock:
@@ -347,6 +359,10 @@ class SQLiteJournal:
     def _transition(self, connection: sqlite3.Connection, sql: str, parameters: Any) -> None:
         """A write made after an event was claimed; kept with its group to be run again if the group is lost."""
         connection.execute(sql, parameters)
+        self._carried_along(sql, parameters)
+
+    def _carried_along(self, sql: str, parameters: Any) -> None:
+        """Keep, with the open group, a statement that re-does a write just made (see `_carry`)."""
         if self._batch_thread is not None:
             self._batch_transitions.append((sql, parameters))
 
@@ -373,29 +389,32 @@ class SQLiteJournal:
         return carried
 
     @contextmanager
-    def _savepoint(self) -> Iterator[sqlite3.Connection]:
+    def _savepoint(self, atomic: bool = True) -> Iterator[sqlite3.Connection]:
         connection = self._writer
-        try:
-            connection.execute("SAVEPOINT write")
-        except sqlite3.Error as exc:
-            raise JournalUnavailable(self._write_error(exc)) from None
+        if atomic:
+            try:
+                connection.execute("SAVEPOINT write")
+            except sqlite3.Error as exc:
+                raise JournalUnavailable(self._write_error(exc)) from None
         try:
             yield connection
-            connection.execute("RELEASE write")
+            if atomic:
+                connection.execute("RELEASE write")
         except sqlite3.Error as exc:
             error = JournalUnavailable(self._write_error(exc))
-            self._undo_savepoint(error)
+            self._undo_savepoint(error, atomic)
             raise error from None
         except BaseException:
-            self._undo_savepoint(JournalUnavailable("A journal write was interrupted."))
+            self._undo_savepoint(JournalUnavailable("A journal write was interrupted."), atomic)
             raise
 
-    def _undo_savepoint(self, error: JournalUnavailable) -> None:
+    def _undo_savepoint(self, error: JournalUnavailable, atomic: bool) -> None:
         """Undo one write of a group; if SQLite already undid the whole group (disk full), fail the group."""
         connection = self._writer
         if connection.in_transaction:
-            connection.execute("ROLLBACK TO write")
-            connection.execute("RELEASE write")
+            if atomic:
+                connection.execute("ROLLBACK TO write")
+                connection.execute("RELEASE write")
             return
         if self._batch_thread is not None:
             self._end_batch(error)
@@ -669,64 +688,67 @@ class SQLiteJournal:
         The worker calls this when an event finishes, to hand its repository's next event over
         without scanning every queue (what `claim_due` does).
         """
-        with self._transaction() as connection:
-            head = connection.execute(
-                f"SELECT id, state, next_attempt_at FROM events WHERE order_key = ? AND {UNFINISHED} "
-                "ORDER BY id LIMIT 1",
-                (order_key,),
-            ).fetchone()
-            if head is None or head["state"] == "running":
+        with self._transaction(atomic=False) as connection:
+            row = connection.execute(CLAIM_NEXT, {"order_key": order_key, "now": now}).fetchone()
+            if row is None:
                 return None
-            if head["next_attempt_at"] is not None and head["next_attempt_at"] > now:
-                return None
-            self._transition(connection, MARK_RUNNING, (now, head["id"]))
-            return head["id"]
+            self._carried_along(MARK_RUNNING, (now, row[0]))
+            return row[0]
 
     def next_due_at(self) -> float | None:
         rows = self._read(NEXT_DUE)
         return rows[0][0]
 
-    def finish(self, event_id: int, *, result: Any, handler_ms: float) -> EventRecord:
+    def finish(self, event: EventRecord | int, *, result: Any, handler_ms: float) -> EventRecord:
         now = time.time()
         encoded = json.dumps(result, default=repr)
+        event_id = event if isinstance(event, int) else event.id
         with self._transaction() as connection:
-            self._end_attempt(connection, event_id, now, "succeeded", encoded)
+            self._transition(connection, CLOSE_ATTEMPT, _attempt_end(event_id, now, "succeeded", encoded))
             self._transition(
                 connection,
                 "UPDATE events SET state = 'succeeded', result = ?, error = NULL, handler_ms = ?, finished_at = ? "
                 "WHERE id = ? AND state = 'running'",
                 (encoded, handler_ms, now, event_id),
             )
-            return self._fetch(connection, event_id)
+            if isinstance(event, int):
+                return self._fetch(connection, event_id)
+        return event.evolve(
+            state=EventState.SUCCEEDED, result=json.loads(encoded), error=None, handler_ms=handler_ms, finished_at=now
+        )
 
-    def skip(self, event_id: int, *, reason: str) -> EventRecord:
-        with self._transaction() as connection:
+    def skip(self, event: EventRecord | int, *, reason: str) -> EventRecord:
+        now = time.time()
+        event_id = event if isinstance(event, int) else event.id
+        with self._transaction(atomic=False) as connection:
             self._transition(
                 connection,
                 "UPDATE events SET state = 'skipped', note = ?, attempts = attempts - 1, finished_at = ? "
                 "WHERE id = ? AND state = 'running'",
-                (reason, time.time(), event_id),
+                (reason, now, event_id),
             )
-            return self._fetch(connection, event_id)
+            if isinstance(event, int):
+                return self._fetch(connection, event_id)
+        return event.evolve(state=EventState.SKIPPED, note=reason, attempts=event.attempts - 1, finished_at=now)
 
-    def fail(self, event_id: int, *, error: str, handler_ms: float, retry_at: float | None) -> EventRecord:
+    def fail(self, event: EventRecord | int, *, error: str, handler_ms: float, retry_at: float | None) -> EventRecord:
         now = time.time()
         state = EventState.FAILED if retry_at is not None else EventState.DEAD
+        finished_at = None if retry_at is not None else now
+        event_id = event if isinstance(event, int) else event.id
         with self._transaction() as connection:
-            self._end_attempt(connection, event_id, now, "failed", error)
+            self._transition(connection, CLOSE_ATTEMPT, _attempt_end(event_id, now, "failed", error))
             self._transition(
                 connection,
                 "UPDATE events SET state = ?, error = ?, handler_ms = ?, next_attempt_at = ?, finished_at = ? "
                 "WHERE id = ? AND state = 'running'",
-                (state.value, error, handler_ms, retry_at, None if retry_at is not None else now, event_id),
+                (state.value, error, handler_ms, retry_at, finished_at, event_id),
             )
-            return self._fetch(connection, event_id)
-
-    def _end_attempt(
-        self, connection: sqlite3.Connection, event_id: int, now: float, outcome: str, detail: str
-    ) -> None:
-        parameters = {"id": event_id, "now": now, "outcome": outcome, "detail": detail}
-        self._transition(connection, CLOSE_ATTEMPT, parameters)
+            if isinstance(event, int):
+                return self._fetch(connection, event_id)
+        return event.evolve(
+            state=state, error=error, handler_ms=handler_ms, next_attempt_at=retry_at, finished_at=finished_at
+        )
 
     def recover_interrupted(self) -> int:
         now = time.time()

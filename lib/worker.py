@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import logging
 import threading
 import time
@@ -19,7 +20,7 @@ import traceback
 from collections import Counter
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi.encoders import jsonable_encoder
@@ -57,10 +58,22 @@ def _storable(result: Any) -> tuple[Any, Response | None]:
     if isinstance(result, Response):
         body = bytes(result.body) if hasattr(result, "body") else b""
         return {"status_code": result.status_code, "body": body.decode("utf-8", "replace")}, result
+    if _is_json(result):  # the usual case, a dict of strings and numbers: nothing to convert
+        return result, None
     try:
-        return jsonable_encoder(result), None
+        converted = jsonable_encoder(result)
     except Exception:
         return repr(result), None
+    return (converted, None) if _is_json(converted) else (repr(result), None)
+
+
+def _is_json(value: Any) -> bool:
+    """Whether `value` is already what a JSON answer can carry (no NaN: a JSON response refuses it)."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 class ThreadPerCall(Executor):
@@ -162,13 +175,17 @@ class Worker:
         if event.order_key is None or event.order_key not in self._running_keys:
             self.notify()
 
-    def reserve(self) -> bool:
+    def reserve(self, order_key: str | None) -> bool:
         """Hold a slot for a request about to record an event, so it can start the event at once.
 
         The common case, an event whose repository has nothing pending, then skips the round
         trip through the queue. The request must hand the slot back with `start_now` or `release`.
+        No slot when this process already runs or holds an event of the same repository: the new
+        one waits its turn anyway, and the journal is spared asking.
         """
         if len(self._running) + self._reserved >= self.settings.concurrency:
+            return False
+        if order_key is not None and (order_key in self._running_keys or order_key in self._waiting_lanes):
             return False
         self._reserved += 1
         return True
@@ -202,7 +219,7 @@ class Worker:
             self._waiting_lanes[event.order_key] -= 1
             if self._waiting_lanes[event.order_key] <= 0:
                 del self._waiting_lanes[event.order_key]
-            return replace(event, state=EventState.RUNNING, attempts=event.attempts + 1), payload
+            return event.evolve(state=EventState.RUNNING, attempts=event.attempts + 1), payload
         event = claimed or self.journal.get(event_id)
         return (event, None) if event is not None else None
 
@@ -310,7 +327,7 @@ class Worker:
                 raise LookupError(f"no handler is registered for {event.endpoint} any more")
             reason = self._late_skip(event, payload)
             if reason is not None:
-                finished = self.journal.skip(event.id, reason=reason)
+                finished = self.journal.skip(event, reason=reason)
                 logger.info("Skipped before running: %s.", reason)
             else:
                 # A timeout scope rather than `wait_for`, which on Python 3.11 wraps the handler in a
@@ -323,7 +340,7 @@ class Worker:
                 if response is not None and not 200 <= response.status_code < 300:
                     raise RuntimeError(f"the handler returned an HTTP {response.status_code} response")
                 elapsed = (time.perf_counter() - started) * 1000
-                finished = self.journal.finish(event.id, result=stored, handler_ms=elapsed)
+                finished = self.journal.finish(event, result=stored, handler_ms=elapsed)
                 logger.debug("Handled by %s in %.1f ms (attempt %d).", event.endpoint, elapsed, event.attempts)
         except asyncio.CancelledError:
             raise
@@ -388,4 +405,4 @@ class Worker:
                 event.max_attempts,
                 error,
             )
-        return self.journal.fail(event.id, error=error, handler_ms=elapsed_ms, retry_at=retry_at)
+        return self.journal.fail(event, error=error, handler_ms=elapsed_ms, retry_at=retry_at)
