@@ -191,6 +191,10 @@ class Journal(Protocol):
         """
         ...
 
+    def is_committed(self, event_id: int) -> bool:
+        """Whether the delivery recorded as `event_id` is on disk (a handler must not run before)."""
+        ...
+
     def next_due_at(self) -> float | None:
         """When the earliest waiting retry is due, so the worker can sleep until then."""
         ...

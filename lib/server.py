@@ -237,8 +237,10 @@ class WebhooksServer:
         try:
             await self.journal.durable()
         except BaseException:
-            if watched is not None:
-                self.worker.forget(*watched)  # type: ignore[union-attr]
+            if self.worker is not None:
+                self.worker.discard(recorded.event.id)
+                if watched is not None:
+                    self.worker.forget(*watched)
             raise
         token = current_event_id.set(recorded.event.id)
         try:

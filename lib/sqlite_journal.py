@@ -80,7 +80,8 @@ CREATE TABLE IF NOT EXISTS attempts (
 """
 """Two indexes only: every index is written on every insert, and each costs about as much as the row.
 `events_unfinished` holds just the events still to run, so it stays small however long the journal;
-`attempts` holds finished attempts (the running one is `events.started_at`), one write per attempt."""
+`attempts` holds the attempts that did not end the event well (failed, interrupted) and earlier
+runs of a replayed one; the running or successful attempt lives on the event's row (`LAST_ATTEMPT`)."""
 
 MIGRATIONS = {
     1: """
@@ -89,6 +90,12 @@ MIGRATIONS = {
         SELECT a.started_at FROM attempts AS a WHERE a.event_id = events.id AND a.outcome = 'running'
     ) WHERE state = 'running';
     DELETE FROM attempts WHERE outcome = 'running';
+    UPDATE events SET started_at = (
+        SELECT a.started_at FROM attempts AS a WHERE a.event_id = events.id AND a.number = events.attempts
+    ) WHERE state = 'succeeded';
+    DELETE FROM attempts WHERE outcome = 'succeeded' AND number = (
+        SELECT e.attempts FROM events AS e WHERE e.id = attempts.event_id AND e.state = 'succeeded'
+    );
     DROP INDEX IF EXISTS events_pending;
     DROP INDEX IF EXISTS events_by_order;
     DROP INDEX IF EXISTS events_running;
@@ -129,6 +136,16 @@ WHERE id = (SELECT id FROM events WHERE order_key = :order_key AND {UNFINISHED} 
 RETURNING id
 """
 """`MARK_RUNNING` on the head of one order key's queue, if it is waiting and due: one statement."""
+LAST_ATTEMPT = (
+    "SELECT id AS event_id, attempts AS number, COALESCE(started_at, finished_at, received_at) AS started_at, "
+    "CASE state WHEN 'running' THEN NULL ELSE finished_at END AS finished_at, state AS outcome, "
+    "CASE state WHEN 'running' THEN NULL ELSE result END AS detail "
+    "FROM events WHERE state IN ('running', 'succeeded') AND attempts > 0"
+)
+"""The attempt an event's own row holds: the one running, or the one that succeeded. A success is
+the common end of an event, and keeping it on the row spares a write to `attempts` per event."""
+KEEP_LAST_ATTEMPT = f"INSERT OR REPLACE INTO attempts {LAST_ATTEMPT} AND state = 'succeeded' AND id = ?"
+"""Move a success into `attempts` before the event runs again, so the history keeps it."""
 CLOSE_ATTEMPT = (
     "INSERT OR REPLACE INTO attempts (event_id, number, started_at, finished_at, outcome, detail) "
     "SELECT id, attempts, COALESCE(started_at, :now), :now, :outcome, :detail FROM events "
@@ -254,6 +271,9 @@ class SQLiteJournal:
         self._ack_lock = threading.Lock()
         self._pending_ack_ms: list[tuple[float, int]] = []
         self._readers = threading.local()
+        self._recorded_up_to = 0
+        """The newest event id written, committed or not; `_committed_up_to` is the newest committed."""
+        self._committed_up_to = 0
         self._starts_path = path.with_name(path.name + STARTS_SUFFIX)
         self._starts_bytes = 0
         self._starts_recovered = False
@@ -261,6 +281,9 @@ class SQLiteJournal:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = self._connect()
             self._check_and_migrate()
+            self._committed_up_to = self._recorded_up_to = self._writer.execute(
+                "SELECT COALESCE(MAX(id), 0) FROM events"
+            ).fetchone()[0]
             self._starts = os.open(self._starts_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         except (sqlite3.Error, OSError) as exc:
             raise ConfigurationError(
@@ -462,6 +485,7 @@ class SQLiteJournal:
                 done.exception()  # retrieved here, so a group nobody awaited does not warn
         if error is not None:
             self._carry = self._batch_transitions + self._carry
+            self._recorded_up_to = self._committed_up_to  # those deliveries are gone (answered 503)
         if self._batch_commit is not None:
             self._batch_commit.cancel()
         self._batch_transitions = []
@@ -482,8 +506,13 @@ class SQLiteJournal:
             return
         self._starts_bytes += len(line)
 
+    def is_committed(self, event_id: int) -> bool:
+        return event_id <= self._committed_up_to
+
     def _committed(self) -> None:
-        """Every claim made so far is on disk: the starts file may be emptied once it has grown."""
+        """Every write made so far is on disk: so are the deliveries recorded, and every claim, so the
+        starts file may be emptied once it has grown."""
+        self._committed_up_to = self._recorded_up_to
         if self._carry or not (self._starts_recovered or self._starts_bytes > STARTS_COMPACT_BYTES):
             return
         try:
@@ -504,8 +533,8 @@ class SQLiteJournal:
         started: dict[int, int] = {}
         for line in text.splitlines():
             fields = line.split()
-            if len(fields) == 2 and fields[0].isdigit() and fields[1].isdigit():
-                event_id, attempt = int(fields[0]), int(fields[1])
+            if len(fields) == 2 and all(field.isascii() and field.isdigit() and len(field) < 19 for field in fields):
+                event_id, attempt = int(fields[0]), int(fields[1])  # < 19 digits: fits SQLite's INTEGER
                 started[event_id] = max(attempt, started.get(event_id, 0))
         return [(attempt, event_id) for event_id, attempt in started.items()]
 
@@ -640,6 +669,7 @@ class SQLiteJournal:
                     delivery.received_at if state == EventState.RUNNING else None,
                 ),
             )
+            self._recorded_up_to = max(self._recorded_up_to, cursor.lastrowid)
             event = _new_record(
                 cursor.lastrowid, delivery, state, attempts, max_attempts, original_id, note, finished_at
             )
@@ -703,8 +733,7 @@ class SQLiteJournal:
         now = time.time()
         encoded = json.dumps(result, default=repr)
         event_id = event if isinstance(event, int) else event.id
-        with self._transaction() as connection:
-            self._transition(connection, CLOSE_ATTEMPT, _attempt_end(event_id, now, "succeeded", encoded))
+        with self._transaction(atomic=False) as connection:
             self._transition(
                 connection,
                 "UPDATE events SET state = 'succeeded', result = ?, error = NULL, handler_ms = ?, finished_at = ? "
@@ -753,20 +782,22 @@ class SQLiteJournal:
     def recover_interrupted(self) -> int:
         now = time.time()
         lost_claims = self._lost_claims()
+        interrupted = (
+            "INSERT OR REPLACE INTO attempts (event_id, number, started_at, finished_at, outcome, detail) "
+            "SELECT id, attempts, COALESCE(started_at, :now), :now, 'interrupted', "
+            f"'the app stopped while this attempt ran' FROM events WHERE {UNFINISHED} AND state = 'running'"
+        )
         with self._transaction() as connection:
+            connection.execute(interrupted, {"now": now})
             # A handler that started while its claim was still uncommitted: the claim died with the
-            # process, the start note did not. The attempt counts, as if the claim had landed.
+            # process, the start note did not. That attempt counts too, as if its claim had landed.
             connection.executemany(
                 "UPDATE events SET state = 'running', attempts = ?, started_at = NULL "
-                "WHERE id = ? AND state IN ('queued', 'failed') AND attempts < ?1",
+                f"WHERE id = ? AND {UNFINISHED} AND attempts < ?1",
                 lost_claims,
             )
-            connection.execute(
-                "INSERT OR REPLACE INTO attempts (event_id, number, started_at, finished_at, outcome, detail) "
-                "SELECT id, attempts, COALESCE(started_at, :now), :now, 'interrupted', "
-                f"'the app stopped while this attempt ran' FROM events WHERE {UNFINISHED} AND state = 'running'",
-                {"now": now},
-            )
+            if lost_claims:
+                connection.execute(interrupted, {"now": now})
             # An event whose last allowed attempt was cut short may be what crashed the process:
             # running it again on every start would crash every start, so it is left dead instead.
             connection.execute(
@@ -788,11 +819,10 @@ class SQLiteJournal:
         return _record_from_row(rows[0]) if rows else None
 
     def attempts(self, event_id: int) -> list[Attempt]:
-        """The finished attempts, then the one running now (kept on the event, not in `attempts`)."""
+        """The attempts table's rows, then the one the event row holds (running, or the success)."""
         rows = self._read(
             "SELECT event_id, number, started_at, finished_at, outcome, detail FROM attempts WHERE event_id = :id "
-            "UNION ALL SELECT id, attempts, started_at, NULL, 'running', NULL FROM events "
-            "WHERE id = :id AND state = 'running' ORDER BY number",
+            f"UNION ALL {LAST_ATTEMPT} AND id = :id ORDER BY number",
             {"id": event_id},
         )
         return [
@@ -835,6 +865,7 @@ class SQLiteJournal:
             if row is None:
                 raise KeyError(f"No event {event_id} in the journal.")
             target = row["original_id"] if row["state"] == EventState.DUPLICATE else event_id
+            connection.execute(KEEP_LAST_ATTEMPT, (target,))
             connection.execute(REQUEUE, (max_attempts, target))
             return self._fetch(connection, target)
 

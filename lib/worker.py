@@ -213,12 +213,9 @@ class Worker:
         self, event_id: int, claimed: EventRecord | None = None
     ) -> tuple[EventRecord, WebhookPayload | None] | None:
         """An event a claim just marked running, from memory when this process queued it."""
-        cached = self._waiting.pop(event_id, None)
+        cached = self._take_waiting(event_id)
         if cached is not None:
             event, payload = cached
-            self._waiting_lanes[event.order_key] -= 1
-            if self._waiting_lanes[event.order_key] <= 0:
-                del self._waiting_lanes[event.order_key]
             return event.evolve(state=EventState.RUNNING, attempts=event.attempts + 1), payload
         event = claimed or self.journal.get(event_id)
         return (event, None) if event is not None else None
@@ -228,6 +225,19 @@ class Worker:
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(event_id, []).append(future)
         return future
+
+    def discard(self, event_id: int) -> None:
+        """The delivery of a queued event could not be committed (503): it no longer exists."""
+        self._take_waiting(event_id)
+
+    def _take_waiting(self, event_id: int) -> tuple[EventRecord, WebhookPayload] | None:
+        cached = self._waiting.pop(event_id, None)
+        if cached is not None:
+            order_key = cached[0].order_key
+            self._waiting_lanes[order_key] -= 1
+            if self._waiting_lanes[order_key] <= 0:
+                del self._waiting_lanes[order_key]
+        return cached
 
     def forget(self, event_id: int, future: asyncio.Future[Outcome]) -> None:
         """The request stopped waiting (budget spent): drop its future."""
@@ -315,13 +325,20 @@ class Worker:
 
     async def _attempt(self, event: EventRecord, payload: WebhookPayload | None = None) -> Outcome | None:
         """Run one attempt and record how it ended; None when even that could not be recorded."""
-        # Noted before the handler runs, even if its claim is not committed yet: a handler that kills
-        # the process then uses up its attempts and ends dead, instead of crashing every restart.
-        self.journal.attempt_started(event.id, event.attempts)
         token = current_event_id.set(event.id)
         started = time.perf_counter()
         response: Response | None = None
         try:
+            if not self.journal.is_committed(event.id):  # recorded in this turn: wait for its commit
+                with contextlib.suppress(JournalUnavailable):
+                    await self.journal.durable()
+                if not self.journal.is_committed(event.id):
+                    logger.info("Not run: its delivery could not be recorded (answered 503; the Hub retries).")
+                    self.notify()
+                    return None
+            # Noted before the handler runs, even if its claim is not committed yet: a handler that
+            # kills the process then uses up its attempts and ends dead, instead of crashing every restart.
+            self.journal.attempt_started(event.id, event.attempts)
             endpoint = self.endpoints.get(event.endpoint)
             if endpoint is None:
                 raise LookupError(f"no handler is registered for {event.endpoint} any more")

@@ -23,6 +23,8 @@ import httpx
 import pytest
 from apprunner import SECRET, RunningApp, base_env, fixture_json, make_space, start_app, wait_until
 
+from lib.sqlite_journal import LAST_ATTEMPT
+
 PREAMBLE = '''
 import json, os, sqlite3, time
 from pathlib import Path
@@ -170,8 +172,13 @@ class Probe:
         return self.rows("SELECT * FROM events WHERE id = ?", (event_id,))[0]
 
     def outcomes(self, event_id: int) -> list[str]:
-        rows = self.rows("SELECT outcome FROM attempts WHERE event_id = ? ORDER BY number", (event_id,))
-        return [row[0] for row in rows]
+        """The attempts table, then the attempt the event's own row holds (running or succeeded)."""
+        rows = self.rows(
+            f"SELECT number, outcome FROM attempts WHERE event_id = ?1 UNION ALL "
+            f"SELECT number, outcome FROM ({LAST_ATTEMPT} AND id = ?1) ORDER BY number",
+            (event_id,),
+        )
+        return [row[1] for row in rows]
 
     def settled(self, event_id: int, *states: str) -> sqlite3.Row:
         wanted = states or ("succeeded",)
