@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import sqlite3
 import threading
@@ -638,3 +639,268 @@ def test_the_worker_queries_use_the_partial_indexes_instead_of_scanning_every_ev
     plan = [row[3] for row in journal._writer.execute("EXPLAIN QUERY PLAN " + sql, {"now": 0, "limit": 1})]
     reads = [step for step in plan if step.startswith(("SCAN", "SEARCH"))]
     assert reads and all("USING INDEX events_unfinished" in step for step in reads), plan
+
+
+# --- schema migration: v1 journals from earlier versions of the app ------------------------------------------
+
+V1_SCHEMA = """
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    endpoint TEXT NOT NULL,
+    delivery_key TEXT NOT NULL,
+    webhook_id TEXT,
+    received_at REAL NOT NULL,
+    headers TEXT NOT NULL,
+    query TEXT NOT NULL,
+    body BLOB NOT NULL,
+    scope TEXT NOT NULL,
+    action TEXT NOT NULL,
+    repo_name TEXT NOT NULL,
+    repo_type TEXT NOT NULL,
+    order_key TEXT,
+    is_test INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL,
+    next_attempt_at REAL,
+    original_id INTEGER,
+    note TEXT,
+    result TEXT,
+    error TEXT,
+    ack_ms REAL,
+    handler_ms REAL,
+    finished_at REAL
+);
+CREATE INDEX events_by_key ON events (endpoint, delivery_key, id);
+CREATE INDEX events_pending ON events (state, next_attempt_at) WHERE state IN ('queued', 'running', 'failed');
+CREATE INDEX events_by_order ON events (order_key, id) WHERE state IN ('queued', 'running', 'failed');
+CREATE INDEX events_running ON events (order_key) WHERE state = 'running';
+CREATE TABLE attempts (
+    event_id INTEGER NOT NULL REFERENCES events (id) ON DELETE CASCADE,
+    number INTEGER NOT NULL,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    outcome TEXT NOT NULL,
+    detail TEXT,
+    PRIMARY KEY (event_id, number)
+) WITHOUT ROWID;
+"""
+"""The schema of version 1 (`git show 13ecea5:lib/sqlite_journal.py`), written out here: the app no longer has it."""
+
+
+def write_v1_journal(path: Path, *, running_since: float) -> dict[str, int]:
+    """A journal as version 1 of the app left it when stopped mid-attempt: one event succeeded, one running
+    (its open attempt a 'running' row of `attempts`), one queued behind it. Returns their ids by state."""
+    ids: dict[str, int] = {}
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.executescript(V1_SCHEMA)
+        db.execute("PRAGMA user_version=1")
+        for n, (state, attempts) in enumerate((("succeeded", 1), ("running", 1), ("queued", 0))):
+            ids[state] = db.execute(
+                "INSERT INTO events (endpoint, delivery_key, received_at, headers, query, body, scope, action, "
+                "repo_name, repo_type, order_key, state, attempts, max_attempts, result, finished_at) "
+                "VALUES ('/webhooks/a', ?, ?, '{}', '', X'7B7D', 'repo.content', 'update', ?, 'model', ?, ?, ?, 3, "
+                "?, ?)",
+                (
+                    f"id:v1-{n}",
+                    T0 + n,
+                    f"org/v1-{n}",
+                    f"/webhooks/a model/org/v1-{n}",
+                    state,
+                    attempts,
+                    '"ok"' if state == "succeeded" else None,
+                    T0 + 5 if state == "succeeded" else None,
+                ),
+            ).lastrowid
+        db.execute("INSERT INTO attempts VALUES (?, 1, ?, ?, 'succeeded', '\"ok\"')", (ids["succeeded"], T0, T0 + 5))
+        db.execute(
+            "INSERT INTO attempts (event_id, number, started_at, outcome) VALUES (?, 1, ?, 'running')",
+            (ids["running"], running_since),
+        )
+    return ids
+
+
+def test_a_v1_journal_is_migrated_keeping_its_events_and_the_attempt_it_was_running(tmp_path: Path) -> None:
+    """Journals written before the running attempt moved onto the event must keep working after an update:
+    the attempt cut short by the update is still counted (and marked interrupted), nothing is lost."""
+    path = tmp_path / "journal.sqlite3"
+    running_since = T0 + 42.5
+    ids = write_v1_journal(path, running_since=running_since)
+
+    journal = SQLiteJournal(path)
+    try:
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            assert db.execute("PRAGMA user_version").fetchone()[0] == 2 == SCHEMA_VERSION
+            indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+            ours = {name for name in indexes if not name.startswith("sqlite_")}
+            assert ours == {"events_by_key", "events_unfinished"}
+            started = dict(db.execute("SELECT id, started_at FROM events").fetchall())
+            assert (started[ids["running"]], started[ids["queued"]]) == (running_since, None)
+            assert db.execute("SELECT COUNT(*) FROM attempts WHERE outcome = 'running'").fetchone()[0] == 0
+
+        [running] = journal.attempts(ids["running"])
+        assert (running.number, running.outcome, running.started_at, running.finished_at) == (
+            1,
+            "running",
+            running_since,
+            None,
+        )
+        [succeeded] = journal.attempts(ids["succeeded"])
+        assert (succeeded.outcome, succeeded.started_at, succeeded.finished_at) == ("succeeded", T0, T0 + 5)
+        assert journal.get(ids["succeeded"]).result == "ok"
+
+        assert journal.recover_interrupted() == 1
+        [interrupted] = journal.attempts(ids["running"])
+        assert (interrupted.number, interrupted.outcome, interrupted.started_at) == (1, "interrupted", running_since)
+        assert interrupted.finished_at is not None
+        assert [state(journal, ids[name]) for name in ("succeeded", "running", "queued")] == [
+            EventState.SUCCEEDED,
+            EventState.QUEUED,
+            EventState.QUEUED,
+        ]
+        # The new claim query (it names the new index) runs on the migrated file.
+        claimed = journal.claim_due(now=T0 + 100, limit=10)
+        assert [(event.id, event.attempts) for event in claimed] == [(ids["running"], 2), (ids["queued"], 1)]
+    finally:
+        journal.close()
+
+
+def test_a_journal_of_a_newer_schema_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    """Schema 3 is not ours to migrate, not even 'down': refusing must not rewrite its version or its rows."""
+    path = tmp_path / "journal.sqlite3"
+    journal = SQLiteJournal(path)
+    event_id = record(journal, delivery()).event.id
+    journal.close()
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("PRAGMA user_version=3")
+
+    with pytest.raises(ConfigurationError, match=r"newer version of this app \(schema 3\)"):
+        SQLiteJournal(path)
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert db.execute("SELECT id FROM events").fetchall() == [(event_id,)]
+
+
+# --- lost claims: a handler started before its claim was committed ------------------------------------------
+
+
+def starts_file(journal: SQLiteJournal) -> Path:
+    return journal.path.with_name(journal.path.name + "-starts")
+
+
+def reopened(journal: SQLiteJournal) -> SQLiteJournal:
+    """Close the journal and open its file again, as the next start of the app does."""
+    journal.close()
+    return SQLiteJournal(journal.path)
+
+
+@pytest.mark.parametrize("max_attempts", [1, 3])
+def test_an_attempt_whose_claim_died_with_the_process_still_counts(tmp_path: Path, max_attempts: int) -> None:
+    """Claims are committed in groups, so a handler can start (and kill the process) before its claim is on
+    disk. Its note in the starts file is then the only trace: without it the event would run again with
+    the same attempt number on every start, and a handler that crashes the process would crash every start."""
+    journal = SQLiteJournal(tmp_path / "journal.sqlite3")
+    event_id = record(journal, delivery(), max_attempts=max_attempts).event.id
+    journal.attempt_started(event_id, 1)  # the claim itself never reached the file
+    assert starts_file(journal).read_text() == f"{event_id} 1\n"
+    journal = reopened(journal)
+    try:
+        assert journal.get(event_id).state == EventState.QUEUED  # as the file says, before recovery
+        assert journal.recover_interrupted() == (0 if max_attempts == 1 else 1)
+
+        event = journal.get(event_id)
+        [attempt] = journal.attempts(event_id)
+        assert (attempt.number, attempt.outcome) == (1, "interrupted")
+        assert event.attempts == 1
+        if max_attempts == 1:
+            assert event.state == EventState.DEAD
+            assert "stopped during the last allowed attempt" in event.error
+            assert claim_ids(journal) == []
+        else:
+            assert event.state == EventState.QUEUED
+            [claimed] = journal.claim_due(now=T0, limit=1)
+            assert (claimed.id, claimed.attempts) == (event_id, 2)
+    finally:
+        journal.close()
+
+
+def test_the_starts_file_ignores_torn_and_garbage_lines_and_attempts_already_recorded(tmp_path: Path) -> None:
+    """The file is appended without a sync, so a crash can cut its last line short: a half line must not
+    count an attempt (nor stop the app starting). Attempts whose claim did reach the journal, and events
+    that finished since, are not counted again."""
+    journal = SQLiteJournal(tmp_path / "journal.sqlite3")
+    lost, retried, finished = (record(journal, delivery(order=False)).event.id for _ in range(3))
+    claim_ids(journal)
+    for event_id in (lost, retried, finished):
+        journal.attempt_started(event_id, 1)
+    journal.fail(lost, error="boom", handler_ms=1, retry_at=T0)
+    journal.fail(retried, error="boom", handler_ms=1, retry_at=T0 + 3600)
+    journal.finish(finished, result="done", handler_ms=1)
+    journal.attempt_started(lost, 2)  # its retry started; the claim of attempt 2 died with the process
+    torn = record(journal, delivery(order=False)).event.id
+    journal.close()
+    with starts_file(journal).open("ab") as file:
+        garbage = f"not a line\n{torn} two\n{torn} 1 1\n-{torn} 1\n\n999 1\n\x00\n{torn} \u00b2\n{torn} 1\u0661\n"
+        file.write(garbage.encode() + b"\xff\xfe 1\n")
+        file.write(f"{torn} ".encode())  # the last line, cut short by the crash
+
+    journal = SQLiteJournal(journal.path)
+    try:
+        assert journal.recover_interrupted() == 1
+        assert [(a.number, a.outcome) for a in journal.attempts(lost)] == [(1, "failed"), (2, "interrupted")]
+        assert (journal.get(lost).state, journal.get(lost).attempts) == (EventState.QUEUED, 2)
+        assert (journal.get(torn).state, journal.get(torn).attempts, journal.attempts(torn)) == (
+            EventState.QUEUED,
+            0,
+            [],
+        )
+        assert [a.outcome for a in journal.attempts(retried)] == ["failed"]
+        assert (journal.get(retried).state, journal.get(retried).attempts) == (EventState.FAILED, 1)
+        assert [a.outcome for a in journal.attempts(finished)] == ["succeeded"]
+        assert journal.get(finished).state == EventState.SUCCEEDED
+        assert journal.get(999) is None
+    finally:
+        journal.close()
+
+
+def test_recovering_twice_counts_a_lost_claim_once_and_the_next_commit_empties_the_starts_file(
+    tmp_path: Path,
+) -> None:
+    """The starts file is emptied only once the recovery that read it is on disk (the next commit): a crash
+    in between starts again from the same file, and must not count the same attempt a second time."""
+    journal = SQLiteJournal(tmp_path / "journal.sqlite3")
+    event_id = record(journal, delivery(), max_attempts=3).event.id
+    journal.attempt_started(event_id, 1)
+    journal = reopened(journal)
+    assert journal.recover_interrupted() == 1
+    assert starts_file(journal).stat().st_size > 0  # not emptied yet: a crash now must still find it
+    journal = reopened(journal)  # the app stops again before writing anything else
+    try:
+        assert journal.recover_interrupted() == 0  # nothing was running any more
+        event = journal.get(event_id)
+        assert (event.state, event.attempts) == (EventState.QUEUED, 1)
+        assert [(a.number, a.outcome) for a in journal.attempts(event_id)] == [(1, "interrupted")]
+        assert starts_file(journal).stat().st_size > 0
+
+        record(journal, delivery())  # the next commit
+        assert starts_file(journal).stat().st_size == 0
+        [claimed] = journal.claim_due(now=T0, limit=1)
+        assert (claimed.id, claimed.attempts) == (event_id, 2)
+    finally:
+        journal.close()
+
+
+def test_numbers_too_big_for_sqlite_in_the_starts_file_are_garbage_too(tmp_path: Path) -> None:
+    """Recovery runs before the app serves anything: a damaged starts file must not keep it from starting."""
+    journal = SQLiteJournal(tmp_path / "journal.sqlite3")
+    event_id = record(journal, delivery()).event.id
+    journal.close()
+    starts_file(journal).write_text(f"{event_id} {10**30}\n{10**30} 1\n")
+
+    journal = SQLiteJournal(journal.path)
+    try:
+        assert journal.recover_interrupted() == 0
+        assert (journal.get(event_id).state, journal.get(event_id).attempts) == (EventState.QUEUED, 0)
+    finally:
+        journal.close()

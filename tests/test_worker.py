@@ -683,6 +683,53 @@ async def test_full_journal_answers_503_and_records_nothing(tmp_path: Path) -> N
     assert runs == ["1" * 40, "d" * 40, "2" * 40]
 
 
+async def test_a_delivery_answered_503_never_runs_its_handler_nor_answers_for_the_next_one(
+    tmp_path: Path, gates: Gates
+) -> None:
+    """Deliveries arriving together share one commit; when one of them is too big for the journal the
+    whole group is lost and each is answered 503 ("nothing was recorded; retry later"). The Hub then
+    sends each again, so a handler that ran anyway would run twice. Worse, the lost event's id is free
+    again and goes to the next delivery: the phantom run's outcome must not land on that event, nor
+    answer its request."""
+    runs: list[str] = []
+    ended: list[str] = []
+
+    async def handler(payload: WebhookPayload) -> str:
+        runs.append(payload.repo.name)
+        await gates.wait_async(payload.repo.name)
+        ended.append(payload.repo.name)
+        return f"handled {payload.repo.name}"
+
+    async with serving(tmp_path, {"h": handler}, journal_max_bytes=CAP, ack_budget_seconds=2.0) as h:
+        small, big = await asyncio.gather(
+            h.post("h", payload(repo="org/small"), webhook_id="wh-small"),
+            h.post("h", payload(repo="org/big", padding="x" * (3 * CAP)), webhook_id="wh-big"),
+        )
+        h.responses.clear()  # the 503s are the point here
+        assert (small.status_code, big.status_code) == (503, 503), "both were in the group the big one lost"
+        assert "journal is full" in small.json()["error"]
+
+        following = asyncio.create_task(h.post("h", payload(repo="org/next"), webhook_id="wh-next"))
+        await h.until(lambda: "org/next" in runs, "the next delivery's handler to start")
+        gates["org/small"].set()
+        if "org/small" in runs:  # the lost delivery's handler ran: let it end while the next one runs
+            await h.until(lambda: "org/small" in ended, "the lost delivery's handler to end")
+        gates["org/next"].set()
+        answer = await following
+        event = await h.settled(int(answer.headers["x-webhook-event-id"]))
+
+        again = await h.post("h", payload(repo="org/small"), webhook_id="wh-small")  # the Hub's retry
+        assert again.status_code == 200 and again.json() == "handled org/small"
+
+    assert (answer.status_code, answer.json(), event.repo_name, event.result) == (
+        200,
+        "handled org/next",
+        "org/next",
+        "handled org/next",
+    )
+    assert sorted(runs) == ["org/next", "org/small"]  # each delivery handled once
+
+
 class AckTimeUnrecordable(SQLiteJournal):
     """The journal fills up between recording an event and noting how fast it was acknowledged."""
 

@@ -1,0 +1,217 @@
+"""Group commit in the SQLite journal: writes made on the event loop share one transaction.
+
+The request path commits a group when it awaits `durable()`; outcomes and claims ride along with it
+(or with the idle timer). These tests drive the journal directly inside a running loop, with a real
+file: a group is made to fail the way it fails in production (a delivery too big for the journal's
+cap rolls the whole transaction back), and what the worker was told is done must still reach the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lib import sqlite_journal
+from lib.errors import JournalUnavailable
+from lib.journal import Delivery, EventState
+from lib.sqlite_journal import GROUP_WAIT_SECONDS, SQLiteJournal
+
+pytestmark = pytest.mark.anyio
+
+ROOT = Path(__file__).resolve().parent.parent
+CAP = 128 * 1024
+WINDOW = 600.0
+_keys = itertools.count()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def delivery(*, body: bytes = b"{}") -> Delivery:
+    n = next(_keys)
+    return Delivery(
+        endpoint="/webhooks/h",
+        delivery_key=f"id:{n}",
+        webhook_id=f"wh-{n}",
+        received_at=time.time(),
+        headers={},
+        query="",
+        body=body,
+        scope="repo.content",
+        action="update",
+        repo_name=f"org/r{n}",
+        repo_type="model",
+        order_key=None,
+    )
+
+
+def record(journal: SQLiteJournal, d: Delivery, *, max_attempts: int = 3) -> int:
+    return journal.record(d, skipped_reason=None, max_attempts=max_attempts, duplicate_window=WINDOW).event.id
+
+
+@pytest.fixture
+def journal_path(tmp_path: Path) -> Path:
+    return tmp_path / "journal.sqlite3"
+
+
+@pytest.fixture
+def journal(journal_path: Path) -> Iterator[SQLiteJournal]:
+    journal = SQLiteJournal(journal_path, max_bytes=CAP)
+    yield journal
+    journal.close()
+
+
+def on_file(path: Path, sql: str, parameters: tuple = ()) -> list[tuple]:
+    """Read the journal file through a connection of its own: only what has been committed."""
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        return db.execute(sql, parameters).fetchall()
+
+
+def states_on_file(path: Path, *ids: int) -> list[str | None]:
+    found = dict(on_file(path, "SELECT id, state FROM events"))
+    return [found.get(event_id) for event_id in ids]
+
+
+@pytest.mark.parametrize("first_reader", ["loop", "another thread"])
+async def test_outcomes_and_claims_of_a_lost_group_are_kept_and_reach_the_file(
+    journal: SQLiteJournal, journal_path: Path, first_reader: str
+) -> None:
+    """The worker was told `finish` and `claim_due` succeeded and has moved on: if their group is lost (here
+    a bigger delivery than the cap allows, in the same turn), they are written with the next transaction.
+    The deliveries of the lost group are not: their requests answer 503 and the Hub sends them again."""
+    done = record(journal, delivery())
+    waiting = record(journal, delivery())
+    assert [event.id for event in journal.claim_due(now=time.time(), limit=1)] == [done]
+    await journal.durable()
+    assert states_on_file(journal_path, done, waiting) == ["running", "queued"]
+
+    finished = journal.finish(done, result="done", handler_ms=1.0)  # opens the next group
+    [claimed] = journal.claim_due(now=time.time(), limit=1)
+    lost = record(journal, delivery())
+    assert (finished.state, claimed.id, claimed.attempts) == (EventState.SUCCEEDED, waiting, 1)
+    assert states_on_file(journal_path, done, waiting, lost) == ["running", "queued", None]  # all in the open group
+
+    async def too_big_for_the_journal() -> None:  # another request of the same turn
+        record(journal, delivery(body=b"x" * (2 * CAP)))
+
+    other_request = asyncio.create_task(too_big_for_the_journal())
+    with pytest.raises(JournalUnavailable) as caught:
+        await journal.durable()  # what the request that recorded `lost` awaits before answering
+    assert caught.value.status_code == 503 and "journal is full" in caught.value.message
+    with pytest.raises(JournalUnavailable):
+        await other_request
+
+    if first_reader == "loop":
+        seen = journal.get(done), journal.get(waiting), journal.get(lost)
+    else:
+        seen = await asyncio.to_thread(lambda: (journal.get(done), journal.get(waiting), journal.get(lost)))
+    assert seen[0] is not None and (seen[0].state, seen[0].result) == (EventState.SUCCEEDED, "done")
+    assert seen[1] is not None and (seen[1].state, seen[1].attempts) == (EventState.RUNNING, 1)
+    assert seen[2] is None  # the delivery of the lost group is gone, as its 503 said
+    await journal.durable()
+    assert states_on_file(journal_path, done, waiting, lost) == ["succeeded", "running", None]
+
+    journal.finish(waiting, result="later", handler_ms=1.0)  # the claimed event's own outcome still lands
+    await journal.durable()
+    journal.close()
+    reopened = SQLiteJournal(journal_path, max_bytes=CAP)
+    try:
+        assert reopened.recover_interrupted() == 0  # nothing was left running
+        for event_id, result in ((done, "done"), (waiting, "later")):
+            event = reopened.get(event_id)
+            assert (event.state, event.result, event.attempts) == (EventState.SUCCEEDED, result, 1)
+            assert [(a.number, a.outcome) for a in reopened.attempts(event_id)] == [(1, "succeeded")]
+        assert reopened.get(lost) is None
+    finally:
+        reopened.close()
+
+
+async def test_a_reader_on_another_thread_sees_claims_and_outcomes_of_the_open_group(
+    journal: SQLiteJournal, journal_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The console and handlers' threads read with connections of their own: without asking the loop to
+    commit first, they would show an event queued that is running, or running that has finished."""
+    monkeypatch.setattr(sqlite_journal, "IDLE_COMMIT_SECONDS", 60.0)  # only the reader's request commits
+    event_id = record(journal, delivery())
+    await journal.durable()
+
+    def read_from_another_thread() -> tuple[float, EventState, list[str], int]:
+        started = time.monotonic()
+        event = journal.get(event_id)
+        assert event is not None
+        outcomes = [attempt.outcome for attempt in journal.attempts(event_id)]
+        return time.monotonic() - started, event.state, outcomes, threading.get_ident()
+
+    [claimed] = journal.claim_due(now=time.time(), limit=1)
+    assert claimed.state == EventState.RUNNING
+    assert states_on_file(journal_path, event_id) == ["queued"]  # still in the open group
+    waited, state, outcomes, reader = await asyncio.to_thread(read_from_another_thread)
+    assert reader != threading.get_ident()
+    assert (state, outcomes) == (EventState.RUNNING, ["running"])
+    assert waited < GROUP_WAIT_SECONDS / 2  # committed on request, not read after giving up waiting
+
+    journal.finish(event_id, result="ok", handler_ms=1.0)
+    assert states_on_file(journal_path, event_id) == ["running"]
+    waited, state, outcomes, _ = await asyncio.to_thread(read_from_another_thread)
+    assert (state, outcomes) == (EventState.SUCCEEDED, ["succeeded"])
+    assert waited < GROUP_WAIT_SECONDS / 2
+    assert states_on_file(journal_path, event_id) == ["succeeded"]
+
+
+START_THEN_DIE = """
+import asyncio, os, sys, time
+from pathlib import Path
+
+from lib.sqlite_journal import SQLiteJournal
+
+
+async def start() -> None:
+    journal = SQLiteJournal(Path(sys.argv[1]))
+    journal.recover_interrupted()  # Worker.start, on the loop
+    for event in journal.claim_due(now=time.time(), limit=10):  # then the worker's first scan
+        journal.attempt_started(event.id, event.attempts)
+        os._exit(1)  # the handler takes the process down
+
+
+asyncio.run(start())
+"""
+
+
+def test_a_handler_that_kills_every_start_is_left_dead_after_its_attempts(journal_path: Path) -> None:
+    """The app's start in miniature, in a real process: recover, claim, start the handler, which kills the
+    process at once (before the group's idle commit). Run with `max_attempts=2`, the third start must find
+    the event dead, or the Space crashes on every start for ever."""
+    journal = SQLiteJournal(journal_path)
+    event_id = record(journal, delivery(), max_attempts=2)
+    [first] = journal.claim_due(now=time.time(), limit=1)  # the first start: committed, then killed
+    journal.attempt_started(first.id, first.attempts)
+    journal.close()
+
+    second_start = subprocess.run(
+        [sys.executable, "-c", START_THEN_DIE, str(journal_path)], cwd=ROOT, capture_output=True, timeout=60
+    )
+    assert second_start.returncode == 1, second_start.stderr.decode()
+    assert journal_path.with_name(journal_path.name + "-starts").read_text().split("\n")[-2] == f"{event_id} 2"
+
+    third_start = SQLiteJournal(journal_path)
+    try:
+        assert third_start.recover_interrupted() == 0  # nothing to run again
+        event = third_start.get(event_id)
+        assert (event.state, event.attempts) == (EventState.DEAD, 2)
+        assert "stopped during the last allowed attempt" in event.error
+        outcomes = [(attempt.number, attempt.outcome) for attempt in third_start.attempts(event_id)]
+        assert outcomes == [(1, "interrupted"), (2, "interrupted")]
+    finally:
+        third_start.close()
