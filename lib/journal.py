@@ -214,8 +214,11 @@ class Journal(Protocol):
 
     def set_ack_ms(self, event_id: int, ack_ms: float) -> None: ...
 
-    async def durable(self) -> None:
-        """Return once the writes made so far are safe from a crash of the process."""
+    async def durable(self, event_id: int | None = None) -> None:
+        """Return once the writes made so far are safe from a crash of the process.
+
+        With `event_id`, raise only if that delivery itself was lost (see `SQLiteJournal.durable`).
+        """
         ...
 
     def recover_interrupted(self) -> int:

@@ -28,7 +28,7 @@ from starlette.types import Receive, Scope, Send
 from . import tunnel
 from .auth import query_secret, verify_secret
 from .delivery import build_delivery
-from .errors import JournalUnavailable, WebhookError
+from .errors import WebhookError
 from .events import Events
 from .hub import own_commits
 from .journal import Delivery, EventState, Journal, Recorded
@@ -232,24 +232,22 @@ class WebhooksServer:
             order_per_repo=settings.order_per_repo,
         )
         recorded = self._record(endpoint, delivery, payload)
-        # Watched before the commit is awaited: a quick handler can finish in the meantime.
         watched = self._watch(recorded)
-        try:
-            await self.journal.durable()
-        except BaseException:
-            if self.worker is not None:
-                self.worker.discard(recorded.event.id)
-                if watched is not None:
-                    self.worker.forget(*watched)
-            raise
         token = current_event_id.set(recorded.event.id)
         try:
+            # A handler starts only once its delivery is committed, so this also waits for that commit.
             content, status = await self._acknowledge(recorded, watched)
-            # The handler's outcome is committed too before the answer says how it went (shared with
-            # the other answers of this turn); if it cannot be, the delivery itself is safe and the
-            # outcome is written with a later group.
-            with contextlib.suppress(JournalUnavailable):
-                await self.journal.durable()
+            # Nothing is acknowledged before it is on disk: the delivery, and the outcome the answer
+            # reports (one commit shared with the other answers of this turn). A delivery that could
+            # not be committed is a 503 (the Hub retries); an outcome that could not, is written later.
+            try:
+                await self.journal.durable(recorded.event.id)
+            except BaseException:
+                if self.worker is not None:
+                    self.worker.discard(recorded.event.id)
+                    if watched is not None:
+                        self.worker.forget(*watched)
+                raise
             ack_ms = (time.perf_counter() - started) * 1000
             try:
                 self.journal.set_ack_ms(recorded.event.id, ack_ms)

@@ -17,7 +17,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -234,6 +234,44 @@ def _percentile(sorted_values: list[float], fraction: float) -> float | None:
     return sorted_values[min(len(sorted_values) - 1, int(fraction * len(sorted_values)))]
 
 
+class _GroupWrite:
+    """One write inside the open group, under a savepoint unless it is a single statement.
+
+    A class rather than a generator-based context manager: it is entered three times per event.
+    """
+
+    __slots__ = ("atomic", "journal")
+
+    def __init__(self, journal: SQLiteJournal, atomic: bool) -> None:
+        self.journal = journal
+        self.atomic = atomic
+
+    def __enter__(self) -> sqlite3.Connection:
+        connection = self.journal._writer
+        if self.atomic:
+            try:
+                connection.execute("SAVEPOINT write")
+            except sqlite3.Error as exc:
+                raise JournalUnavailable(self.journal._write_error(exc)) from None
+        return connection
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, traceback: Any) -> None:
+        journal = self.journal
+        if kind is None:
+            if not self.atomic:
+                return
+            try:
+                journal._writer.execute("RELEASE write")
+                return
+            except sqlite3.Error as error:
+                exc, kind = error, type(error)
+        if issubclass(kind, sqlite3.Error):
+            error = JournalUnavailable(journal._write_error(exc))  # type: ignore[arg-type]
+            journal._undo_savepoint(error, self.atomic)
+            raise error from None
+        journal._undo_savepoint(JournalUnavailable("A journal write was interrupted."), self.atomic)
+
+
 Statement = tuple[str, Any]
 """One SQL statement and its parameters, kept to be run again (see `SQLiteJournal._carry`)."""
 
@@ -271,6 +309,8 @@ class SQLiteJournal:
         self._ack_lock = threading.Lock()
         self._pending_ack_ms: list[tuple[float, int]] = []
         self._readers = threading.local()
+        self._lost = JournalUnavailable("The event journal could not record this delivery; retry later.")
+        """Why the last group failed, for the deliveries it took with it."""
         self._recorded_up_to = 0
         """The newest event id written, committed or not; `_committed_up_to` is the newest committed."""
         self._committed_up_to = 0
@@ -334,8 +374,7 @@ class SQLiteJournal:
             self._readers.connection = connection
         return connection
 
-    @contextmanager
-    def _transaction(self, *, grouped: bool = True, atomic: bool = True) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, *, grouped: bool = True, atomic: bool = True) -> AbstractContextManager[sqlite3.Connection]:
         """One write: all of it lands or none of it does.
 
         On a thread running an event loop, writes share one transaction (group commit): a commit
@@ -347,16 +386,15 @@ class SQLiteJournal:
         transaction. `atomic=False` spares the savepoint to a write of a single statement, which
         SQLite already makes all-or-nothing.
         """
-        if self._batch_thread == threading.get_ident():
-            with self._savepoint(atomic) as connection:
-                yield connection
-            return
-        loop = _running_loop() if grouped and self.group_commit else None
-        if loop is not None:
+        if self._batch_thread != threading.get_ident():
+            loop = _running_loop() if grouped and self.group_commit else None
+            if loop is None:
+                return self._own_transaction()
             self._open_batch(loop)
-            with self._savepoint(atomic) as connection:
-                yield connection
-            return
+        return _GroupWrite(self, atomic)
+
+    @contextmanager
+    def _own_transaction(self) -> Iterator[sqlite3.Connection]:
         with self._write_lock:
             connection = self._writer
             carried: list[Statement] = []
@@ -411,26 +449,6 @@ class SQLiteJournal:
             return []
         return carried
 
-    @contextmanager
-    def _savepoint(self, atomic: bool = True) -> Iterator[sqlite3.Connection]:
-        connection = self._writer
-        if atomic:
-            try:
-                connection.execute("SAVEPOINT write")
-            except sqlite3.Error as exc:
-                raise JournalUnavailable(self._write_error(exc)) from None
-        try:
-            yield connection
-            if atomic:
-                connection.execute("RELEASE write")
-        except sqlite3.Error as exc:
-            error = JournalUnavailable(self._write_error(exc))
-            self._undo_savepoint(error, atomic)
-            raise error from None
-        except BaseException:
-            self._undo_savepoint(JournalUnavailable("A journal write was interrupted."), atomic)
-            raise
-
     def _undo_savepoint(self, error: JournalUnavailable, atomic: bool) -> None:
         """Undo one write of a group; if SQLite already undid the whole group (disk full), fail the group."""
         connection = self._writer
@@ -484,6 +502,7 @@ class SQLiteJournal:
                 done.set_exception(error)
                 done.exception()  # retrieved here, so a group nobody awaited does not warn
         if error is not None:
+            self._lost = error
             self._carry = self._batch_transitions + self._carry
             self._recorded_up_to = self._committed_up_to  # those deliveries are gone (answered 503)
         if self._batch_commit is not None:
@@ -538,21 +557,31 @@ class SQLiteJournal:
                 started[event_id] = max(attempt, started.get(event_id, 0))
         return [(attempt, event_id) for event_id, attempt in started.items()]
 
-    async def durable(self) -> None:
+    async def durable(self, event_id: int | None = None) -> None:
         """Wait until the writes made so far are committed: what an acknowledgement promises.
 
+        Args:
+            event_id: a delivery recorded by this process; only its own loss is then an error (an
+                outcome that failed to commit with it is kept for the next group).
+
         Raises:
-            JournalUnavailable: the commit failed; nothing of this group of deliveries was recorded.
+            JournalUnavailable: the commit failed and took the writes (or that delivery) with it.
         """
         done = self._batch_done
-        if done is None or self._batch_thread != threading.get_ident():
-            return
-        if not self._batch_commit_soon:
-            self._batch_commit_soon = True
-            if self._batch_commit is not None:
-                self._batch_commit.cancel()
-            self._batch_commit = asyncio.get_running_loop().call_soon(self._commit_batch)
-        await asyncio.shield(done)
+        if done is not None and self._batch_thread == threading.get_ident():
+            if not self._batch_commit_soon:
+                self._batch_commit_soon = True
+                if self._batch_commit is not None:
+                    self._batch_commit.cancel()
+                self._batch_commit = asyncio.get_running_loop().call_soon(self._commit_batch)
+            try:
+                await asyncio.shield(done)
+            except JournalUnavailable as exc:
+                self._lost = exc
+                if event_id is None or not self.is_committed(event_id):
+                    raise
+        if event_id is not None and not self.is_committed(event_id):  # lost with a group that ended earlier
+            raise self._lost
 
     def _write_error(self, exc: sqlite3.Error) -> str:
         """Say why a write failed; a full journal is the one an operator can fix by configuration."""

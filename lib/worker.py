@@ -334,6 +334,7 @@ class Worker:
                     await self.journal.durable()
                 if not self.journal.is_committed(event.id):
                     logger.info("Not run: its delivery could not be recorded (answered 503; the Hub retries).")
+                    self._resolve_waiters(Outcome(event))  # the waiting request answers 503 now
                     self.notify()
                     return None
             # Noted before the handler runs, even if its claim is not committed yet: a handler that
