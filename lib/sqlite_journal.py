@@ -136,6 +136,7 @@ WHERE id = (SELECT id FROM events WHERE order_key = :order_key AND {UNFINISHED} 
 RETURNING id
 """
 """`MARK_RUNNING` on the head of one order key's queue, if it is waiting and due: one statement."""
+LANE_HEAD = f"SELECT id, state, next_attempt_at FROM events WHERE order_key = ? AND {UNFINISHED} ORDER BY id LIMIT 1"
 LAST_ATTEMPT = (
     "SELECT id AS event_id, attempts AS number, COALESCE(started_at, finished_at, received_at) AS started_at, "
     "CASE state WHEN 'running' THEN NULL ELSE finished_at END AS finished_at, state AS outcome, "
@@ -305,6 +306,13 @@ class SQLiteJournal:
 
         Whoever made them was told they were done (an outcome recorded, an event claimed), and the
         worker has moved on; losing them would leave an event `running` in the journal for ever.
+        """
+        self._pending_claims: dict[int, float] = {}
+        """Events claimed by `claim_next` whose claim is not written yet: event id -> start time.
+
+        A handler that returns at once is finished before the group commits; its claim is then
+        written with its outcome in one UPDATE instead of two. Claims still pending are written
+        when the group commits, and before anything that must see them (`claim_due`, a failure).
         """
         self._ack_lock = threading.Lock()
         self._pending_ack_ms: list[tuple[float, int]] = []
@@ -480,6 +488,7 @@ class SQLiteJournal:
             return
         connection = self._writer
         try:
+            self._write_pending_claims(connection)
             self._flush_ack_ms(connection)
             connection.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -736,6 +745,7 @@ class SQLiteJournal:
         if not self._read(CLAIMABLE, {"now": now, "limit": 1}):
             return []
         with self._transaction() as connection:
+            self._write_pending_claims(connection)  # so their repositories are seen as busy
             ids = [row[0] for row in connection.execute(CLAIMABLE, {"now": now, "limit": limit})]
             for event_id in ids:
                 self._transition(connection, MARK_RUNNING, (now, event_id))
@@ -745,14 +755,27 @@ class SQLiteJournal:
         """Claim the oldest unfinished event of one order key if it may run now; its id, or None.
 
         The worker calls this when an event finishes, to hand its repository's next event over
-        without scanning every queue (what `claim_due` does).
+        without scanning every queue (what `claim_due` does). The claim itself is written later
+        (see `_pending_claims`); this process already treats the event as running.
         """
-        with self._transaction(atomic=False) as connection:
-            row = connection.execute(CLAIM_NEXT, {"order_key": order_key, "now": now}).fetchone()
-            if row is None:
-                return None
-            self._carried_along(MARK_RUNNING, (now, row[0]))
-            return row[0]
+        if self._batch_thread != threading.get_ident():  # no group to defer into: claim at once
+            with self._transaction(atomic=False) as connection:
+                row = connection.execute(CLAIM_NEXT, {"order_key": order_key, "now": now}).fetchone()
+                return row[0] if row is not None else None
+        head = self._writer.execute(LANE_HEAD, (order_key,)).fetchone()
+        if head is None or head[1] == "running" or head[0] in self._pending_claims:
+            return None
+        if head[2] is not None and head[2] > now:
+            return None
+        self._pending_claims[head[0]] = now
+        return head[0]
+
+    def _write_pending_claims(self, connection: sqlite3.Connection) -> None:
+        if self._pending_claims:
+            claims = [(started_at, event_id) for event_id, started_at in self._pending_claims.items()]
+            self._pending_claims.clear()
+            for claim in claims:
+                self._transition(connection, MARK_RUNNING, claim)
 
     def next_due_at(self) -> float | None:
         rows = self._read(NEXT_DUE)
@@ -762,13 +785,23 @@ class SQLiteJournal:
         now = time.time()
         encoded = json.dumps(result, default=repr)
         event_id = event if isinstance(event, int) else event.id
+        claimed_at = self._pending_claims.pop(event_id, None)
         with self._transaction(atomic=False) as connection:
-            self._transition(
-                connection,
-                "UPDATE events SET state = 'succeeded', result = ?, error = NULL, handler_ms = ?, finished_at = ? "
-                "WHERE id = ? AND state = 'running'",
-                (encoded, handler_ms, now, event_id),
-            )
+            if claimed_at is None:
+                self._transition(
+                    connection,
+                    "UPDATE events SET state = 'succeeded', result = ?, error = NULL, handler_ms = ?, "
+                    "finished_at = ? WHERE id = ? AND state = 'running'",
+                    (encoded, handler_ms, now, event_id),
+                )
+            else:  # claimed and finished within one group: one write for both
+                self._transition(
+                    connection,
+                    "UPDATE events SET state = 'succeeded', result = ?, error = NULL, handler_ms = ?, "
+                    "finished_at = ?, attempts = attempts + 1, started_at = ?, next_attempt_at = NULL "
+                    f"WHERE id = ? AND {UNFINISHED} AND state != 'running'",
+                    (encoded, handler_ms, now, claimed_at, event_id),
+                )
             if isinstance(event, int):
                 return self._fetch(connection, event_id)
         return event.evolve(
@@ -778,7 +811,8 @@ class SQLiteJournal:
     def skip(self, event: EventRecord | int, *, reason: str) -> EventRecord:
         now = time.time()
         event_id = event if isinstance(event, int) else event.id
-        with self._transaction(atomic=False) as connection:
+        with self._transaction() as connection:
+            self._write_pending_claims(connection)
             self._transition(
                 connection,
                 "UPDATE events SET state = 'skipped', note = ?, attempts = attempts - 1, finished_at = ? "
@@ -795,6 +829,7 @@ class SQLiteJournal:
         finished_at = None if retry_at is not None else now
         event_id = event if isinstance(event, int) else event.id
         with self._transaction() as connection:
+            self._write_pending_claims(connection)
             self._transition(connection, CLOSE_ATTEMPT, _attempt_end(event_id, now, "failed", error))
             self._transition(
                 connection,

@@ -217,8 +217,14 @@ class Worker:
         if cached is not None:
             event, payload = cached
             return event.evolve(state=EventState.RUNNING, attempts=event.attempts + 1), payload
-        event = claimed or self.journal.get(event_id)
-        return (event, None) if event is not None else None
+        if claimed is not None:
+            return claimed, None
+        event = self.journal.get(event_id)
+        if event is None:
+            return None
+        if event.state != EventState.RUNNING:  # claimed, the claim not written yet (`claim_next`)
+            event = event.evolve(state=EventState.RUNNING, attempts=event.attempts + 1)
+        return event, None
 
     def outcome(self, event_id: int) -> asyncio.Future[Outcome]:
         """A future resolved when the event's current attempt ends (success or failure)."""
