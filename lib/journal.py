@@ -10,7 +10,7 @@ request path untouched.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from enum import StrEnum
 from typing import Any, Literal, Protocol
 
@@ -74,7 +74,9 @@ class EventRecord(Delivery):
     @classmethod
     def from_delivery(cls, delivery: Delivery, **state: Any) -> EventRecord:
         """The record of `delivery` with the given state fields (`id`, `state`, `attempts` ...)."""
-        return cls(**{name: getattr(delivery, name) for name in _DELIVERY_FIELDS}, **state)
+        record = object.__new__(cls)  # as `evolve`: the generated __init__ re-sets 26 frozen fields one by one
+        record.__dict__.update(_RECORD_DEFAULTS, **delivery.__dict__, **state)
+        return record
 
     def evolve(self, **changes: Any) -> EventRecord:
         """A copy with some fields changed: `dataclasses.replace` without re-checking every field,
@@ -84,7 +86,7 @@ class EventRecord(Delivery):
         return changed
 
 
-_DELIVERY_FIELDS = tuple(item.name for item in fields(Delivery))
+_RECORD_DEFAULTS = {item.name: item.default for item in fields(EventRecord) if item.default is not MISSING}
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -270,7 +270,7 @@ class WebhooksServer:
         if isinstance(content, Response):  # the handler's own response, sent as it made it
             content.headers[EVENT_ID_HEADER] = event_id
             return content
-        return JSONResponse(content, status_code=status, headers={EVENT_ID_HEADER: event_id})
+        return Acknowledgement(content, status, event_id)
 
     def _record(self, endpoint: Endpoint, delivery: Delivery, payload: WebhookPayload) -> Recorded:
         """Journal the delivery and, when its repository has nothing pending, start its handler now."""
@@ -499,6 +499,21 @@ def _error_response(scope: Scope, exc: WebhookError) -> JSONResponse:
     """The one place where our errors become HTTP answers."""
     logger.info("%s %s answered %d: %s", scope["method"], scope["path"], exc.status_code, exc.message)
     return JSONResponse({"error": exc.message}, status_code=exc.status_code)
+
+
+class Acknowledgement(JSONResponse):
+    """The JSON answer to a delivery, naming its event: a `JSONResponse` whose headers are written
+    in one step, since every delivery gets one."""
+
+    def __init__(self, content: Any, status_code: int, event_id: str) -> None:
+        self.status_code = status_code
+        self.background = None
+        self.body = self.render(content)
+        self.raw_headers = [
+            (b"content-length", str(len(self.body)).encode()),
+            (b"content-type", b"application/json"),
+            (EVENT_ID_HEADER.lower().encode(), event_id.encode()),
+        ]
 
 
 def _headers(scope: Scope) -> dict[str, str]:
