@@ -120,7 +120,7 @@ async def call_handler(
     the body, saves parsing it again.
     """
     kwargs: dict[str, Any] = {}
-    background = BackgroundTasks()
+    background: BackgroundTasks | None = None
     for argument in plan:
         if argument.kind == "model" and payload is not None and argument.model is WebhookPayload:
             kwargs[argument.name] = payload
@@ -130,7 +130,8 @@ async def call_handler(
             kwargs[argument.name] = json.loads(event.body)
         elif argument.kind == "request":
             kwargs[argument.name] = rebuild_request(event)
-        else:
+        else:  # made only for handlers that ask for it; one for all such parameters
+            background = background or BackgroundTasks()
             kwargs[argument.name] = background
     if inspect.iscoroutinefunction(func):
         result = await func(**kwargs)
@@ -140,5 +141,6 @@ async def call_handler(
         result = await asyncio.get_running_loop().run_in_executor(executor, call)
         if inspect.isawaitable(result):
             result = await result
-    await background()
+    if background is not None:
+        await background()
     return result

@@ -416,7 +416,13 @@ class WebhooksServer:
         gr.mount_gradio_app(self.fastapi_app, blocks, path="/", server_name=host, server_port=port, **mount_options)
 
         config = uvicorn.Config(
-            self.asgi_app, host=host, port=port, log_level="warning", lifespan="on", interface="asgi3"
+            self.asgi_app,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,  # one line per delivery is ours to write (at DEBUG), not uvicorn's
+            lifespan="on",
+            interface="asgi3",
         )
         self._uvicorn = uvicorn.Server(config)
         self._print_urls()

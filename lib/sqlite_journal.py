@@ -46,7 +46,6 @@ CREATE TABLE IF NOT EXISTS events (
     received_at REAL NOT NULL,
     headers TEXT NOT NULL,
     query TEXT NOT NULL,
-    body BLOB NOT NULL,
     scope TEXT NOT NULL,
     action TEXT NOT NULL,
     repo_name TEXT NOT NULL,
@@ -68,6 +67,12 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_by_key ON events (endpoint, delivery_key, id);
 CREATE INDEX IF NOT EXISTS events_unfinished ON events (order_key, id) WHERE state IN ('queued', 'running', 'failed');
+CREATE TABLE IF NOT EXISTS bodies (
+    event_id INTEGER PRIMARY KEY REFERENCES events (id) ON DELETE CASCADE,
+    body BLOB NOT NULL
+);
+CREATE VIEW IF NOT EXISTS event_rows AS
+    SELECT events.*, bodies.body FROM events JOIN bodies ON bodies.event_id = events.id;
 CREATE TABLE IF NOT EXISTS attempts (
     event_id INTEGER NOT NULL REFERENCES events (id) ON DELETE CASCADE,
     number INTEGER NOT NULL,
@@ -78,7 +83,10 @@ CREATE TABLE IF NOT EXISTS attempts (
     PRIMARY KEY (event_id, number)
 ) WITHOUT ROWID;
 """
-"""Two indexes only: every index is written on every insert, and each costs about as much as the row.
+"""The body, written once, has a table of its own: an event's row is rewritten as its state changes,
+and without the body it is a fifth of the size (half the bytes written per event). `event_rows`
+reads an event whole.
+Two indexes only: every index is written on every insert, and each costs about as much as the row.
 `events_unfinished` holds just the events still to run, so it stays small however long the journal;
 `attempts` holds the attempts that did not end the event well (failed, interrupted) and earlier
 runs of a replayed one; the running or successful attempt lives on the event's row (`LAST_ATTEMPT`)."""
@@ -96,6 +104,12 @@ MIGRATIONS = {
     DELETE FROM attempts WHERE outcome = 'succeeded' AND number = (
         SELECT e.attempts FROM events AS e WHERE e.id = attempts.event_id AND e.state = 'succeeded'
     );
+    CREATE TABLE bodies (
+        event_id INTEGER PRIMARY KEY REFERENCES events (id) ON DELETE CASCADE,
+        body BLOB NOT NULL
+    );
+    INSERT INTO bodies (event_id, body) SELECT id, body FROM events;
+    ALTER TABLE events DROP COLUMN body;
     DROP INDEX IF EXISTS events_pending;
     DROP INDEX IF EXISTS events_by_order;
     DROP INDEX IF EXISTS events_running;
@@ -684,7 +698,7 @@ class SQLiteJournal:
 
     @staticmethod
     def _fetch(connection: sqlite3.Connection, event_id: int) -> EventRecord:
-        return _record_from_row(connection.execute("SELECT * FROM events WHERE id = ?", (event_id,)).fetchone())
+        return _record_from_row(connection.execute("SELECT * FROM event_rows WHERE id = ?", (event_id,)).fetchone())
 
     # --- the request path -------------------------------------------------------------------
 
@@ -729,9 +743,9 @@ class SQLiteJournal:
             finished_at = None if state in (EventState.QUEUED, EventState.RUNNING) else delivery.received_at
             attempts = 1 if state == EventState.RUNNING else 0
             cursor = connection.execute(
-                "INSERT INTO events (endpoint, delivery_key, webhook_id, received_at, headers, query, body, scope, "
+                "INSERT INTO events (endpoint, delivery_key, webhook_id, received_at, headers, query, scope, "
                 "action, repo_name, repo_type, order_key, is_test, state, attempts, max_attempts, original_id, note, "
-                "finished_at, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "finished_at, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     delivery.endpoint,
                     delivery.delivery_key,
@@ -739,7 +753,6 @@ class SQLiteJournal:
                     delivery.received_at,
                     json.dumps(delivery.headers),
                     delivery.query,
-                    delivery.body,
                     delivery.scope,
                     delivery.action,
                     delivery.repo_name,
@@ -755,6 +768,7 @@ class SQLiteJournal:
                     delivery.received_at if state == EventState.RUNNING else None,
                 ),
             )
+            connection.execute("INSERT INTO bodies (event_id, body) VALUES (?, ?)", (cursor.lastrowid, delivery.body))
             self._recorded_up_to = max(self._recorded_up_to, cursor.lastrowid)
             event = _new_record(
                 cursor.lastrowid, delivery, state, attempts, max_attempts, original_id, note, finished_at
@@ -928,7 +942,7 @@ class SQLiteJournal:
     # --- the console --------------------------------------------------------------------------
 
     def get(self, event_id: int) -> EventRecord | None:
-        rows = self._read("SELECT * FROM events WHERE id = ?", (event_id,))
+        rows = self._read("SELECT * FROM event_rows WHERE id = ?", (event_id,))
         return _record_from_row(rows[0]) if rows else None
 
     def attempts(self, event_id: int) -> list[Attempt]:
@@ -969,7 +983,7 @@ class SQLiteJournal:
             escaped = scope.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             parameters += [scope, escaped + ".%"]
         where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-        rows = self._read(f"SELECT * FROM events {where} ORDER BY id DESC LIMIT ?", (*parameters, limit))
+        rows = self._read(f"SELECT * FROM event_rows {where} ORDER BY id DESC LIMIT ?", (*parameters, limit))
         return [_record_from_row(row) for row in rows]
 
     def replay(self, event_id: int, *, max_attempts: int) -> EventRecord:

@@ -169,7 +169,7 @@ class Probe:
             return db.execute(sql, parameters).fetchall()
 
     def event(self, event_id: int) -> sqlite3.Row:
-        return self.rows("SELECT * FROM events WHERE id = ?", (event_id,))[0]
+        return self.rows("SELECT * FROM event_rows WHERE id = ?", (event_id,))[0]
 
     def outcomes(self, event_id: int) -> list[str]:
         """The attempts table, then the attempt the event's own row holds (running or succeeded)."""

@@ -700,11 +700,12 @@ def write_v1_journal(path: Path, *, running_since: float) -> dict[str, int]:
             ids[state] = db.execute(
                 "INSERT INTO events (endpoint, delivery_key, received_at, headers, query, body, scope, action, "
                 "repo_name, repo_type, order_key, state, attempts, max_attempts, result, finished_at) "
-                "VALUES ('/webhooks/a', ?, ?, '{}', '', X'7B7D', 'repo.content', 'update', ?, 'model', ?, ?, ?, 3, "
+                "VALUES ('/webhooks/a', ?, ?, '{}', '', ?, 'repo.content', 'update', ?, 'model', ?, ?, ?, 3, "
                 "?, ?)",
                 (
                     f"id:v1-{n}",
                     T0 + n,
+                    f'{{"v1": {n}}}'.encode(),
                     f"org/v1-{n}",
                     f"/webhooks/a model/org/v1-{n}",
                     state,
@@ -749,6 +750,12 @@ def test_a_v1_journal_is_migrated_keeping_its_events_and_the_attempt_it_was_runn
         [succeeded] = journal.attempts(ids["succeeded"])
         assert (succeeded.outcome, succeeded.started_at, succeeded.finished_at) == ("succeeded", T0, T0 + 5)
         assert journal.get(ids["succeeded"]).result == "ok"
+        # The bodies moved to their own table, each with its event.
+        assert [journal.get(ids[name]).body for name in ("succeeded", "running", "queued")] == [
+            b'{"v1": 0}',
+            b'{"v1": 1}',
+            b'{"v1": 2}',
+        ]
 
         assert journal.recover_interrupted() == 1
         [interrupted] = journal.attempts(ids["running"])

@@ -215,7 +215,7 @@ def committed_rows_at_2xx(journal_path: Path, seen: dict[int, tuple[int, sqlite3
                     headers = {key.decode(): value.decode() for key, value in message["headers"]}
                     event_id = int(headers["x-webhook-event-id"])
                     with contextlib.closing(read_only(journal_path)) as db:
-                        row = db.execute("SELECT * FROM events WHERE id = ?", (event_id,)).fetchone()
+                        row = db.execute("SELECT * FROM event_rows WHERE id = ?", (event_id,)).fetchone()
                     seen[event_id] = (message["status"], row)
                 await send(message)
 
