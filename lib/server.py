@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import gc
 import logging
 import os
 import threading
@@ -426,6 +427,9 @@ class WebhooksServer:
         )
         self._uvicorn = uvicorn.Server(config)
         self._print_urls()
+        # Everything loaded so far (Gradio, FastAPI, the handlers, the page) lives as long as the
+        # app: kept out of the garbage collector's full passes, which would walk it all again and again.
+        gc.freeze()
         if prevent_thread_lock:
             self._thread = threading.Thread(target=self._uvicorn.run, name="uvicorn", daemon=True)
             self._thread.start()

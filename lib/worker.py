@@ -67,8 +67,13 @@ def _storable(result: Any) -> tuple[Any, Response | None]:
     return (converted, None) if _is_json(converted) else (repr(result), None)
 
 
+_FLAT = frozenset({str, int, bool, type(None)})
+
+
 def _is_json(value: Any) -> bool:
     """Whether `value` is already what a JSON answer can carry (no NaN: a JSON response refuses it)."""
+    if type(value) is dict and all(type(key) is str and type(item) in _FLAT for key, item in value.items()):
+        return True  # the usual `{"status": "ok", ...}`, recognised without encoding it
     try:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError):
@@ -285,8 +290,11 @@ class Worker:
             next_id = self.journal.claim_next(finished.order_key, now=time.time())
             if next_id is not None:
                 following = self._claimed(next_id)
-        idle_lanes_wait = any(key is None or key not in self._running_keys for key in self._waiting_lanes)
-        if self._capacity_bound or idle_lanes_wait or finished.state != EventState.SUCCEEDED:
+        if (
+            self._capacity_bound
+            or finished.state != EventState.SUCCEEDED
+            or any(key is None or key not in self._running_keys for key in self._waiting_lanes)  # idle lanes wait
+        ):
             self.notify()
         return following
 
