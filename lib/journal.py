@@ -10,6 +10,7 @@ request path untouched.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields
 from enum import StrEnum
 from typing import Any, Literal, Protocol
@@ -221,6 +222,10 @@ class Journal(Protocol):
 
         With `event_id`, raise only if that delivery itself was lost (see `SQLiteJournal.durable`).
         """
+        ...
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once the writes made so far are committed (or their commit failed)."""
         ...
 
     def recover_interrupted(self) -> int:

@@ -236,11 +236,12 @@ class WebhooksServer:
         watched = self._watch(recorded)
         token = current_event_id.set(recorded.event.id)
         try:
-            # A handler starts only once its delivery is committed, so this also waits for that commit.
-            content, status = await self._acknowledge(recorded, watched)
             # Nothing is acknowledged before it is on disk: the delivery, and the outcome the answer
-            # reports (one commit shared with the other answers of this turn). A delivery that could
-            # not be committed is a 503 (the Hub retries); an outcome that could not, is written later.
+            # reports (the worker hands it over once committed, one commit shared with the other
+            # answers of this turn). A handler starts only after its delivery is committed, so an
+            # outcome implies that; other answers wait for it below. A delivery that could not be
+            # committed is a 503 (the Hub retries); an outcome that could not, is written later.
+            content, status = await self._acknowledge(recorded, watched)
             try:
                 await self.journal.durable(recorded.event.id)
             except BaseException:

@@ -632,19 +632,17 @@ class SQLiteJournal:
         """Wait until the writes made so far are committed: what an acknowledgement promises.
 
         Args:
-            event_id: a delivery recorded by this process; only its own loss is then an error (an
-                outcome that failed to commit with it is kept for the next group).
+            event_id: wait only until that delivery (recorded by this process) is on disk, and fail
+                only if it was lost; later writes are another group's business.
 
         Raises:
             JournalUnavailable: the commit failed and took the writes (or that delivery) with it.
         """
+        if event_id is not None and self.is_committed(event_id):
+            return
         done = self._batch_done
         if done is not None and self._batch_thread == threading.get_ident():
-            if not self._batch_commit_soon:
-                self._batch_commit_soon = True
-                if self._batch_commit is not None:
-                    self._batch_commit.cancel()
-                self._batch_commit = asyncio.get_running_loop().call_soon(self._commit_batch)
+            self._commit_soon()
             try:
                 await asyncio.shield(done)
             except JournalUnavailable as exc:
@@ -653,6 +651,27 @@ class SQLiteJournal:
                     raise
         if event_id is not None and not self.is_committed(event_id):  # lost with a group that ended earlier
             raise self._lost
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once the writes made so far on this thread's loop are committed, soon.
+
+        It is called when the group ends even if its commit failed: what it reports (an outcome)
+        is then kept and written with the next group (`_carry`).
+        """
+        done = self._batch_done
+        if done is None or self._batch_thread != threading.get_ident():
+            callback()
+            return
+        self._commit_soon()
+        done.add_done_callback(lambda _: callback())
+
+    def _commit_soon(self) -> None:
+        """Commit the open group at the end of this turn of the loop instead of after the idle delay."""
+        if not self._batch_commit_soon:
+            self._batch_commit_soon = True
+            if self._batch_commit is not None:
+                self._batch_commit.cancel()
+            self._batch_commit = asyncio.get_running_loop().call_soon(self._commit_batch)
 
     def _write_error(self, exc: sqlite3.Error) -> str:
         """Say why a write failed; a full journal is the one an operator can fix by configuration."""

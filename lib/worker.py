@@ -81,6 +81,12 @@ def _is_json(value: Any) -> bool:
     return True
 
 
+def _resolve(waiters: list[asyncio.Future[Outcome]], outcome: Outcome) -> None:
+    for future in waiters:
+        if not future.done():
+            future.set_result(outcome)
+
+
 class ThreadPerCall(Executor):
     """Runs each plain `def` handler on a thread of its own.
 
@@ -403,9 +409,10 @@ class Worker:
         return Outcome(finished, response)
 
     def _resolve_waiters(self, outcome: Outcome) -> None:
-        for future in self._waiters.pop(outcome.event.id, []):
-            if not future.done():
-                future.set_result(outcome)
+        """Hand the outcome to the requests waiting for it, once it is committed (they report it)."""
+        waiters = self._waiters.pop(outcome.event.id, None)
+        if waiters:
+            self.journal.after_commit(lambda: _resolve(waiters, outcome))
 
     def _late_skip(self, event: EventRecord, payload: WebhookPayload | None) -> str | None:
         """Ask the loop guard again: a commit of ours can come back before the handler that made it
