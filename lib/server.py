@@ -41,7 +41,7 @@ from .registry import Endpoint, discover_handlers, webhook_path
 from .settings import Settings, parse_secrets
 from .setup_guide import HUB_WEBHOOK_SETTINGS
 from .sqlite_journal import SQLiteJournal
-from .worker import Outcome, Worker
+from .worker import OutcomeFuture, Worker
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -308,15 +308,13 @@ class WebhooksServer:
             return None
         return loop_guard_rejection(payload, own_commits(self.settings.data_dir))
 
-    def _watch(self, recorded: Recorded) -> tuple[int, asyncio.Future[Outcome]] | None:
+    def _watch(self, recorded: Recorded) -> tuple[int, OutcomeFuture] | None:
         """The event whose handler this request waits for, and the future its outcome will resolve."""
         if self.worker is None or recorded.outcome in ("skipped", "duplicate"):
             return None
         return recorded.runs.id, self.worker.outcome(recorded.runs.id)
 
-    async def _acknowledge(
-        self, recorded: Recorded, watched: tuple[int, asyncio.Future[Outcome]] | None
-    ) -> tuple[Any, int]:
+    async def _acknowledge(self, recorded: Recorded, watched: tuple[int, OutcomeFuture] | None) -> tuple[Any, int]:
         """The answer's JSON content (or the handler's own `Response`) and status."""
         event = recorded.event
         if recorded.outcome == "skipped":
@@ -334,16 +332,16 @@ class WebhooksServer:
             return {"status": "queued", "event_id": recorded.runs.id}, 202
         return await self._wait_for_handler(*watched)
 
-    async def _wait_for_handler(self, event_id: int, future: asyncio.Future[Outcome]) -> tuple[Any, int]:
+    async def _wait_for_handler(self, event_id: int, future: OutcomeFuture) -> tuple[Any, int]:
         """200 with the handler's result if it ends within the budget, else 202: never the Hub's 30 s."""
-        if not future.done():
-            try:
-                async with asyncio.timeout(self.settings.ack_budget_seconds):
-                    await future
-            except TimeoutError:
-                self.worker.forget(event_id, future)  # type: ignore[union-attr]
-                return {"status": "queued", "event_id": event_id}, 202
-        outcome = future.result()
+        # A timer that resolves the future with None, rather than a timeout scope around the await:
+        # one timer handle per request and no cancelling of this task.
+        expiry = asyncio.get_running_loop().call_later(self.settings.ack_budget_seconds, _give_up, future)
+        outcome = await future
+        expiry.cancel()
+        if outcome is None:
+            self.worker.forget(event_id, future)  # type: ignore[union-attr]
+            return {"status": "queued", "event_id": event_id}, 202
         if outcome.event.state == EventState.SKIPPED:
             return {"status": "skipped", "event_id": event_id, "reason": outcome.event.note}, 200
         if outcome.event.state == EventState.SUCCEEDED:
@@ -510,6 +508,12 @@ def _error_response(scope: Scope, exc: WebhookError) -> JSONResponse:
     """The one place where our errors become HTTP answers."""
     logger.info("%s %s answered %d: %s", scope["method"], scope["path"], exc.status_code, exc.message)
     return JSONResponse({"error": exc.message}, status_code=exc.status_code)
+
+
+def _give_up(future: OutcomeFuture) -> None:
+    """The acknowledgement budget is spent: the request answers 202 and the handler carries on."""
+    if not future.done():
+        future.set_result(None)
 
 
 class Acknowledgement(JSONResponse):

@@ -53,6 +53,10 @@ class Outcome:
     """What the handler returned, when it returned a Starlette response itself."""
 
 
+OutcomeFuture = asyncio.Future[Outcome | None]
+"""What a waiting request holds: resolved with the outcome, or with None when it stopped waiting."""
+
+
 def _storable(result: Any) -> tuple[Any, Response | None]:
     """Make a handler's return value storable as JSON (and keep a Response to send as-is)."""
     if isinstance(result, Response):
@@ -81,7 +85,7 @@ def _is_json(value: Any) -> bool:
     return True
 
 
-def _resolve(waiters: list[asyncio.Future[Outcome]], outcome: Outcome) -> None:
+def _resolve(waiters: list[OutcomeFuture], outcome: Outcome) -> None:
     for future in waiters:
         if not future.done():
             future.set_result(outcome)
@@ -137,7 +141,7 @@ class Worker:
         self._running: dict[int, asyncio.Task[None]] = {}
         self._reserved = 0
         """Slots promised to requests that may start their event themselves (see `reserve`)."""
-        self._waiters: dict[int, list[asyncio.Future[Outcome]]] = {}
+        self._waiters: dict[int, list[OutcomeFuture]] = {}
         self._loop_task: asyncio.Task[None] | None = None
         self._waiting: dict[int, tuple[EventRecord, WebhookPayload]] = {}
         self._waiting_lanes: Counter[str | None] = Counter()
@@ -237,9 +241,9 @@ class Worker:
             event = event.evolve(state=EventState.RUNNING, attempts=event.attempts + 1)
         return event, None
 
-    def outcome(self, event_id: int) -> asyncio.Future[Outcome]:
+    def outcome(self, event_id: int) -> OutcomeFuture:
         """A future resolved when the event's current attempt ends (success or failure)."""
-        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        future: OutcomeFuture = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(event_id, []).append(future)
         return future
 
@@ -256,7 +260,7 @@ class Worker:
                 del self._waiting_lanes[order_key]
         return cached
 
-    def forget(self, event_id: int, future: asyncio.Future[Outcome]) -> None:
+    def forget(self, event_id: int, future: OutcomeFuture) -> None:
         """The request stopped waiting (budget spent): drop its future."""
         waiters = self._waiters.get(event_id, [])
         if future in waiters:
