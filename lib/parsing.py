@@ -38,9 +38,14 @@ async def read_limited(chunks: AsyncIterator[bytes], *, limit: int) -> bytes:
     body = bytearray()
     async for chunk in chunks:
         body += chunk
-        if len(body) > limit:
-            raise PayloadTooLarge(f"The body is larger than {limit} bytes, the most this endpoint accepts.")
+        check_body_size(len(body), limit=limit)
     return bytes(body)
+
+
+def check_body_size(size: int, *, limit: int) -> None:
+    """Refuse a body (or the part read so far) larger than `limit`."""
+    if size > limit:
+        raise PayloadTooLarge(f"The body is larger than {limit} bytes, the most this endpoint accepts.")
 
 
 def _describe(error: dict) -> str:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from . import tunnel
 from .auth import query_secret, verify_secret
@@ -35,7 +35,7 @@ from .hub import own_commits
 from .journal import Delivery, EventState, Journal, Recorded
 from .logs import configure_logging, current_event_id
 from .loop_guard import loop_guard_rejection
-from .parsing import BadRequest, check_declared_length, parse_payload, read_limited
+from .parsing import BadRequest, check_body_size, check_declared_length, parse_payload, read_limited
 from .payload import WebhookPayload
 from .registry import Endpoint, discover_handlers, webhook_path
 from .settings import Settings, parse_secrets
@@ -222,7 +222,7 @@ class WebhooksServer:
             query=query_secret(query_string),
         )
         check_declared_length(headers.get("content-length"), limit=settings.max_body_bytes)
-        body = await read_limited(_body_chunks(receive), limit=settings.max_body_bytes)
+        body = await _read_body(receive, limit=settings.max_body_bytes)
         payload = parse_payload(body)
         delivery = build_delivery(
             endpoint=endpoint.path,
@@ -256,16 +256,18 @@ class WebhooksServer:
             except WebhookError as exc:  # the event is recorded: a missing statistic must not turn into a 503
                 logger.warning("Could not record the acknowledgement time: %s", exc.message)
             # Routine, so DEBUG: the console lists every delivery, and failures are logged as warnings.
-            logger.log(
-                logging.INFO if recorded.outcome != "new" else logging.DEBUG,
-                "%s %s/%s on %s: %s in %.1f ms",
-                endpoint.path,
-                payload.event.scope,
-                payload.event.action,
-                payload.repo.name,
-                recorded.outcome,
-                ack_ms,
-            )
+            level = logging.INFO if recorded.outcome != "new" else logging.DEBUG
+            if logger.isEnabledFor(level):
+                logger.log(
+                    level,
+                    "%s %s/%s on %s: %s in %.1f ms",
+                    endpoint.path,
+                    payload.event.scope,
+                    payload.event.action,
+                    payload.repo.name,
+                    recorded.outcome,
+                    ack_ms,
+                )
         finally:
             current_event_id.reset(token)
         event_id = str(recorded.event.id)
@@ -539,15 +541,26 @@ def _headers(scope: Scope) -> dict[str, str]:
     return headers
 
 
-async def _body_chunks(receive: Receive) -> AsyncIterator[bytes]:
+async def _read_body(receive: Receive, *, limit: int) -> bytes:
+    """The whole body, or `read_limited`'s errors; a Hub payload arrives in a single message."""
+    first = await receive()
+    if first["type"] == "http.request" and not first.get("more_body", False):
+        body: bytes = first.get("body", b"")
+        check_body_size(len(body), limit=limit)
+        return body
+    return await read_limited(_body_chunks(receive, first), limit=limit)
+
+
+async def _body_chunks(receive: Receive, first: Message) -> AsyncIterator[bytes]:
     """The body as the ASGI server hands it over, for `read_limited` to count."""
+    message = first
     while True:
-        message = await receive()
         if message["type"] == "http.disconnect":
             raise BadRequest("The client disconnected before sending the whole body.")
         yield message.get("body", b"")
         if not message.get("more_body", False):
             return
+        message = await receive()
 
 
 def _start_retention(server: WebhooksServer) -> asyncio.Task[None]:
