@@ -25,6 +25,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from . import tunnel
 from .auth import query_secret, verify_secret
@@ -106,6 +107,11 @@ class WebhooksServer:
         self._thread: threading.Thread | None = None
         self._tunnel: tunnel.ShareTunnel | None = None
         self.fastapi_app = FastAPI(title="Hub webhooks", lifespan=self._lifespan, docs_url="/docs")
+        # What uvicorn would wrap around everything (`proxy_headers`), around the page only: a
+        # delivery never uses the client's address, and it is the one path that must be lean.
+        self._page_app = ProxyHeadersMiddleware(
+            self.fastapi_app, trusted_hosts=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+        )
         self.fastapi_app.add_exception_handler(WebhookError, _answer_error)  # type: ignore[arg-type]
         if not self.settings.secret_configured:
             logger.warning(
@@ -195,7 +201,7 @@ class WebhooksServer:
         # `/webhooks/x/` is `/webhooks/x`: a trailing slash pasted into the Hub must not lose events.
         endpoint = self.endpoints.get(scope["path"].rstrip("/")) if scope["type"] == "http" else None
         if endpoint is None or scope["method"] != "POST":
-            await self.fastapi_app(scope, receive, send)
+            await self._page_app(scope, receive, send)
             return
         try:
             response = await self.receive(endpoint, scope, receive)
@@ -423,6 +429,7 @@ class WebhooksServer:
             port=port,
             log_level="warning",
             access_log=False,  # one line per delivery is ours to write (at DEBUG), not uvicorn's
+            proxy_headers=False,  # applied to the page only (`_page_app`)
             lifespan="on",
             interface="asgi3",
         )
