@@ -249,51 +249,6 @@ def _percentile(sorted_values: list[float], fraction: float) -> float | None:
     return sorted_values[min(len(sorted_values) - 1, int(fraction * len(sorted_values)))]
 
 
-class _Checkpointer:
-    """Copies the WAL back into the database file on a thread of its own.
-
-    SQLite would do it inside a commit every 1,000 pages, and with `synchronous=NORMAL` a
-    checkpoint syncs the disk: the event loop would stop answering for that long. Here the thread
-    waits for the disk (without the GIL) while the loop goes on; it runs every `EVERY_COMMITS`.
-    """
-
-    EVERY_COMMITS = 100
-
-    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
-        self._connect = connect
-        self._commits = 0
-        self._wanted = threading.Event()
-        self._closing = False
-        self._thread = threading.Thread(target=self._run, name="journal-checkpoint", daemon=True)
-        self._thread.start()
-
-    def committed(self) -> None:
-        self._commits += 1
-        if self._commits >= self.EVERY_COMMITS:
-            self._commits = 0
-            self._wanted.set()
-
-    def _run(self) -> None:
-        connection = self._connect()
-        try:
-            while True:
-                self._wanted.wait()
-                self._wanted.clear()
-                if self._closing:
-                    return
-                try:
-                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                except sqlite3.Error as exc:  # the WAL just grows until the next try
-                    logger.warning("Could not checkpoint the journal: %s", exc)
-        finally:
-            connection.close()
-
-    def close(self) -> None:
-        self._closing = True
-        self._wanted.set()
-        self._thread.join(timeout=5)
-
-
 class _GroupWrite:
     """One write inside the open group, under a savepoint unless it is a single statement.
 
@@ -391,8 +346,6 @@ class SQLiteJournal:
             self._committed_up_to = self._recorded_up_to = self._writer.execute(
                 "SELECT COALESCE(MAX(id), 0) FROM events"
             ).fetchone()[0]
-            self._writer.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer thread does it
-            self._checkpointer = _Checkpointer(self._connect)
             self._starts = os.open(self._starts_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         except (sqlite3.Error, OSError) as exc:
             raise ConfigurationError(
@@ -602,7 +555,6 @@ class SQLiteJournal:
         """Every write made so far is on disk: so are the deliveries recorded, and every claim, so the
         starts file may be emptied once it has grown."""
         self._committed_up_to = self._recorded_up_to
-        self._checkpointer.committed()
         if self._carry or not (self._starts_recovered or self._starts_bytes > STARTS_COMPACT_BYTES):
             return
         try:
@@ -1074,7 +1026,6 @@ class SQLiteJournal:
         if self._pending_ack_ms:
             with contextlib.suppress(JournalUnavailable), self._transaction(grouped=False):
                 pass
-        self._checkpointer.close()
         with self._write_lock:
             self._writer.close()
         with contextlib.suppress(OSError):  # closed already

@@ -215,3 +215,25 @@ def test_a_handler_that_kills_every_start_is_left_dead_after_its_attempts(journa
         assert outcomes == [(1, "interrupted"), (2, "interrupted")]
     finally:
         third_start.close()
+
+
+async def test_the_write_ahead_log_stays_bounded_under_a_steady_stream_of_groups(tmp_path: Path) -> None:
+    """SQLite copies the WAL back into the database inside a commit, so the WAL restarts instead of
+    growing with every event: a WAL checkpointed only on the side would grow without end while the
+    loop never stops writing, outside the journal's size cap."""
+    path = tmp_path / "journal.sqlite3"
+    journal = SQLiteJournal(path)
+    body = b'{"padding": "' + b"x" * 1200 + b'"}'
+    try:
+        largest = 0
+        for group in range(250):
+            for _ in range(16):
+                record(journal, delivery(body=body))
+            await journal.durable()
+            if group % 25 == 0:
+                largest = max(largest, (tmp_path / "journal.sqlite3-wal").stat().st_size)
+        written = 250 * 16 * len(body)
+        assert written > 4 * 2**20  # more than the WAL may hold: without checkpoints it would pass the bound
+        assert largest < 6 * 2**20, f"the WAL grew to {largest} bytes"
+    finally:
+        journal.close()
