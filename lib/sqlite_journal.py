@@ -1,9 +1,14 @@
 """The embedded journal: one SQLite file in WAL mode.
 
 WAL with `synchronous=NORMAL` makes each commit survive a crash of the process (the Space
-restarting, SIGKILL) at the cost of a few microseconds, which is what an acknowledgement
-promises. Writes share one connection under a lock; reads (the console) use a connection per
-thread so they never wait behind the request path.
+restarting, SIGKILL), which is what an acknowledgement promises. Writes share one connection under
+a lock; reads (the console) use a connection per thread so they never wait behind the request path.
+
+A commit costs far more than the statements in it, so on the event loop writes are grouped
+(`_transaction`): the deliveries of one turn share one commit, and what nobody waits for (claims,
+outcomes, acknowledgement times) rides along with it. Should a group's commit fail, its deliveries
+are answered 503 and its claims and outcomes are run again with the next group (`_carry`). A
+handler may start before its claim is committed: `lib/starts_file.py` keeps such attempts counted.
 """
 
 from __future__ import annotations
@@ -12,7 +17,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import sqlite3
 import threading
 import time
@@ -32,6 +36,7 @@ from .journal import (
     Recorded,
     redelivery_outcome,
 )
+from .starts_file import StartsFile
 
 logger = logging.getLogger(__name__)
 
@@ -173,8 +178,7 @@ IDLE_COMMIT_SECONDS = 0.05
 """How long writes nobody waits for (outcomes, claims) may stay uncommitted, riding along with
 the next delivery's commit instead of paying for one of their own."""
 STARTS_SUFFIX = "-starts"
-"""Beside the journal: one line `<event id> <attempt>` per handler started (see `attempt_started`)."""
-STARTS_COMPACT_BYTES = 64 * 1024
+"""Beside the journal: the starts file (see `lib/starts_file.py`)."""
 GROUP_WAIT_SECONDS = 2.0
 """How long a reader on another thread waits for the loop to commit its open group before reading anyway."""
 
@@ -336,9 +340,6 @@ class SQLiteJournal:
         self._recorded_up_to = 0
         """The newest event id written, committed or not; `_committed_up_to` is the newest committed."""
         self._committed_up_to = 0
-        self._starts_path = path.with_name(path.name + STARTS_SUFFIX)
-        self._starts_bytes = 0
-        self._starts_recovered = False
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = self._connect()
@@ -346,7 +347,7 @@ class SQLiteJournal:
             self._committed_up_to = self._recorded_up_to = self._writer.execute(
                 "SELECT COALESCE(MAX(id), 0) FROM events"
             ).fetchone()[0]
-            self._starts = os.open(self._starts_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self._starts = StartsFile(path.with_name(path.name + STARTS_SUFFIX))
         except (sqlite3.Error, OSError) as exc:
             raise ConfigurationError(
                 f"The event journal at {path} cannot be used ({exc}). If the file is damaged, move it aside "
@@ -538,15 +539,7 @@ class SQLiteJournal:
         self._write_lock.release()
 
     def attempt_started(self, event_id: int, attempt: int) -> None:
-        """Append `<event id> <attempt>` to the starts file: one write, no sync, so it costs a system
-        call and, like a WAL commit with `synchronous=NORMAL`, survives the process but not the machine."""
-        line = f"{event_id} {attempt}\n".encode()
-        try:
-            os.write(self._starts, line)
-        except OSError as exc:  # the claim's own commit remains the record of this attempt
-            logger.warning("Could not note that attempt %d of event %d started: %s", attempt, event_id, exc)
-            return
-        self._starts_bytes += len(line)
+        self._starts.note(event_id, attempt)
 
     def is_committed(self, event_id: int) -> bool:
         return event_id <= self._committed_up_to
@@ -555,30 +548,8 @@ class SQLiteJournal:
         """Every write made so far is on disk: so are the deliveries recorded, and every claim, so the
         starts file may be emptied once it has grown."""
         self._committed_up_to = self._recorded_up_to
-        if self._carry or not (self._starts_recovered or self._starts_bytes > STARTS_COMPACT_BYTES):
-            return
-        try:
-            os.ftruncate(self._starts, 0)
-        except OSError as exc:
-            logger.warning("Could not empty %s: %s", self._starts_path, exc)
-            return
-        self._starts_bytes = 0
-        self._starts_recovered = False
-
-    def _lost_claims(self) -> list[tuple[int, int]]:
-        """(attempt, event id) of each handler started according to the starts file (a torn last line is ignored)."""
-        try:
-            text = self._starts_path.read_text(encoding="ascii", errors="replace")
-        except OSError as exc:
-            logger.warning("Could not read %s: %s", self._starts_path, exc)
-            return []
-        started: dict[int, int] = {}
-        for line in text.splitlines():
-            fields = line.split()
-            if len(fields) == 2 and all(field.isascii() and field.isdigit() and len(field) < 19 for field in fields):
-                event_id, attempt = int(fields[0]), int(fields[1])  # < 19 digits: fits SQLite's INTEGER
-                started[event_id] = max(attempt, started.get(event_id, 0))
-        return [(attempt, event_id) for event_id, attempt in started.items()]
+        if not self._carry:
+            self._starts.all_claims_on_disk()
 
     async def durable(self, event_id: int | None = None) -> None:
         """Wait until the writes made so far are committed: what an acknowledgement promises.
@@ -879,7 +850,7 @@ class SQLiteJournal:
 
     def recover_interrupted(self) -> int:
         now = time.time()
-        lost_claims = self._lost_claims()
+        lost_claims = [(attempt, event_id) for event_id, attempt in self._starts.started().items()]
         interrupted = (
             "INSERT OR REPLACE INTO attempts (event_id, number, started_at, finished_at, outcome, detail) "
             "SELECT id, attempts, COALESCE(started_at, :now), :now, 'interrupted', "
@@ -907,7 +878,7 @@ class SQLiteJournal:
             requeued = connection.execute(
                 f"UPDATE events SET state = 'queued' WHERE {UNFINISHED} AND state = 'running'"
             ).rowcount
-        self._starts_recovered = True  # emptied with the next commit, once this one is on disk
+        self._starts.recovered()  # emptied with the next commit, once this one is on disk
         return requeued
 
     # --- the console --------------------------------------------------------------------------
@@ -1028,8 +999,7 @@ class SQLiteJournal:
                 pass
         with self._write_lock:
             self._writer.close()
-        with contextlib.suppress(OSError):  # closed already
-            os.close(self._starts)
+        self._starts.close()
         reader = getattr(self._readers, "connection", None)
         if reader is not None:
             reader.close()
