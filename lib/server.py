@@ -91,11 +91,11 @@ class WebhooksServer:
         settings: Settings | None = None,
         journal: Journal | None = None,
     ) -> None:
-        configure_logging()
         overrides = {}
         if webhook_secret is not None:
             overrides["webhook_secrets"] = parse_secrets(webhook_secret, source="webhook_secret")
         self.settings = settings or Settings.from_env(**overrides)
+        configure_logging(self.settings.log_level)
         self._ui = ui
         self._journal = journal
         self.endpoints: dict[str, Endpoint] = {}

@@ -95,6 +95,18 @@ def _read_bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigurationError(f"{name} must be true or false, got {raw!r}.")
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _read_log_level(environ: Mapping[str, str], name: str, default: str) -> str:
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    if raw.strip().upper() not in LOG_LEVELS:
+        raise ConfigurationError(f"{name} must be one of {', '.join(LOG_LEVELS)}, got {raw!r}.")
+    return raw.strip().upper()
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything an operator can tune, with defaults that suit a free CPU Space."""
@@ -121,6 +133,8 @@ class Settings:
     """`owner/name` of the Space we run in (`SPACE_ID`), None when running elsewhere."""
     space_host: str | None = None
     """The Space's direct host (`SPACE_HOST`), e.g. `owner-name.hf.space`."""
+    log_level: str = "INFO"
+    """`DEBUG` adds a line per delivery acknowledged (`WEBHOOK_LOG_LEVEL`)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -149,6 +163,7 @@ class Settings:
             ),
             "space_id": env.get("SPACE_ID") or None,
             "space_host": env.get("SPACE_HOST") or None,
+            "log_level": _read_log_level(env, "WEBHOOK_LOG_LEVEL", "INFO"),
         }
         values.update(overrides)
         if values["ack_budget_seconds"] >= 25:  # type: ignore[operator]

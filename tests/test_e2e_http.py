@@ -12,6 +12,7 @@ import sqlite3
 import urllib.parse
 import uuid
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -529,3 +530,16 @@ def test_the_secret_appears_nowhere(app: RunningApp) -> None:
                 assert urllib.parse.quote(secret).encode() not in data, f"secret found in {path}"
     [row] = journal_rows(app, "SELECT COUNT(*) AS n FROM events WHERE query LIKE '%secret%'")
     assert row["n"] == 0
+
+
+def test_each_acknowledgement_is_logged_at_debug_only(app: RunningApp, tmp_path: Path) -> None:
+    """The console lists every delivery; the Space's logs get a line per delivery only when asked."""
+    quiet = post(app, "/webhooks/echo", VALID)
+    assert quiet.status_code == 200
+    routine = f"/webhooks/echo discussion/create on {json.loads(VALID)['repo']['name']}: new in"
+    with running_app(tmp_path, handlers=HANDLERS, WEBHOOK_SECRET=SECRET, WEBHOOK_LOG_LEVEL="DEBUG") as verbose:
+        answer = post(verbose, "/webhooks/echo", VALID)
+        assert answer.status_code == 200
+        event_id = answer.headers["x-webhook-event-id"]
+        wait_until(lambda: f"[event {event_id}]: {routine}" in verbose.logs(), message="the DEBUG line")
+    assert routine not in app.logs()

@@ -151,6 +151,20 @@ def test_zero_handler_timeout_is_refused() -> None:
         settings(WEBHOOK_HANDLER_TIMEOUT="0")
 
 
+@pytest.mark.parametrize(
+    ("value", "level"), [(None, "INFO"), ("", "INFO"), ("debug", "DEBUG"), (" Warning ", "WARNING")]
+)
+def test_the_log_level(value: str | None, level: str) -> None:
+    variables = {} if value is None else {"WEBHOOK_LOG_LEVEL": value}
+    assert settings(**variables).log_level == level
+
+
+@pytest.mark.parametrize("value", ["verbose", "10", "INFO,DEBUG"])
+def test_a_bad_log_level_names_its_variable_and_the_choices(value: str) -> None:
+    with pytest.raises(ConfigurationError, match="WEBHOOK_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR"):
+        settings(WEBHOOK_LOG_LEVEL=value)
+
+
 @pytest.mark.parametrize("value", ["maybe", "2", "y e s"])
 def test_a_bad_boolean_names_its_variable(value: str) -> None:
     with pytest.raises(ConfigurationError, match="WEBHOOK_ORDER_PER_REPO"):
@@ -266,3 +280,20 @@ def test_the_app_exits_with_a_message_naming_webhook_secret_when_it_is_empty(tmp
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert "WEBHOOK_SECRET is set but empty" in output
+
+
+def test_the_app_exits_with_a_message_naming_a_bad_log_level(tmp_path: Path) -> None:
+    folder = make_space(tmp_path / "space", handlers={})
+    result = subprocess.run(
+        [sys.executable, "app.py"],
+        cwd=folder,
+        env=base_env(tmp_path / "data", WEBHOOK_LOG_LEVEL="chatty", GRADIO_SERVER_PORT="1"),
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+
+    assert result.returncode != 0
+    assert "Cannot start: WEBHOOK_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, got 'chatty'." in (
+        result.stdout + result.stderr
+    )
