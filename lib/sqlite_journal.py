@@ -340,13 +340,20 @@ class SQLiteJournal:
         self._recorded_up_to = 0
         """The newest event id written, committed or not; `_committed_up_to` is the newest committed."""
         self._committed_up_to = 0
+        self._next_id = 1
+        """Ids are handed out here and never again, not even those of a group that failed to commit:
+        the worker may still hold such an event, and must not mistake a later delivery for it."""
+        self._lost_ids: set[int] = set()
+        """Ids of deliveries whose group failed to commit (answered 503): never on disk."""
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = self._connect()
             self._check_and_migrate()
             self._committed_up_to = self._recorded_up_to = self._writer.execute(
-                "SELECT COALESCE(MAX(id), 0) FROM events"
+                "SELECT MAX(COALESCE((SELECT MAX(id) FROM events), 0), "
+                "COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0))"
             ).fetchone()[0]
+            self._next_id = self._committed_up_to + 1
             self._starts = StartsFile(path.with_name(path.name + STARTS_SUFFIX))
         except (sqlite3.Error, OSError) as exc:
             raise ConfigurationError(
@@ -439,6 +446,7 @@ class SQLiteJournal:
         if self._writer.in_transaction:
             self._writer.execute("ROLLBACK")
         self._carry = carried + self._carry
+        self._forget_uncommitted()
 
     def _transition(self, connection: sqlite3.Connection, sql: str, parameters: Any) -> None:
         """A write made after an event was claimed; kept with its group to be run again if the group is lost."""
@@ -528,7 +536,7 @@ class SQLiteJournal:
         if error is not None:
             self._lost = error
             self._carry = self._batch_transitions + self._carry
-            self._recorded_up_to = self._committed_up_to  # those deliveries are gone (answered 503)
+            self._forget_uncommitted()
         if self._batch_commit is not None:
             self._batch_commit.cancel()
         self._batch_transitions = []
@@ -542,7 +550,12 @@ class SQLiteJournal:
         self._starts.note(event_id, attempt)
 
     def is_committed(self, event_id: int) -> bool:
-        return event_id <= self._committed_up_to
+        return event_id <= self._committed_up_to and event_id not in self._lost_ids
+
+    def _forget_uncommitted(self) -> None:
+        """The deliveries recorded since the last commit are gone (answered 503)."""
+        self._lost_ids.update(range(self._committed_up_to + 1, self._recorded_up_to + 1))
+        self._committed_up_to = self._recorded_up_to
 
     def _committed(self) -> None:
         """Every write made so far is on disk: so are the deliveries recorded, and every claim, so the
@@ -684,11 +697,13 @@ class SQLiteJournal:
                 )
             finished_at = None if state in (EventState.QUEUED, EventState.RUNNING) else delivery.received_at
             attempts = 1 if state == EventState.RUNNING else 0
-            cursor = connection.execute(
-                "INSERT INTO events (endpoint, delivery_key, webhook_id, received_at, headers, query, scope, "
+            event_id, self._next_id = self._next_id, self._next_id + 1
+            connection.execute(
+                "INSERT INTO events (id, endpoint, delivery_key, webhook_id, received_at, headers, query, scope, "
                 "action, repo_name, repo_type, order_key, is_test, state, attempts, max_attempts, original_id, note, "
-                "finished_at, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "finished_at, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
+                    event_id,
                     delivery.endpoint,
                     delivery.delivery_key,
                     delivery.webhook_id,
@@ -710,11 +725,9 @@ class SQLiteJournal:
                     delivery.received_at if state == EventState.RUNNING else None,
                 ),
             )
-            connection.execute("INSERT INTO bodies (event_id, body) VALUES (?, ?)", (cursor.lastrowid, delivery.body))
-            self._recorded_up_to = max(self._recorded_up_to, cursor.lastrowid)
-            event = _new_record(
-                cursor.lastrowid, delivery, state, attempts, max_attempts, original_id, note, finished_at
-            )
+            connection.execute("INSERT INTO bodies (event_id, body) VALUES (?, ?)", (event_id, delivery.body))
+            self._recorded_up_to = event_id
+            event = _new_record(event_id, delivery, state, attempts, max_attempts, original_id, note, finished_at)
             original = self._fetch(connection, original_id) if original_id is not None else None
         outcome = {"new": "skipped" if state == EventState.SKIPPED else "new"}.get(decision, decision)
         if decision == "requeue":

@@ -237,3 +237,22 @@ async def test_the_write_ahead_log_stays_bounded_under_a_steady_stream_of_groups
         assert largest < 6 * 2**20, f"the WAL grew to {largest} bytes"
     finally:
         journal.close()
+
+
+async def test_the_id_of_a_lost_delivery_is_never_given_to_a_later_one(journal: SQLiteJournal) -> None:
+    """The worker may still hold an event of a group that failed to commit (claimed, about to run):
+    a later delivery under the same id would look committed, and the stale event would run as it."""
+    kept = record(journal, delivery())
+    await journal.durable()
+    lost = record(journal, delivery())
+    with pytest.raises(JournalUnavailable):
+        record(journal, delivery(body=b"x" * (2 * CAP)))  # rolls the whole group back, as a full disk does
+    with pytest.raises(JournalUnavailable):
+        await journal.durable(lost)
+
+    later = record(journal, delivery())
+    await journal.durable(later)
+    assert later > lost > kept
+    assert journal.is_committed(kept) and journal.is_committed(later)
+    assert not journal.is_committed(lost)
+    assert journal.get(lost) is None
