@@ -1,10 +1,12 @@
 """The worker: runs recorded events through their handlers, outside of any request.
 
 One loop claims due events from the journal (at most `concurrency` at once, one at a time per
-repository, in arrival order), runs each as a task, and writes the outcome back. A handler that
-raises or overruns its time limit never reaches the Hub as an error: its event is retried with
-backoff, then left dead for an operator to replay. A request that wants to answer with the
-handler's result waits on `outcome()` for a short budget.
+repository, in arrival order) and runs each in a task that goes on with its repository's next
+events while they wait (`_run_lane`), writing each outcome back. A handler never starts before its
+delivery is committed. A handler that raises or overruns its time limit never reaches the Hub as
+an error: its event is retried with backoff, then left dead for an operator to replay. A request
+that wants to answer with the handler's result waits on `outcome()` for a short budget; the
+outcome is handed over once it is committed.
 """
 
 from __future__ import annotations
@@ -348,7 +350,11 @@ class Worker:
         return min(IDLE_POLL_SECONDS, delay)
 
     async def _attempt(self, event: EventRecord, payload: WebhookPayload | None = None) -> Outcome | None:
-        """Run one attempt and record how it ended; None when even that could not be recorded."""
+        """Run one attempt and record how it ended.
+
+        None when there is no outcome to hand on: the delivery was never committed (its request
+        answers 503), or how the attempt ended could not be recorded either.
+        """
         token = current_event_id.set(event.id)
         started = time.perf_counter()
         response: Response | None = None
