@@ -68,7 +68,8 @@ def handle(payload: WebhookPayload):
     "flaky.py": PREAMBLE
     + """
 def handle(payload: WebhookPayload):
-    runs = (PROBE / "log.txt").read_text().count(json.dumps(["flaky", payload.repo.headSha]))
+    log = PROBE / "log.txt"
+    runs = log.read_text().count(json.dumps(["flaky", payload.repo.headSha])) if log.exists() else 0
     note("flaky", payload.repo.headSha)
     if runs < 2:
         raise RuntimeError(f"flaky failure {runs + 1}")
