@@ -148,13 +148,6 @@ MARK_RUNNING = (
     "UPDATE events SET state = 'running', attempts = attempts + 1, started_at = ?, next_attempt_at = NULL "
     "WHERE id = ? AND state != 'running'"
 )
-CLAIM_NEXT = f"""
-UPDATE events SET state = 'running', attempts = attempts + 1, started_at = :now, next_attempt_at = NULL
-WHERE id = (SELECT id FROM events WHERE order_key = :order_key AND {UNFINISHED} ORDER BY id LIMIT 1)
-  AND state != 'running' AND (next_attempt_at IS NULL OR next_attempt_at <= :now)
-RETURNING id
-"""
-"""`MARK_RUNNING` on the head of one order key's queue, if it is waiting and due: one statement."""
 LANE_HEAD = f"SELECT id, state, next_attempt_at FROM events WHERE order_key = ? AND {UNFINISHED} ORDER BY id LIMIT 1"
 LAST_ATTEMPT = (
     "SELECT id AS event_id, attempts AS number, COALESCE(started_at, finished_at, received_at) AS started_at, "
@@ -166,12 +159,14 @@ LAST_ATTEMPT = (
 the common end of an event, and keeping it on the row spares a write to `attempts` per event."""
 KEEP_LAST_ATTEMPT = f"INSERT OR REPLACE INTO attempts {LAST_ATTEMPT} AND state = 'succeeded' AND id = ?"
 """Move a success into `attempts` before the event runs again, so the history keeps it."""
-CLOSE_ATTEMPT = (
+CLOSE_RUNNING_ATTEMPTS = (
     "INSERT OR REPLACE INTO attempts (event_id, number, started_at, finished_at, outcome, detail) "
     "SELECT id, attempts, COALESCE(started_at, :now), :now, :outcome, :detail FROM events "
-    "WHERE id = :id AND state = 'running'"
+    f"WHERE {UNFINISHED} AND state = 'running'"
 )
-"""The row of the attempt that just ended. It must run before the event leaves `running`, and
+"""The rows of the attempts running now, ended as `:outcome` (at recovery: all of them)."""
+CLOSE_ATTEMPT = CLOSE_RUNNING_ATTEMPTS + " AND id = :id"
+"""The row of one attempt that just ended. It must run before the event leaves `running`, and
 like every write made after an event was claimed it can run twice with the same effect (see
 `_carry`): the `state` guards make a second run change nothing."""
 IDLE_COMMIT_SECONDS = 0.05
@@ -181,10 +176,6 @@ STARTS_SUFFIX = "-starts"
 """Beside the journal: the starts file (see `lib/starts_file.py`)."""
 GROUP_WAIT_SECONDS = 2.0
 """How long a reader on another thread waits for the loop to commit its open group before reading anyway."""
-
-
-def _attempt_end(event_id: int, now: float, outcome: str, detail: str) -> dict[str, Any]:
-    return {"id": event_id, "now": now, "outcome": outcome, "detail": detail}
 
 
 def _record_from_row(row: sqlite3.Row) -> EventRecord:
@@ -581,8 +572,7 @@ class SQLiteJournal:
             self._commit_soon()
             try:
                 await asyncio.shield(done)
-            except JournalUnavailable as exc:
-                self._lost = exc
+            except JournalUnavailable:
                 if event_id is None or not self.is_committed(event_id):
                     raise
         if event_id is not None and not self.is_committed(event_id):  # lost with a group that ended earlier
@@ -772,20 +762,20 @@ class SQLiteJournal:
         """Claim the oldest unfinished event of one order key if it may run now; its id, or None.
 
         The worker calls this when an event finishes, to hand its repository's next event over
-        without scanning every queue (what `claim_due` does). The claim itself is written later
-        (see `_pending_claims`); this process already treats the event as running.
+        without scanning every queue (what `claim_due` does). In a group the claim itself is
+        written later (see `_pending_claims`); this process already treats the event as running.
         """
-        if self._batch_thread != threading.get_ident():  # no group to defer into: claim at once
-            with self._transaction(atomic=False) as connection:
-                row = connection.execute(CLAIM_NEXT, {"order_key": order_key, "now": now}).fetchone()
-                return row[0] if row is not None else None
-        head = self._writer.execute(LANE_HEAD, (order_key,)).fetchone()
-        if head is None or head[1] == "running" or head[0] in self._pending_claims:
-            return None
-        if head[2] is not None and head[2] > now:
-            return None
-        self._pending_claims[head[0]] = now
-        return head[0]
+        with self._transaction(atomic=False) as connection:
+            head = connection.execute(LANE_HEAD, (order_key,)).fetchone()
+            if head is None or head[1] == "running" or head[0] in self._pending_claims:
+                return None
+            if head[2] is not None and head[2] > now:
+                return None
+            if self._batch_thread is not None:  # in a group: written with the outcome, or when it commits
+                self._pending_claims[head[0]] = now
+            else:
+                self._transition(connection, MARK_RUNNING, (now, head[0]))
+            return head[0]
 
     def _write_pending_claims(self, connection: sqlite3.Connection) -> None:
         if self._pending_claims:
@@ -848,7 +838,9 @@ class SQLiteJournal:
         event_id = event if isinstance(event, int) else event.id
         with self._transaction() as connection:
             self._write_pending_claims(connection)
-            self._transition(connection, CLOSE_ATTEMPT, _attempt_end(event_id, now, "failed", error))
+            self._transition(
+                connection, CLOSE_ATTEMPT, {"id": event_id, "now": now, "outcome": "failed", "detail": error}
+            )
             self._transition(
                 connection,
                 "UPDATE events SET state = ?, error = ?, handler_ms = ?, next_attempt_at = ?, finished_at = ? "
@@ -864,13 +856,9 @@ class SQLiteJournal:
     def recover_interrupted(self) -> int:
         now = time.time()
         lost_claims = [(attempt, event_id) for event_id, attempt in self._starts.started().items()]
-        interrupted = (
-            "INSERT OR REPLACE INTO attempts (event_id, number, started_at, finished_at, outcome, detail) "
-            "SELECT id, attempts, COALESCE(started_at, :now), :now, 'interrupted', "
-            f"'the app stopped while this attempt ran' FROM events WHERE {UNFINISHED} AND state = 'running'"
-        )
+        interrupted = {"now": now, "outcome": "interrupted", "detail": "the app stopped while this attempt ran"}
         with self._transaction() as connection:
-            connection.execute(interrupted, {"now": now})
+            connection.execute(CLOSE_RUNNING_ATTEMPTS, interrupted)
             # A handler that started while its claim was still uncommitted: the claim died with the
             # process, the start note did not. That attempt counts too, as if its claim had landed.
             connection.executemany(
@@ -879,7 +867,7 @@ class SQLiteJournal:
                 lost_claims,
             )
             if lost_claims:
-                connection.execute(interrupted, {"now": now})
+                connection.execute(CLOSE_RUNNING_ATTEMPTS, interrupted)
             # An event whose last allowed attempt was cut short may be what crashed the process:
             # running it again on every start would crash every start, so it is left dead instead.
             connection.execute(
