@@ -266,34 +266,29 @@ def test_journal_on_a_space_under_data_is_persistent() -> None:
 # --- the real app refuses to start ------------------------------------------------------------
 
 
-def test_the_app_exits_with_a_message_naming_webhook_secret_when_it_is_empty(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ({"WEBHOOK_SECRET": ""}, "WEBHOOK_SECRET is set but empty"),
+        (
+            {"WEBHOOK_LOG_LEVEL": "chatty"},
+            "Cannot start: WEBHOOK_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, got 'chatty'.",
+        ),
+    ],
+    ids=["empty secret", "bad log level"],
+)
+def test_the_app_exits_with_a_message_naming_the_bad_variable(
+    tmp_path: Path, variables: dict[str, str], message: str
+) -> None:
     folder = make_space(tmp_path / "space", handlers={})
     result = subprocess.run(
         [sys.executable, "app.py"],
         cwd=folder,
-        env=base_env(tmp_path / "data", WEBHOOK_SECRET="", GRADIO_SERVER_PORT="1"),
+        env=base_env(tmp_path / "data", **variables, GRADIO_SERVER_PORT="1"),
         capture_output=True,
         text=True,
         timeout=90,
     )
 
     assert result.returncode != 0
-    output = result.stdout + result.stderr
-    assert "WEBHOOK_SECRET is set but empty" in output
-
-
-def test_the_app_exits_with_a_message_naming_a_bad_log_level(tmp_path: Path) -> None:
-    folder = make_space(tmp_path / "space", handlers={})
-    result = subprocess.run(
-        [sys.executable, "app.py"],
-        cwd=folder,
-        env=base_env(tmp_path / "data", WEBHOOK_LOG_LEVEL="chatty", GRADIO_SERVER_PORT="1"),
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
-
-    assert result.returncode != 0
-    assert "Cannot start: WEBHOOK_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, got 'chatty'." in (
-        result.stdout + result.stderr
-    )
+    assert message in result.stdout + result.stderr
