@@ -730,6 +730,47 @@ async def test_a_delivery_answered_503_never_runs_its_handler_nor_answers_for_th
     assert sorted(runs) == ["org/next", "org/small"]  # each delivery handled once
 
 
+async def test_a_body_over_the_limit_without_content_length_is_413_even_in_one_message(tmp_path: Path) -> None:
+    """Content-Length is only a promise: a body that arrives whole, larger than the limit, is refused
+    from its own size (the one-message path does not go through the streaming reader)."""
+
+    def whole_without_content_length(app: Any) -> Any:
+        """The body handed over in a single message, as uvicorn does for a small request."""
+
+        async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            if scope["type"] != "http":
+                await app(scope, receive, send)
+                return
+            scope = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k != b"content-length"]}
+            body, more = b"", True
+            while more:
+                message = await receive()
+                body, more = body + message.get("body", b""), message.get("more_body", False)
+            delivered = False
+
+            async def receive_whole() -> dict[str, Any]:
+                nonlocal delivered
+                if delivered:
+                    return await receive()
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+
+            await app(scope, receive_whole, send)
+
+        return asgi
+
+    async def handler(payload: WebhookPayload) -> str:
+        return "ran"
+
+    async with serving(tmp_path, {"h": handler}, wrap=whole_without_content_length, max_body_bytes=4096) as h:
+        too_big = await h.post("h", payload(padding="x" * 5000))
+        assert too_big.status_code == 413
+        assert "larger than 4096 bytes" in too_big.json()["error"]
+        fits = await h.post("h", payload())
+        assert fits.status_code == 200 and fits.json() == "ran"
+        assert h.journal.list_recent() and len(h.journal.list_recent()) == 1
+
+
 class AckTimeUnrecordable(SQLiteJournal):
     """The journal fills up between recording an event and noting how fast it was acknowledged."""
 
