@@ -7,7 +7,7 @@ from pathlib import Path
 from dotenv import load_dotenv
 
 from lib import ConfigurationError, WebhooksServer
-from lib.landing import build_landing_page
+from lib.ui.landing import build_landing_page
 
 HANDLERS = Path(__file__).parent / "handlers"
 

@@ -4,11 +4,10 @@
 shapes of `huggingface_hub`'s, so `from huggingface_hub import ...` becomes `from lib import ...`.
 """
 
-from .errors import ConfigurationError, HandlerModuleError, WebhookError
-from .events import Events
-from .hub import HubClient, MissingToken, hub_client
-from .logs import log
-from .payload import (
+from .core.errors import ConfigurationError, HandlerModuleError, WebhookError
+from .core.events import Events
+from .core.logs import log
+from .core.payload import (
     ObjectId,
     WebhookPayload,
     WebhookPayloadComment,
@@ -22,7 +21,8 @@ from .payload import (
     WebhookPayloadUrl,
     WebhookPayloadWebhook,
 )
-from .server import WebhooksServer, webhook_endpoint
+from .hub.client import HubClient, MissingToken, hub_client
+from .receiver.server import WebhooksServer, webhook_endpoint
 
 __all__ = [
     "ConfigurationError",

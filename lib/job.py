@@ -36,16 +36,16 @@ from typing import Any
 from fastapi.encoders import jsonable_encoder
 from starlette.responses import Response
 
-from .delivery import WEBHOOK_ID_HEADER, build_delivery
-from .errors import ConfigurationError, WebhookError
-from .hub import own_commits
-from .invoke import call_handler
+from .core.errors import ConfigurationError, WebhookError
+from .core.logs import configure_logging
+from .core.payload import WebhookPayload
+from .core.registry import Endpoint, endpoint_from_module
+from .hub.client import own_commits
+from .hub.loop_guard import loop_guard_rejection
 from .journal import EventRecord, EventState
-from .logs import configure_logging
-from .loop_guard import loop_guard_rejection
-from .parsing import parse_payload
-from .payload import WebhookPayload
-from .registry import Endpoint, endpoint_from_module
+from .receiver.delivery import WEBHOOK_ID_HEADER, build_delivery
+from .receiver.parsing import parse_payload
+from .worker.invoke import call_handler
 
 logger = logging.getLogger("lib.job")  # not __main__ under `python -m`
 

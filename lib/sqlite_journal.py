@@ -25,7 +25,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigurationError, JournalUnavailable
+from .core.errors import ConfigurationError, JournalUnavailable
 from .journal import (
     PRUNABLE_STATES,
     Attempt,

@@ -1,4 +1,4 @@
-"""Tests of lib.auth and lib.parsing: the sans-I/O checks the request path runs before a handler.
+"""Tests of lib.receiver.auth and lib.receiver.parsing: the sans-I/O checks the request path runs before a handler.
 
 The same behaviours over real HTTP are in test_e2e_http.py.
 """
@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from lib.auth import verify_secret
-from lib.delivery import build_delivery, without_secret
-from lib.errors import InvalidSecret, MalformedPayload, MissingSecret, PayloadTooLarge
-from lib.parsing import MAX_REPORTED_ERRORS, BadRequest, check_declared_length, parse_payload, read_limited
-from lib.payload import WebhookPayload
+from lib.core.errors import InvalidSecret, MalformedPayload, MissingSecret, PayloadTooLarge
+from lib.core.payload import WebhookPayload
+from lib.receiver.auth import verify_secret
+from lib.receiver.delivery import build_delivery, without_secret
+from lib.receiver.parsing import MAX_REPORTED_ERRORS, BadRequest, check_declared_length, parse_payload, read_limited
 
 FIXTURES = Path(__file__).parent / "fixtures"
 VALID = (FIXTURES / "discussion-create-pr-opened.json").read_bytes()

@@ -1,6 +1,6 @@
 """Only the operator opens the console: the unlock rules, and every console function refusing a stranger.
 
-Three layers are checked. `AccessControl` itself (secrets compared through `lib.auth`, rate limits,
+Three layers are checked. `AccessControl` itself (secrets compared through `lib.receiver.auth`, rate limits,
 the owner check for Hugging Face sign-in). The `Console` backend functions called directly without
 a grant, with an expired one and with a forged one. And the real app's Gradio HTTP routes
 (`/gradio_api/call/<api_name>`), which anyone can call: as a stranger they return no event data
@@ -22,7 +22,11 @@ import pytest
 from apprunner import SECRET, fixture_body, running_app, wait_until
 
 from lib import WebhooksServer
-from lib.access import (
+from lib.core.settings import Settings
+from lib.receiver.delivery import build_delivery
+from lib.receiver.parsing import parse_payload
+from lib.sqlite_journal import SQLiteJournal
+from lib.ui.access import (
     NO_SECRET_MESSAGE,
     AccessControl,
     AccessDenied,
@@ -32,11 +36,7 @@ from lib.access import (
     client_keys,
     is_granted,
 )
-from lib.console_actions import Console
-from lib.delivery import build_delivery
-from lib.parsing import parse_payload
-from lib.settings import Settings
-from lib.sqlite_journal import SQLiteJournal
+from lib.ui.console_actions import Console
 
 fake_hub = fakehub.fake_hub
 
@@ -134,16 +134,16 @@ def test_rotating_addresses_does_not_escape_the_total_limit() -> None:
 
 def test_secrets_are_compared_through_lib_auth(monkeypatch: pytest.MonkeyPatch) -> None:
     """The console reuses the constant-time comparison of the webhook path rather than `==`."""
-    import lib.access
+    import lib.ui.access
 
     calls = []
-    real = lib.access.verify_secret
+    real = lib.ui.access.verify_secret
 
     def spy(secrets, *, header, query):
         calls.append((tuple(secrets), header, query))
         return real(secrets, header=header, query=query)
 
-    monkeypatch.setattr(lib.access, "verify_secret", spy)
+    monkeypatch.setattr(lib.ui.access, "verify_secret", spy)
     AccessControl(settings()).unlock_with_secret("s3cret-two", keys=["ip:a"])
     assert calls == [(("s3cret-one", "s3cret-two"), "s3cret-two", None)]
 
@@ -221,7 +221,7 @@ def test_sign_in_does_nothing_outside_a_space_with_oauth() -> None:
 
 
 def test_oauth_is_on_only_in_a_space_with_a_client_id(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("lib.access.oauth_installed", lambda: True)
+    monkeypatch.setattr("lib.ui.access.oauth_installed", lambda: True)
     monkeypatch.setenv("OAUTH_CLIENT_ID", "abc")
     assert AccessControl(settings(space_id="alice/webhooks")).oauth_enabled
     assert not AccessControl(settings()).oauth_enabled
@@ -316,7 +316,7 @@ def test_every_console_function_refuses_a_stranger_and_changes_nothing(console: 
 def test_the_same_functions_answer_the_operator(console: Console, monkeypatch: pytest.MonkeyPatch) -> None:
     """The control for the test above: with a grant the data is there, so its absence meant refusal."""
     monkeypatch.delenv("HF_TOKEN", raising=False)
-    monkeypatch.setattr("lib.hub_registration.hub_token", lambda: None)
+    monkeypatch.setattr("lib.hub.registration.hub_token", lambda: None)
     grant = valid_grant()
     assert console.deliveries(grant)["Repo"].tolist() == [MARKER_REPO]
     verdict = console.verdict(grant)
@@ -527,7 +527,7 @@ def test_run_history_is_off_so_the_typed_secret_is_never_stored_in_the_browser(g
 
 
 def build_page(tmp_path: Path, **settings_values: object):
-    from lib.landing import build_landing_page
+    from lib.ui.landing import build_landing_page
 
     server = WebhooksServer(settings=Settings(webhook_secrets=(SECRET,), data_dir=tmp_path, **settings_values))
 
@@ -552,7 +552,7 @@ def test_sign_in_appears_only_in_a_space_with_oauth(tmp_path: Path, monkeypatch:
     monkeypatch.setenv("OAUTH_CLIENT_ID", "client-id")
     assert wiring(build_page(tmp_path)) == (False, False)
     # Gradio's sign-in routes need gradio[oauth]; what matters here is what the console wires.
-    monkeypatch.setattr("lib.access.oauth_installed", lambda: True)
+    monkeypatch.setattr("lib.ui.access.oauth_installed", lambda: True)
     monkeypatch.setattr("gradio.routes.attach_oauth", lambda app: None)
     assert wiring(build_page(tmp_path, space_id="alice/hooks")) == (True, True)
 
@@ -580,11 +580,11 @@ def test_every_console_listener_is_private_and_takes_the_session_grant(tmp_path:
 
 
 def test_tracebacks_show_the_handler_frames_relative_to_the_app() -> None:
-    from lib.console_format import readable_traceback
+    from lib.ui.console_format import readable_traceback
 
     text = (
         "Traceback (most recent call last):\n"
-        '  File "/home/user/app/lib/worker.py", line 178, in _attempt\n'
+        '  File "/home/user/app/lib/worker/worker.py", line 178, in _attempt\n'
         "    result = await asyncio.wait_for(\n"
         "             ^^^^^^^^^^^^^^^^^^^^^^^\n"
         '  File "/usr/lib/python3.11/asyncio/tasks.py", line 489, in wait_for\n'

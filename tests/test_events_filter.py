@@ -1,4 +1,4 @@
-"""Tests of lib.events: the `EVENTS = Events(...)` filter a handler module declares."""
+"""Tests of lib.core.events: the `EVENTS = Events(...)` filter a handler module declares."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from lib.errors import ConfigurationError
-from lib.events import ALL_EVENTS, Events
-from lib.payload import WebhookPayload
+from lib.core.errors import ConfigurationError
+from lib.core.events import ALL_EVENTS, Events
+from lib.core.payload import WebhookPayload
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from lib import sqlite_journal
-from lib.errors import JournalUnavailable
+from lib.core.errors import JournalUnavailable
 from lib.journal import Delivery, EventState
 from lib.sqlite_journal import GROUP_WAIT_SECONDS, SQLiteJournal
 

@@ -16,19 +16,19 @@ from fakehub import FakeHub
 from huggingface_hub import HfApi
 
 from lib import WebhooksServer
-from lib.access import Grant
-from lib.console_actions import Console, ConsoleLocked
-from lib.events import Events
-from lib.hub_registration import (
+from lib.core.events import Events
+from lib.core.registry import Endpoint
+from lib.core.settings import Settings
+from lib.hub.registration import (
     HubRegistrationError,
     enable_webhook,
     list_space_webhooks,
     secret_state,
     sync_webhooks,
 )
-from lib.registry import Endpoint
-from lib.settings import Settings
 from lib.sqlite_journal import SQLiteJournal
+from lib.ui.access import Grant
+from lib.ui.console_actions import Console, ConsoleLocked
 
 fake_hub = fakehub.fake_hub
 

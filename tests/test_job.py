@@ -13,8 +13,8 @@ import pytest
 from apprunner import ROOT, fixture_body
 from fakehub import FakeHub, fake_hub  # noqa: F401  (pytest fixture)
 
-from lib.hub import LEDGER_FILE
-from lib.sample_events import sample_payload
+from lib.core.sample_events import sample_payload
+from lib.hub.client import LEDGER_FILE
 
 PR_OPENED = fixture_body("discussion-create-pr-opened.json").decode()
 

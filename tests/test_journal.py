@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lib.errors import ConfigurationError, JournalUnavailable
+from lib.core.errors import ConfigurationError, JournalUnavailable
 from lib.journal import Delivery, EventState, redelivery_outcome, retry_delay
 from lib.sqlite_journal import SCHEMA_VERSION, SQLiteJournal
 

@@ -1,4 +1,4 @@
-"""The landing page's content over HTTP (Gradio's `/config`), and lib.setup_guide behind it.
+"""The landing page's content over HTTP (Gradio's `/config`), and lib.hub.setup_guide behind it.
 
 Two real apps: one as on a Space (SPACE_HOST, SPACE_ID, a secret) and one local without a
 secret. The page is checked as data; how it looks in a browser is tested elsewhere.
@@ -14,9 +14,9 @@ import httpx
 import pytest
 from apprunner import ROOT, RunningApp, base_env, fixture_body, make_space, start_app
 
-from lib.events import Events
-from lib.registry import Endpoint
-from lib.setup_guide import PLACEHOLDER_OWNER, EndpointSetup, endpoint_setups, watched_items
+from lib.core.events import Events
+from lib.core.registry import Endpoint
+from lib.hub.setup_guide import PLACEHOLDER_OWNER, EndpointSetup, endpoint_setups, watched_items
 
 SECRET = "landing-Secret-Value-42"
 SPACE_HOST = "owner-name.hf.space"
@@ -224,7 +224,7 @@ def test_endpoint_setups_build_full_urls_and_domains() -> None:
 
 
 def test_the_page_says_whether_handlers_can_call_the_hub_without_showing_the_token() -> None:
-    from lib.landing import token_status
+    from lib.ui.landing import token_status
 
     text, css = token_status(False)
     assert "HF_TOKEN" in text and "replay" in text and css == "status-warn"
@@ -233,7 +233,7 @@ def test_the_page_says_whether_handlers_can_call_the_hub_without_showing_the_tok
 
 
 def test_docstrings_keep_their_placeholders_and_line_breaks_on_the_page() -> None:
-    from lib.landing import docstring_markdown
+    from lib.ui.landing import docstring_markdown
 
     shown = docstring_markdown("Try it: send --repo <you>/<repo>\nSettings: `@<bot's user name>` works")
     assert "&lt;you&gt;/&lt;repo&gt;" in shown  # not an HTML tag that the page would swallow

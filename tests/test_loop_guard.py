@@ -11,11 +11,19 @@ import pytest
 from apprunner import RunningApp, fixture_json, running_app, start_app
 from fakehub import FakeHub, fake_hub  # noqa: F401  (pytest fixture)
 
-import lib.hub as hub_module
-from lib.hub import LEDGER_FILE, MISSING_TOKEN_MESSAGE, CommitLedger, HubClient, MissingToken, hub_client, own_commits
-from lib.loop_guard import loop_guard_rejection, new_commit_shas
-from lib.payload import WebhookPayload
-from lib.sample_events import random_sha, sample_payload
+import lib.hub.client as hub_module
+from lib.core.payload import WebhookPayload
+from lib.core.sample_events import random_sha, sample_payload
+from lib.hub.client import (
+    LEDGER_FILE,
+    MISSING_TOKEN_MESSAGE,
+    CommitLedger,
+    HubClient,
+    MissingToken,
+    hub_client,
+    own_commits,
+)
+from lib.hub.loop_guard import loop_guard_rejection, new_commit_shas
 
 OURS, THEIRS = "a" * 40, "b" * 40
 

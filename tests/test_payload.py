@@ -1,4 +1,4 @@
-"""Tests of lib.payload on the recorded Hub payloads in tests/fixtures (no network)."""
+"""Tests of lib.core.payload on the recorded Hub payloads in tests/fixtures (no network)."""
 
 import copy
 import json
@@ -9,8 +9,8 @@ import pytest
 from huggingface_hub import _webhooks_payload as reference
 from pydantic import BaseModel, ValidationError
 
-from lib import payload as ours
-from lib.payload import (
+from lib.core import payload as ours
+from lib.core.payload import (
     KNOWN_ACTIONS,
     KNOWN_DISCUSSION_STATUSES,
     KNOWN_REPO_TYPES,

@@ -1,4 +1,4 @@
-"""Tests of lib.registry: `handlers/<name>.py` becoming `POST /webhooks/<name>`, and broken modules
+"""Tests of lib.core.registry: `handlers/<name>.py` becoming `POST /webhooks/<name>`, and broken modules
 stopping the start with the file named and the fix (unit tests, then the real app process).
 """
 
@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from apprunner import base_env, make_space
 
-from lib.errors import ConfigurationError, HandlerModuleError
-from lib.events import ALL_EVENTS, Events
-from lib.registry import Endpoint, discover_handlers, domains_for, endpoint_from_module, webhook_path
+from lib.core.errors import ConfigurationError, HandlerModuleError
+from lib.core.events import ALL_EVENTS, Events
+from lib.core.registry import Endpoint, discover_handlers, domains_for, endpoint_from_module, webhook_path
 
 GOOD = '''\
 """Reacts to new commits.

@@ -1,4 +1,4 @@
-"""`lib.sample_events`: every kind is a payload the Hub could have sent, shaped like the recorded ones."""
+"""`lib.core.sample_events`: every kind is a payload the Hub could have sent, shaped like the recorded ones."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from apprunner import FIXTURES
 
-from lib.delivery import delivery_key
-from lib.events import Events
-from lib.loop_guard import new_commit_shas
-from lib.payload import WebhookPayload
-from lib.sample_events import SAMPLE_KINDS, sample_payload
+from lib.core.events import Events
+from lib.core.payload import WebhookPayload
+from lib.core.sample_events import SAMPLE_KINDS, sample_payload
+from lib.hub.loop_guard import new_commit_shas
+from lib.receiver.delivery import delivery_key
 
 EXPECTED_EVENT = {
     "commit": ("repo.content", "update"),

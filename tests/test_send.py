@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from apprunner import ROOT, SECRET, RunningApp, fixture_body, free_port, running_app
 
-from lib import send
-from lib.sample_events import SAMPLE_KINDS
+from lib.core.sample_events import SAMPLE_KINDS
+from lib.tools import send
 
 ECHO = '''\
 """Answers with what it received, so the sender's output proves it."""

@@ -1,4 +1,4 @@
-"""Tests of lib.settings: every variable, its default, and a bad value stopping the start by name."""
+"""Tests of lib.core.settings: every variable, its default, and a bad value stopping the start by name."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from apprunner import base_env, make_space
 
-from lib import settings as settings_module
-from lib.errors import ConfigurationError
-from lib.settings import Settings, default_data_dir, parse_secrets
+from lib.core import settings as settings_module
+from lib.core.errors import ConfigurationError
+from lib.core.settings import Settings, default_data_dir, parse_secrets
 
 NUMERIC_VARIABLES = [
     "WEBHOOK_MAX_BODY_BYTES",

@@ -13,7 +13,7 @@ from apprunner import fixture_body, free_port
 from gradio import networking
 
 from lib import WebhookPayload, WebhooksServer
-from lib.settings import Settings
+from lib.core.settings import Settings
 
 TUNNEL_URL = "https://abc123.gradio.live"
 
@@ -102,12 +102,12 @@ def test_offline_tunnel_fails_fast_in_one_line_and_the_app_serves_locally(tmp_pa
     """The real Gradio tunnel code, on this machine without internet."""
     monkeypatch.delenv("SPACE_ID", raising=False)
     server = make_server(tmp_path)
-    caplog.set_level(logging.WARNING, logger="lib.tunnel")
+    caplog.set_level(logging.WARNING, logger="lib.receiver.tunnel")
     started = time.monotonic()
     server.launch(prevent_thread_lock=True, share=True, server_name="127.0.0.1", server_port=free_port())
     took = time.monotonic() - started
     try:
-        warnings = [r for r in caplog.records if r.name == "lib.tunnel"]
+        warnings = [r for r in caplog.records if r.name == "lib.receiver.tunnel"]
         assert len(warnings) == 1, caplog.text
         assert "still serves locally at " + server.local_url in warnings[0].getMessage()
         assert server.share_url is None

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from lib import tunnel as tunnel_module
-from lib.tunnel import DEFAULT_SHARE, ShareTunnel, open_share_tunnel, should_share
+from lib.receiver import tunnel as tunnel_module
+from lib.receiver.tunnel import DEFAULT_SHARE, ShareTunnel, open_share_tunnel, should_share
 
 HOST = "127.0.0.1"
 PORT = 7861

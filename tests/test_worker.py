@@ -29,11 +29,11 @@ from fastapi import BackgroundTasks, Request
 from fastapi.responses import JSONResponse
 
 from lib import WebhookPayload
-from lib.errors import ConfigurationError, JournalUnavailable
-from lib.hub import own_commits
+from lib.core.errors import ConfigurationError, JournalUnavailable
+from lib.core.settings import Settings
+from lib.hub.client import own_commits
 from lib.journal import Delivery, EventRecord, EventState, retry_delay
-from lib.server import WebhooksServer
-from lib.settings import Settings
+from lib.receiver.server import WebhooksServer
 from lib.sqlite_journal import SQLiteJournal
 
 pytestmark = pytest.mark.anyio

@@ -2,7 +2,7 @@
 
 The floor any FastAPI-based receiver stands on: the same model validation and secret check as
 the reference, with no Gradio, no journal and no worker. Served by uvicorn with the settings
-`lib/server.py` uses (loop and HTTP parser "auto": uvloop and httptools here).
+`lib/receiver/server.py` uses (loop and HTTP parser "auto": uvloop and httptools here).
 """
 
 import os

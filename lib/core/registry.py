@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .arguments import Argument, plan_arguments
 from .errors import ConfigurationError, HandlerModuleError
 from .events import ALL_EVENTS, Events
-from .invoke import Argument, plan_arguments
 
 WEBHOOKS_PREFIX = "/webhooks"
 _PATH_SEGMENT = re.compile(r"^[A-Za-z0-9_\-.~/]+$")

@@ -24,9 +24,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .auth import verify_secret
-from .errors import InvalidSecret, MissingSecret
-from .settings import Settings
+from ..core.errors import InvalidSecret, MissingSecret
+from ..core.settings import Settings
+from ..receiver.auth import verify_secret
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 Handlers that write to the Hub should use it instead of a bare `HfApi()`: every commit it makes
 (`create_commit`, and so `upload_file`, `upload_folder`, `delete_file` ...) is recorded in
 `<DATA_DIR>/own_commits.txt`, and the receiver skips a `repo.content` event that only brings back
-such commits (`lib/loop_guard.py`), so a handler that writes to a repo it watches does not trigger
+such commits (`lib/hub/loop_guard.py`), so a handler that writes to a repo it watches does not trigger
 itself forever. The record is read once per process and appended to on each commit; it survives
 restarts when DATA_DIR is persistent storage.
 
@@ -33,8 +33,8 @@ from huggingface_hub.errors import RemoteEntryNotFoundError
 from huggingface_hub.hf_api import GitCommitInfo
 from huggingface_hub.utils import paginate, parse_datetime
 
-from .errors import ConfigurationError
-from .settings import default_data_dir
+from ..core.errors import ConfigurationError
+from ..core.settings import default_data_dir
 
 logger = logging.getLogger(__name__)
 

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING
 import gradio as gr
 from huggingface_hub import get_token
 
-from .registry import domains_for
-from .settings import Settings
-from .setup_guide import HUB_WEBHOOK_SETTINGS, endpoint_setups
+from ..core.registry import domains_for
+from ..core.settings import Settings
+from ..hub.setup_guide import HUB_WEBHOOK_SETTINGS, endpoint_setups
 
 if TYPE_CHECKING:
-    from .server import WebhooksServer
+    from ..receiver.server import WebhooksServer
 
 HUB_WEBHOOK_DOCS = "https://huggingface.co/docs/hub/webhooks"
 

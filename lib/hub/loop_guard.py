@@ -2,7 +2,7 @@
 
 A handler that commits to a repo it watches triggers itself: the Hub sends its commit back as a new
 `repo.content` event, the handler commits again, and the loop runs until the webhook's daily quota
-or its suspension stops it. Commits made through `lib.hub_client()` are remembered (`lib/hub.py`);
+or its suspension stops it. Commits made through `lib.hub_client()` are remembered (`lib/hub/client.py`);
 this module only decides, from the payload and that memory, whether an event is such an echo. It
 does no I/O, so the request path pays a few set lookups.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Container
 
-from .payload import WebhookPayload
+from ..core.payload import WebhookPayload
 
 
 def new_commit_shas(payload: WebhookPayload) -> list[str]:

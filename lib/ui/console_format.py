@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
-from .hub_registration import HubWebhook
-from .journal import Attempt, EventRecord, EventState, JournalStats
+from ..hub.registration import HubWebhook
+from ..journal import Attempt, EventRecord, EventState, JournalStats
 
 HUB_DAILY_LIMIT = 1000
 """Triggers per webhook per 24 h on a free account (the Hub's documented limit)."""
@@ -118,7 +118,7 @@ def success_rate(stats: JournalStats) -> str:
 
 # --- tracebacks ---------------------------------------------------------------------------------
 
-_RUNNER_FRAMES = ("/lib/worker.py", "/lib/invoke.py", "/asyncio/", "/concurrent/futures/", "/anyio/")
+_RUNNER_FRAMES = ("/lib/worker/", "/asyncio/", "/concurrent/futures/", "/anyio/")
 _FRAME = re.compile(r'^  File "(?P<file>[^"]+)", line \d+')
 
 

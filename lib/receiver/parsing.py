@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 
 from pydantic import ValidationError
 
-from .errors import MalformedPayload, PayloadTooLarge
-from .payload import WebhookPayload
+from ..core.errors import MalformedPayload, PayloadTooLarge
+from ..core.payload import WebhookPayload
 
 MAX_REPORTED_ERRORS = 10
 

@@ -14,9 +14,9 @@ import time
 from collections.abc import Mapping
 from urllib.parse import parse_qsl, urlencode
 
+from ..core.payload import WebhookPayload
+from ..journal import Delivery
 from .auth import SECRET_QUERY_PARAMETER
-from .journal import Delivery
-from .payload import WebhookPayload
 
 WEBHOOK_ID_HEADER = "webhook-id"
 TEST_EVENT_HEADER = "x-webhook-test"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-from .registry import Endpoint
+from ..core.registry import Endpoint
 
 HUB_WEBHOOK_SETTINGS = "https://huggingface.co/settings/webhooks"
 PLACEHOLDER_OWNER = "YOUR_USERNAME"

@@ -28,13 +28,13 @@ from typing import Any
 from fastapi.encoders import jsonable_encoder
 from starlette.responses import Response
 
-from .errors import JournalUnavailable
+from ..core.errors import JournalUnavailable
+from ..core.logs import current_event_id
+from ..core.payload import WebhookPayload
+from ..core.registry import Endpoint
+from ..core.settings import Settings
+from ..journal import EventRecord, EventState, Journal, retry_delay
 from .invoke import call_handler
-from .journal import EventRecord, EventState, Journal, retry_delay
-from .logs import current_event_id
-from .payload import WebhookPayload
-from .registry import Endpoint
-from .settings import Settings
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import hmac
 from collections.abc import Sequence
 from urllib.parse import parse_qsl
 
-from .errors import InvalidSecret, MissingSecret
+from ..core.errors import InvalidSecret, MissingSecret
 
 SECRET_HEADER = "x-webhook-secret"
 SECRET_QUERY_PARAMETER = "secret"

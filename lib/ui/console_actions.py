@@ -26,7 +26,9 @@ import gradio as gr
 import httpx
 import pandas as pd
 
-from . import hub_registration
+from ..core.errors import WebhookError
+from ..hub import registration as hub_registration
+from ..journal import EventState
 from .access import AccessControl, Grant, is_granted
 from .console_format import (
     STATE_LABELS,
@@ -45,11 +47,9 @@ from .console_format import (
     success_rate,
     usage_bars,
 )
-from .errors import WebhookError
-from .journal import EventState
 
 if TYPE_CHECKING:
-    from .server import WebhooksServer
+    from ..receiver.server import WebhooksServer
 
 logger = logging.getLogger(__name__)
 
@@ -290,7 +290,7 @@ class Console:
     ) -> tuple[str, int | None]:
         """POST a sample event to the real endpoint (secret and `X-Webhook-Test: 1` set); (message, event id)."""
         require(grant)
-        from .sample_events import SAMPLE_KINDS, sample_payload
+        from ..core.sample_events import SAMPLE_KINDS, sample_payload
 
         if endpoint not in self.server.endpoints:
             raise gr.Error("Pick an endpoint to send the test event to.")

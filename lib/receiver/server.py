@@ -27,22 +27,22 @@ from fastapi.responses import JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from ..core.errors import WebhookError
+from ..core.events import Events
+from ..core.logs import configure_logging, current_event_id
+from ..core.payload import WebhookPayload
+from ..core.registry import Endpoint, discover_handlers, webhook_path
+from ..core.settings import Settings, parse_secrets
+from ..hub.client import own_commits
+from ..hub.loop_guard import loop_guard_rejection
+from ..hub.setup_guide import HUB_WEBHOOK_SETTINGS
+from ..journal import Delivery, EventState, Journal, Recorded
+from ..sqlite_journal import SQLiteJournal
+from ..worker.worker import OutcomeFuture, Worker
 from . import tunnel
 from .auth import query_secret, verify_secret
 from .delivery import build_delivery
-from .errors import WebhookError
-from .events import Events
-from .hub import own_commits
-from .journal import Delivery, EventState, Journal, Recorded
-from .logs import configure_logging, current_event_id
-from .loop_guard import loop_guard_rejection
 from .parsing import BadRequest, check_body_size, check_declared_length, parse_payload, read_limited
-from .payload import WebhookPayload
-from .registry import Endpoint, discover_handlers, webhook_path
-from .settings import Settings, parse_secrets
-from .setup_guide import HUB_WEBHOOK_SETTINGS
-from .sqlite_journal import SQLiteJournal
-from .worker import OutcomeFuture, Worker
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -397,7 +397,7 @@ class WebhooksServer:
         """
         import gradio as gr
 
-        from .landing import build_landing_page
+        from ..ui.landing import build_landing_page
 
         host = (
             launch_kwargs.pop("server_name", None)

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 import pandas as pd
 
-from . import hub_registration
+from ..hub import registration as hub_registration
+from ..journal import EventState
 from .access import NO_SECRET_MESSAGE, AccessControl, AccessDenied, Grant, client_keys, is_granted
 from .console_actions import ALL, REPO_TYPES, Console, HubView, require
 from .console_format import (
@@ -30,10 +31,9 @@ from .console_format import (
     endpoint_name,
     hub_webhooks_frame,
 )
-from .journal import EventState
 
 if TYPE_CHECKING:
-    from .server import WebhooksServer
+    from ..receiver.server import WebhooksServer
 
 REFRESH_SECONDS = 5.0
 HEALTH_REFRESH_SECONDS = 30.0
@@ -205,7 +205,7 @@ def build_console(server: WebhooksServer, page: gr.Blocks, *, access: AccessCont
                     "Sends a sample Hub event through the real endpoint (with the secret, marked as a test), "
                     "so the whole path runs: authentication, journal, handler."
                 )
-                from .sample_events import SAMPLE_KINDS
+                from ..core.sample_events import SAMPLE_KINDS
 
                 with gr.Row():
                     t_endpoint = gr.Dropdown(

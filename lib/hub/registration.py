@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .registry import Endpoint, domains_for
+from ..core.registry import Endpoint, domains_for
 from .setup_guide import endpoint_setups
 
 logger = logging.getLogger(__name__)
