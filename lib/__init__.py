@@ -22,7 +22,7 @@ from .core.payload import (
     WebhookPayloadWebhook,
 )
 from .hub.client import HubClient, MissingToken, hub_client
-from .receiver.server import WebhooksServer, webhook_endpoint
+from .webhooks_server import WebhooksServer, webhook_endpoint
 
 __all__ = [
     "ConfigurationError",

@@ -36,7 +36,7 @@ from typing import Any
 from fastapi.encoders import jsonable_encoder
 from starlette.responses import Response
 
-from .core.errors import ConfigurationError, WebhookError
+from .core.errors import ConfigurationError, HubWebhooksError, WebhookError
 from .core.logs import configure_logging
 from .core.payload import WebhookPayload
 from .core.registry import Endpoint, endpoint_from_module
@@ -53,7 +53,7 @@ PAYLOAD_VARIABLE = "WEBHOOK_PAYLOAD"
 EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
 
 
-class JobError(Exception):
+class JobError(HubWebhooksError):
     """The job cannot run at all; the message says what to fix."""
 
 

@@ -309,6 +309,6 @@ def test_without_a_token_the_event_fails_with_the_fix(hub: FakeHub, tmp_path: Pa
 
     assert outcome["state"] == "dead"
     last_line = outcome["error"].strip().splitlines()[-1]
-    assert last_line.startswith("lib.hub.client.MissingToken: HF_TOKEN is not set: add it as a Space secret")
+    assert last_line.startswith("lib.core.errors.MissingToken: HF_TOKEN is not set: add it as a Space secret")
     assert "HF_TOKEN is not set: add it as a Space secret" in logs
     assert hub.requests == []

@@ -22,6 +22,7 @@ from lib.hub.client import (
     MissingToken,
     hub_client,
     own_commits,
+    using_ledger,
 )
 from lib.hub.loop_guard import loop_guard_rejection, new_commit_shas
 
@@ -30,10 +31,9 @@ OURS, THEIRS = "a" * 40, "b" * 40
 
 @pytest.fixture(autouse=True)
 def _fresh_registry(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test starts without ledgers, clients or a server folder from another test."""
+    """Each test starts without ledgers or clients from another test."""
     monkeypatch.setattr(hub_module, "_ledgers", {})
     monkeypatch.setattr(hub_module, "_clients", {})
-    monkeypatch.setattr(hub_module, "_server_data_dir", None)
 
 
 def payload_with_refs(*refs: tuple[str, str | None, str | None], head: str | None = None) -> WebhookPayload:
@@ -154,12 +154,18 @@ def test_the_ledger_is_safe_under_concurrent_commits(tmp_path: Path) -> None:
     assert sorted((tmp_path / LEDGER_FILE).read_text().split()) == sorted(shas)
 
 
-def test_own_commits_is_one_ledger_per_folder_and_the_servers_is_the_default(tmp_path: Path) -> None:
+def test_own_commits_is_one_ledger_per_folder_and_the_one_given_to_the_handler_is_the_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     first = own_commits(tmp_path / "a")
     assert own_commits(tmp_path / "a") is first
-    assert own_commits() is first  # the folder the server last named
     second = own_commits(tmp_path / "b")
-    assert second is not first and own_commits() is second
+    assert second is not first
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "b"))
+    assert own_commits() is second  # outside a handler: the DATA_DIR folder, as Settings reads it
+    with using_ledger(first):  # what the worker does around each handler run
+        assert own_commits() is first
+    assert own_commits() is second  # naming a folder never changes the default (no global state)
 
 
 # --- the Hub client ----------------------------------------------------------------------------
@@ -170,7 +176,7 @@ def client(fake_hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     token = fake_hub.add_user("bot", orgs=["acme"])
     fake_hub.add_repo("acme/model", files={"README.md": "# hi"})
     monkeypatch.setenv("HF_TOKEN", token)
-    own_commits(tmp_path / "data")  # as the server does on each request
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))  # the ledger outside a handler run
     return hub_client()
 
 

@@ -77,6 +77,11 @@ def tunnel_threads() -> list[threading.Thread]:
 # --- should_share -------------------------------------------------------------------------------
 
 
+def decide(share: bool | None, environ: dict[str, str]) -> bool:
+    """`should_share` with the two variables it is given from `Settings`, read from `environ`."""
+    return should_share(share, gradio_share=environ.get("GRADIO_SHARE"), space_id=environ.get("SPACE_ID"))
+
+
 @pytest.mark.parametrize(
     ("share", "environ", "expected"),
     [
@@ -102,12 +107,12 @@ def tunnel_threads() -> list[threading.Thread]:
     ],
 )
 def test_should_share_truth_table(share: bool | None, environ: dict[str, str], expected: bool) -> None:
-    assert should_share(share, environ=environ) is expected
+    assert decide(share, environ) is expected
 
 
 def test_default_is_opt_in() -> None:
     assert DEFAULT_SHARE is False
-    assert should_share(None, environ={}) is False
+    assert decide(None, {}) is False
 
 
 @pytest.mark.parametrize(
@@ -117,20 +122,20 @@ def test_default_is_opt_in() -> None:
 def test_a_request_inside_a_space_is_logged_as_ignored(
     share: bool | None, environ: dict[str, str], asked_by: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    assert should_share(share, environ={**environ, "SPACE_ID": "user/space"}) is False
+    assert decide(share, {**environ, "SPACE_ID": "user/space"}) is False
     [record] = warnings_from_module(caplog)
     assert asked_by in record.getMessage()
     assert "user/space" in record.getMessage()
 
 
 def test_no_request_inside_a_space_logs_nothing(caplog: pytest.LogCaptureFixture) -> None:
-    assert should_share(None, environ={"SPACE_ID": "user/space"}) is False
-    assert should_share(False, environ={"SPACE_ID": "user/space"}) is False
+    assert decide(None, {"SPACE_ID": "user/space"}) is False
+    assert decide(False, {"SPACE_ID": "user/space"}) is False
     assert warnings_from_module(caplog) == []
 
 
 def test_an_unknown_gradio_share_value_is_logged_and_ignored(caplog: pytest.LogCaptureFixture) -> None:
-    assert should_share(None, environ={"GRADIO_SHARE": "1"}) is DEFAULT_SHARE
+    assert decide(None, {"GRADIO_SHARE": "1"}) is DEFAULT_SHARE
     [record] = warnings_from_module(caplog)
     assert "GRADIO_SHARE='1'" in record.getMessage()
 

@@ -28,12 +28,11 @@ import pytest
 from fastapi import BackgroundTasks, Request
 from fastapi.responses import JSONResponse
 
-from lib import WebhookPayload
+from lib import WebhookPayload, WebhooksServer
 from lib.core.errors import ConfigurationError, JournalUnavailable
 from lib.core.settings import Settings
 from lib.hub.client import own_commits
 from lib.journal import Delivery, EventRecord, EventState, retry_delay
-from lib.receiver.server import WebhooksServer
 from lib.sqlite_journal import SQLiteJournal
 
 pytestmark = pytest.mark.anyio

@@ -1,21 +1,30 @@
-"""Every error the receiver raises, under one base, each carrying the HTTP status it maps to.
+"""Every error this project raises on purpose, under one base.
 
-The request path raises these and one exception handler turns them into JSON answers, so the
-mapping from "what went wrong" to "what the Hub sees" lives in one place. Messages say what was
-expected, what arrived and how to fix it, and never contain a secret.
+`HubWebhooksError` is the root: `except HubWebhooksError` catches anything we raise and nothing
+we did not. Below it, three families that are handled in different places:
+- `WebhookError`: a delivery refused; each carries the HTTP status it maps to, and one exception
+  handler turns them into JSON answers, so "what went wrong" -> "what the Hub sees" lives in one place;
+- `ConfigurationError`: the Space cannot start as configured; raised at start, never per request;
+- the rest: something one event or one operator action ran into (`MissingToken`, `EventNotFound`...).
+
+Messages say what was expected, what arrived and how to fix it, and never contain a secret.
 """
 
 from __future__ import annotations
 
 
-class WebhookError(Exception):
-    """Base of every error the webhook receiver raises on purpose."""
-
-    status_code: int = 400
+class HubWebhooksError(Exception):
+    """Base of every error this project raises on purpose."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class WebhookError(HubWebhooksError):
+    """A delivery is refused; `status_code` is the HTTP answer it gets."""
+
+    status_code: int = 400
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(status_code={self.status_code}, message={self.message!r})"
@@ -51,9 +60,29 @@ class JournalUnavailable(WebhookError):
     status_code = 503
 
 
-class ConfigurationError(Exception):
+class ConfigurationError(HubWebhooksError):
     """The Space is configured in a way that cannot work; raised at start, never per request."""
 
 
 class HandlerModuleError(ConfigurationError):
     """A module in `handlers/` cannot become an endpoint; the message names the file and the fix."""
+
+
+class MissingToken(HubWebhooksError):
+    """A handler needs the Hub but no token is configured; the event fails with this message.
+
+    Raised per event, not at start: a Space without `HF_TOKEN` still receives, and the events that
+    failed can be replayed once the token is set.
+    """
+
+
+class EventNotFound(HubWebhooksError, LookupError):
+    """An operator asked for an event the journal does not hold (never recorded, or pruned)."""
+
+
+class EndpointGone(HubWebhooksError):
+    """An event was recorded for an endpoint that is no longer registered (its handler file was removed)."""
+
+
+class HandlerRefused(HubWebhooksError):
+    """The handler returned an HTTP response with a non-2xx status: that attempt counts as failed."""

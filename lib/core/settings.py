@@ -135,6 +135,14 @@ class Settings:
     """The Space's direct host (`SPACE_HOST`), e.g. `owner-name.hf.space`."""
     log_level: str = "INFO"
     """`DEBUG` adds a line per delivery acknowledged (`WEBHOOK_LOG_LEVEL`)."""
+    server_name: str | None = None
+    """The address to listen on (`GRADIO_SERVER_NAME`, as Gradio reads it); None for the default."""
+    server_port: int | None = None
+    """The port to listen on (`GRADIO_SERVER_PORT`); None for 7860."""
+    gradio_share: str | None = None
+    """`GRADIO_SHARE` as set, for `launch()` to decide about the share tunnel (see `lib/receiver/tunnel.py`)."""
+    forwarded_allow_ips: str = "127.0.0.1,::1"
+    """Proxies whose `X-Forwarded-*` headers the page trusts (`FORWARDED_ALLOW_IPS`, as uvicorn reads it)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -164,6 +172,10 @@ class Settings:
             "space_id": env.get("SPACE_ID") or None,
             "space_host": env.get("SPACE_HOST") or None,
             "log_level": _read_log_level(env, "WEBHOOK_LOG_LEVEL", "INFO"),
+            "server_name": env.get("GRADIO_SERVER_NAME") or None,
+            "server_port": _read_optional_int(env, "GRADIO_SERVER_PORT", minimum=1, unit="port number"),
+            "gradio_share": env.get("GRADIO_SHARE"),
+            "forwarded_allow_ips": env.get("FORWARDED_ALLOW_IPS") or "127.0.0.1,::1",
         }
         values.update(overrides)
         if values["ack_budget_seconds"] >= 25:  # type: ignore[operator]

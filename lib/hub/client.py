@@ -19,11 +19,13 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -33,7 +35,7 @@ from huggingface_hub.errors import RemoteEntryNotFoundError
 from huggingface_hub.hf_api import GitCommitInfo
 from huggingface_hub.utils import paginate, parse_datetime
 
-from ..core.errors import ConfigurationError
+from ..core.errors import MissingToken
 from ..core.settings import default_data_dir
 
 logger = logging.getLogger(__name__)
@@ -41,10 +43,6 @@ logger = logging.getLogger(__name__)
 LEDGER_FILE = "own_commits.txt"
 MAX_REMEMBERED = 10_000
 """Commits remembered; an echo arrives seconds after its commit, so this is years of margin."""
-
-
-class MissingToken(ConfigurationError):
-    """A handler needs the Hub but no token is configured; the event fails with this message."""
 
 
 MISSING_TOKEN_MESSAGE = (
@@ -115,25 +113,43 @@ class CommitLedger:
 
 _ledgers: dict[Path, CommitLedger] = {}
 _ledgers_lock = threading.Lock()
-_server_data_dir: Path | None = None
+_active_ledger: ContextVar[CommitLedger | None] = ContextVar("active_ledger", default=None)
 
 
 def own_commits(data_dir: Path | str | None = None) -> CommitLedger:
     """The ledger of this Space's commits in `data_dir` (one instance per folder per process).
 
-    The server passes its `settings.data_dir` on each request, which also makes that folder the
-    default; without a server (job mode, scripts) the default is DATA_DIR as `Settings` reads it.
+    Without a folder: the ledger the running handler was given (`using_ledger`, which the worker
+    sets around every attempt with the server's), else the one in DATA_DIR as `Settings` reads it
+    (job mode, scripts).
     """
-    global _server_data_dir
     if data_dir is None:
-        folder = _server_data_dir or default_data_dir(os.environ)
-    else:
-        folder = _server_data_dir = Path(data_dir)
+        active = _active_ledger.get()
+        if active is not None:
+            return active
+    folder = Path(data_dir) if data_dir is not None else default_data_dir(os.environ)
     ledger = _ledgers.get(folder)
     if ledger is None:
         with _ledgers_lock:
             ledger = _ledgers.setdefault(folder, CommitLedger(folder / LEDGER_FILE))
     return ledger
+
+
+@contextlib.contextmanager
+def using_ledger(ledger: CommitLedger | None) -> Iterator[None]:
+    """Make `ledger` the one `hub_client()` records commits in, for the code run inside (None: no change).
+
+    A context variable rather than a global: it follows the handler onto its thread (the worker
+    copies the context) and never leaks into another server in the same process.
+    """
+    if ledger is None:
+        yield
+        return
+    token = _active_ledger.set(ledger)
+    try:
+        yield
+    finally:
+        _active_ledger.reset(token)
 
 
 class HubClient(HfApi):

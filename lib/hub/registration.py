@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ..core.errors import HubWebhooksError
 from ..core.registry import Endpoint, domains_for
 from .setup_guide import endpoint_setups
 
@@ -24,12 +25,8 @@ ALL_DOMAINS = ("repo", "discussion")
 SecretState = Literal["matches", "differs", "none"]
 
 
-class HubRegistrationError(Exception):
+class HubRegistrationError(HubWebhooksError):
     """The Hub refused or could not be reached; the message says what to check."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,20 +1,17 @@
-"""`WebhooksServer` and `webhook_endpoint`: a drop-in for `huggingface_hub`'s, on our own FastAPI app.
+"""`WebhookReceiver`: webhook routes on our own FastAPI app, the journal and the worker behind them.
 
-A script written for the reference runs here by changing its import line. What changes underneath:
-webhook requests never pass through Gradio (the landing page is mounted beside them), the
-secret is checked before the body is read, every delivery is journaled before it is
-acknowledged, and handlers run from the journal, so a slow or crashing handler never turns into
-a timeout or a 5xx that gets the user's webhook suspended.
+What differs from `huggingface_hub`'s server underneath: webhook requests never pass through
+Gradio (a page is mounted beside them), the secret is checked before the body is read, every
+delivery is journaled before it is acknowledged, and handlers run from the journal, so a slow or
+crashing handler never turns into a timeout or a 5xx that gets the user's webhook suspended.
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import gc
 import logging
-import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -33,8 +30,7 @@ from ..core.logs import configure_logging, current_event_id
 from ..core.payload import WebhookPayload
 from ..core.registry import Endpoint, discover_handlers, webhook_path
 from ..core.settings import Settings, parse_secrets
-from ..hub.client import own_commits
-from ..hub.loop_guard import loop_guard_rejection
+from ..hub.client import CommitLedger, own_commits
 from ..hub.setup_guide import HUB_WEBHOOK_SETTINGS
 from ..journal import Delivery, EventState, Journal, Recorded
 from ..sqlite_journal import SQLiteJournal
@@ -52,15 +48,18 @@ logger = logging.getLogger(__name__)
 EVENT_ID_HEADER = "X-Webhook-Event-Id"
 RETENTION_INTERVAL_SECONDS = 3600.0
 
-UiBuilder = Callable[["WebhooksServer"], "gr.Blocks"]
+UiBuilder = Callable[["WebhookReceiver"], "gr.Blocks"]
 
 
-class WebhooksServer:
-    """A web app that receives Hugging Face Hub webhooks and hands each event to your function.
+class WebhookReceiver:
+    """The receiving half of `WebhooksServer`: webhook routes, the journal, the worker, serving.
+
+    It knows nothing of the landing page: whoever builds the app passes one as `ui` (`lib`'s
+    `WebhooksServer` passes the default page from `lib.ui`), so the receiver never imports the
+    UI that depends on it. Without `ui`, it serves the webhook routes and FastAPI's docs only.
 
     Args:
-        ui: the landing page: a `gradio.Blocks`, or a function building one from this server.
-            Defaults to the page that lists the endpoints and how to configure them.
+        ui: the page to mount at "/": a `gradio.Blocks`, or a function building one from this server.
         webhook_secret: the secret the Hub sends (several comma-separated to rotate). Defaults
             to the `WEBHOOK_SECRET` environment variable; with none, the endpoints are open.
         settings: every other option; defaults to `Settings.from_env()` (see `.env.example`).
@@ -68,19 +67,6 @@ class WebhooksServer:
 
     Raises:
         ConfigurationError: a setting cannot work (an empty secret, a bad number, an unusable journal).
-
-    Example:
-        ```python
-        from lib import WebhooksServer, WebhookPayload
-
-        app = WebhooksServer(webhook_secret="my_secret_key")
-
-        @app.add_webhook("/say_hello")
-        async def hello(payload: WebhookPayload):
-            return {"message": f"hello from {payload.repo.name}"}
-
-        app.launch()
-        ```
     """
 
     def __init__(
@@ -98,6 +84,8 @@ class WebhooksServer:
         configure_logging(self.settings.log_level)
         self._ui = ui
         self._journal = journal
+        self.ledger: CommitLedger = own_commits(self.settings.data_dir)
+        """The commits this Space made, for the loop guard; handlers' `hub_client()` records into it."""
         self.endpoints: dict[str, Endpoint] = {}
         self.worker: Worker | None = None
         self.launched = False
@@ -109,9 +97,7 @@ class WebhooksServer:
         self.fastapi_app = FastAPI(title="Hub webhooks", lifespan=self._lifespan, docs_url="/docs")
         # What uvicorn would wrap around everything (`proxy_headers`), around the page only: a
         # delivery never uses the client's address, and it is the one path that must be lean.
-        self._page_app = ProxyHeadersMiddleware(
-            self.fastapi_app, trusted_hosts=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
-        )
+        self._page_app = ProxyHeadersMiddleware(self.fastapi_app, trusted_hosts=self.settings.forwarded_allow_ips)
         self.fastapi_app.add_exception_handler(WebhookError, _answer_error)  # type: ignore[arg-type]
         if not self.settings.secret_configured:
             logger.warning(
@@ -289,7 +275,7 @@ class WebhooksServer:
         try:
             recorded = self.journal.record(
                 delivery,
-                skipped_reason=endpoint.events.rejection(payload) or self._loop_guard(payload),
+                skipped_reason=endpoint.events.rejection(payload),
                 max_attempts=settings.max_attempts,
                 duplicate_window=settings.duplicate_window_seconds,
                 start_if_idle=reserved,
@@ -309,12 +295,6 @@ class WebhooksServer:
                 elif recorded.outcome == "requeued":
                     worker.notify()
         return recorded
-
-    def _loop_guard(self, payload: WebhookPayload) -> str | None:
-        """Why an event caused by our own commits must not run, or None (see `lib/loop_guard.py`)."""
-        if not payload.event.matches("repo.content"):  # only commits can come back as echoes
-            return None
-        return loop_guard_rejection(payload, own_commits(self.settings.data_dir))
 
     def _watch(self, recorded: Recorded) -> tuple[int, OutcomeFuture] | None:
         """The event whose handler this request waits for, and the future its outcome will resolve."""
@@ -366,8 +346,7 @@ class WebhooksServer:
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: FastAPI) -> AsyncIterator[None]:
-        own_commits(self.settings.data_dir)  # handlers' `hub_client()` records our commits in this folder
-        self.worker = Worker(self.journal, self.endpoints, self.settings, skip_check=self._loop_guard)
+        self.worker = Worker(self.journal, self.endpoints, self.settings, ledger=self.ledger)
         await self.worker.start()
         retention = _start_retention(self)
         try:
@@ -395,16 +374,13 @@ class WebhooksServer:
             **launch_kwargs: Gradio's `server_name`, `server_port` and `share`; other Gradio launch
                 options are passed to the mounted page where they apply, else logged and ignored.
         """
-        import gradio as gr
-
-        from ..ui.landing import build_landing_page
-
+        settings = self.settings
         host = (
             launch_kwargs.pop("server_name", None)
-            or os.environ.get("GRADIO_SERVER_NAME")
-            or ("0.0.0.0" if self.settings.space_id else "127.0.0.1")
+            or settings.server_name
+            or ("0.0.0.0" if settings.space_id else "127.0.0.1")
         )
-        port = int(launch_kwargs.pop("server_port", None) or os.environ.get("GRADIO_SERVER_PORT") or 7860)
+        port = int(launch_kwargs.pop("server_port", None) or settings.server_port or 7860)
         share = launch_kwargs.pop("share", None)
         mount_options = {k: launch_kwargs.pop(k) for k in list(launch_kwargs) if k in _MOUNT_OPTIONS}
         for ignored in launch_kwargs:
@@ -413,15 +389,11 @@ class WebhooksServer:
         self.local_url = f"http://{browse_host}:{port}"
         self.launched = True
 
-        if tunnel.should_share(share, environ=os.environ):
+        if tunnel.should_share(share, gradio_share=settings.gradio_share, space_id=settings.space_id):
             self._tunnel = tunnel.open_share_tunnel(browse_host, port)
             self.share_url = self._tunnel.url if self._tunnel else None
 
-        ui = self._ui if self._ui is not None else build_landing_page
-        blocks = ui(self) if callable(ui) and not isinstance(ui, gr.Blocks) else ui
-        mount_options.setdefault("run_history", False)
-        mount_options.setdefault("footer_links", [])
-        gr.mount_gradio_app(self.fastapi_app, blocks, path="/", server_name=host, server_port=port, **mount_options)
+        self._mount_page(host, port, mount_options)
 
         config = uvicorn.Config(
             self.asgi_app,
@@ -448,6 +420,17 @@ class WebhooksServer:
             self._uvicorn.run()
         finally:
             self._close_tunnel()
+
+    def _mount_page(self, host: str, port: int, mount_options: dict[str, Any]) -> None:
+        """Mount the page given as `ui` at "/", beside the webhook routes; without one, serve no page."""
+        if self._ui is None:
+            return
+        import gradio as gr  # only a server with a page pays for importing Gradio
+
+        blocks = self._ui(self) if callable(self._ui) and not isinstance(self._ui, gr.Blocks) else self._ui
+        mount_options.setdefault("run_history", False)
+        mount_options.setdefault("footer_links", [])
+        gr.mount_gradio_app(self.fastapi_app, blocks, path="/", server_name=host, server_port=port, **mount_options)
 
     def close(self) -> None:
         """Stop a server started with `prevent_thread_lock=True` (and its share tunnel)."""
@@ -570,7 +553,7 @@ async def _body_chunks(receive: Receive, first: Message) -> AsyncIterator[bytes]
         message = await receive()
 
 
-def _start_retention(server: WebhooksServer) -> asyncio.Task[None]:
+def _start_retention(server: WebhookReceiver) -> asyncio.Task[None]:
     """Prune finished events hourly; unfinished and dead events are never pruned."""
 
     async def prune_forever() -> None:
@@ -588,49 +571,3 @@ def _start_retention(server: WebhooksServer) -> asyncio.Task[None]:
             await asyncio.sleep(RETENTION_INTERVAL_SECONDS)
 
     return asyncio.create_task(prune_forever(), name="journal-retention")
-
-
-# --- the decorator shortcut -------------------------------------------------------------------
-
-_default_server: WebhooksServer | None = None
-
-
-def _get_default_server() -> WebhooksServer:
-    global _default_server
-    if _default_server is None:
-        _default_server = WebhooksServer()
-    return _default_server
-
-
-def webhook_endpoint(path: str | Callable[..., Any] | None = None) -> Callable[..., Any]:
-    """Register a function on a default server that starts when the script ends.
-
-    `func.launch()` starts it right away instead (notebooks). Returns the function unchanged.
-
-    Example:
-        ```python
-        from lib import webhook_endpoint, WebhookPayload
-
-        @webhook_endpoint
-        async def trigger_training(payload: WebhookPayload):
-            if payload.repo.type == "dataset" and payload.event.action == "update":
-                ...
-        ```
-    """
-    if callable(path):
-        return webhook_endpoint()(path)
-
-    def register(func: Callable[..., Any]) -> Callable[..., Any]:
-        server = _get_default_server()
-        server.add_webhook(path)(func)
-        if len(server.endpoints) == 1:
-            atexit.register(server.launch)
-
-        def launch_now(**launch_kwargs: Any) -> None:
-            atexit.unregister(server.launch)
-            server.launch(**launch_kwargs)
-
-        func.launch = launch_now  # type: ignore[attr-defined]
-        return func
-
-    return register

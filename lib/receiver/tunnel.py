@@ -17,7 +17,7 @@ else the app serves (a console, a landing page) must check access itself.
 Example:
     >>> import os
     >>> from lib.tunnel import open_share_tunnel, should_share
-    >>> if should_share(None, environ=os.environ):  # doctest: +SKIP
+    >>> if should_share(None, gradio_share=os.environ.get("GRADIO_SHARE"), space_id=None):  # doctest: +SKIP
     ...     tunnel = open_share_tunnel("127.0.0.1", 7860)
     ...     # On shutdown:
     ...     if tunnel is not None:
@@ -31,7 +31,7 @@ import logging
 import secrets
 import subprocess
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -65,7 +65,7 @@ class ShareTunnel:
     close: Callable[[], None]
 
 
-def should_share(share: bool | None, *, environ: Mapping[str, str]) -> bool:
+def should_share(share: bool | None, *, gradio_share: str | None, space_id: str | None) -> bool:
     """Decide whether to open a share tunnel.
 
     In order:
@@ -88,23 +88,22 @@ def should_share(share: bool | None, *, environ: Mapping[str, str]) -> bool:
 
     Args:
         share: The caller's wish: True, False, or None for "use the environment and default".
-        environ: The environment to read (`os.environ` in the app; a dict in tests), passed in
-            so the decision is made at startup, not at import.
+        gradio_share: `GRADIO_SHARE` as set (`Settings.gradio_share`), or None.
+        space_id: `SPACE_ID` (`Settings.space_id`): set inside a Space.
 
     Returns:
         True when `open_share_tunnel` should be called.
 
     Example:
-        >>> should_share(None, environ={"GRADIO_SHARE": "true"})
+        >>> should_share(None, gradio_share="true", space_id=None)
         True
-        >>> should_share(True, environ={"SPACE_ID": "user/space"})
+        >>> should_share(True, gradio_share=None, space_id="user/space")
         False
     """
     asked_by = "share=True"
     if share is None:
-        share = _parse_gradio_share(environ.get("GRADIO_SHARE"))
+        share = _parse_gradio_share(gradio_share)
         asked_by = "GRADIO_SHARE=true"
-    space_id = environ.get("SPACE_ID")
     if space_id is not None:
         if share:
             logger.warning(

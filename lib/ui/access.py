@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ..core.errors import InvalidSecret, MissingSecret
+from ..core.errors import HubWebhooksError, InvalidSecret, MissingSecret
 from ..core.settings import Settings
 from ..receiver.auth import verify_secret
 
@@ -43,7 +43,7 @@ NO_SECRET_MESSAGE = (
 )
 
 
-class AccessDenied(Exception):
+class AccessDenied(HubWebhooksError):
     """The console stays locked; the message says why and what to do."""
 
     def __init__(self, message: str) -> None:

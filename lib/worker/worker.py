@@ -28,11 +28,13 @@ from typing import Any
 from fastapi.encoders import jsonable_encoder
 from starlette.responses import Response
 
-from ..core.errors import JournalUnavailable
+from ..core.errors import EndpointGone, HandlerRefused, JournalUnavailable
 from ..core.logs import current_event_id
 from ..core.payload import WebhookPayload
 from ..core.registry import Endpoint
 from ..core.settings import Settings
+from ..hub.client import CommitLedger, using_ledger
+from ..hub.loop_guard import loop_guard_rejection
 from ..journal import EventRecord, EventState, Journal, retry_delay
 from .invoke import call_handler
 
@@ -131,13 +133,14 @@ class Worker:
         endpoints: Mapping[str, Endpoint],
         settings: Settings,
         *,
-        skip_check: Callable[[WebhookPayload], str | None] | None = None,
+        ledger: CommitLedger | None = None,
     ) -> None:
         self.journal = journal
         self.endpoints = endpoints
         self.settings = settings
-        self.skip_check = skip_check
-        """Asked again right before a `repo.content` event runs (the loop guard): see `_late_skip`."""
+        self.ledger = ledger
+        """The commits this Space made: the loop guard asks it right before a `repo.content` event runs,
+        and handlers' `hub_client()` records into it (see `lib/hub/loop_guard.py`)."""
         self.executor = ThreadPerCall()
         self._wake = asyncio.Event()
         self._running: dict[int, asyncio.Task[None]] = {}
@@ -372,8 +375,8 @@ class Worker:
             self.journal.attempt_started(event.id, event.attempts)
             endpoint = self.endpoints.get(event.endpoint)
             if endpoint is None:
-                raise LookupError(f"no handler is registered for {event.endpoint} any more")
-            reason = self._late_skip(event, payload)
+                raise EndpointGone(f"no handler is registered for {event.endpoint} any more")
+            reason = self._loop_guard(event, payload)
             if reason is not None:
                 finished = self.journal.skip(event, reason=reason)
                 logger.info("Skipped before running: %s.", reason)
@@ -381,12 +384,13 @@ class Worker:
                 # A timeout scope rather than `wait_for`, which on Python 3.11 wraps the handler in a
                 # task of its own: two more turns of the event loop for every event.
                 async with asyncio.timeout(self.settings.handler_timeout_seconds):
-                    result = await call_handler(
-                        endpoint.handler, endpoint.arguments, event, executor=self.executor, payload=payload
-                    )
+                    with using_ledger(self.ledger):  # `hub_client()` in the handler records our commits there
+                        result = await call_handler(
+                            endpoint.handler, endpoint.arguments, event, executor=self.executor, payload=payload
+                        )
                 stored, response = _storable(result)
                 if response is not None and not 200 <= response.status_code < 300:
-                    raise RuntimeError(f"the handler returned an HTTP {response.status_code} response")
+                    raise HandlerRefused(f"the handler returned an HTTP {response.status_code} response")
                 elapsed = (time.perf_counter() - started) * 1000
                 finished = self.journal.finish(event, result=stored, handler_ms=elapsed)
                 logger.debug("Handled by %s in %.1f ms (attempt %d).", event.endpoint, elapsed, event.attempts)
@@ -424,12 +428,16 @@ class Worker:
         if waiters:
             self.journal.after_commit(lambda: _resolve(waiters, outcome))
 
-    def _late_skip(self, event: EventRecord, payload: WebhookPayload | None) -> str | None:
-        """Ask the loop guard again: a commit of ours can come back before the handler that made it
-        has recorded it as ours (the check at arrival then missed it), and it runs after that handler."""
-        if self.skip_check is None or not event.scope.startswith("repo.content"):
+    def _loop_guard(self, event: EventRecord, payload: WebhookPayload | None) -> str | None:
+        """Why an event caused by our own commits must not run, or None.
+
+        Asked right before the handler would run, not at arrival: a commit of ours can come back
+        before the handler that made it has recorded it as ours, and the echo runs after that
+        handler (same repository), by which time the commit is known.
+        """
+        if self.ledger is None or not event.scope.startswith("repo.content"):  # only commits come back
             return None
-        return self.skip_check(payload or WebhookPayload.model_validate_json(event.body))
+        return loop_guard_rejection(payload or WebhookPayload.model_validate_json(event.body), self.ledger)
 
     def _record_failure(self, event: EventRecord, error: str, elapsed_ms: float) -> EventRecord:
         retry_at = None
