@@ -25,6 +25,7 @@ NUMERIC_VARIABLES = [
     "WEBHOOK_RETENTION_DAYS",
     "WEBHOOK_RETENTION_MAX_EVENTS",
     "WEBHOOK_JOURNAL_MAX_BYTES",
+    "GRADIO_SERVER_PORT",
 ]
 INTEGER_VARIABLES = [
     "WEBHOOK_MAX_BODY_BYTES",
@@ -32,6 +33,7 @@ INTEGER_VARIABLES = [
     "WEBHOOK_CONCURRENCY",
     "WEBHOOK_RETENTION_MAX_EVENTS",
     "WEBHOOK_JOURNAL_MAX_BYTES",
+    "GRADIO_SERVER_PORT",
 ]
 
 
@@ -139,6 +141,23 @@ def test_a_fraction_is_refused_where_a_count_is_expected(name: str) -> None:
 def test_zero_is_refused_where_at_least_one_is_needed(name: str) -> None:
     with pytest.raises(ConfigurationError, match=name):
         settings(**{name: "0"})
+
+
+def test_where_to_listen_and_what_to_trust_are_read_here_not_at_launch() -> None:
+    read = settings(
+        GRADIO_SERVER_NAME="0.0.0.0", GRADIO_SERVER_PORT="7861", GRADIO_SHARE="true", FORWARDED_ALLOW_IPS="10.0.0.1"
+    )
+    assert (read.server_name, read.server_port, read.gradio_share) == ("0.0.0.0", 7861, "true")
+    assert read.forwarded_allow_ips == "10.0.0.1"
+    default = settings()
+    assert (default.server_name, default.server_port, default.gradio_share) == (None, None, None)
+    assert default.forwarded_allow_ips == "127.0.0.1,::1"
+
+
+@pytest.mark.parametrize("value", ["0", "65536", "100000"])
+def test_a_port_out_of_range_is_refused(value: str) -> None:
+    with pytest.raises(ConfigurationError, match="GRADIO_SERVER_PORT"):
+        settings(GRADIO_SERVER_PORT=value)
 
 
 def test_a_journal_cap_too_small_to_hold_anything_is_refused() -> None:

@@ -178,6 +178,10 @@ class Settings:
             "forwarded_allow_ips": env.get("FORWARDED_ALLOW_IPS") or "127.0.0.1,::1",
         }
         values.update(overrides)
+        if values["server_port"] is not None and not 1 <= values["server_port"] <= 65535:  # type: ignore[operator]
+            raise ConfigurationError(
+                f"GRADIO_SERVER_PORT must be a port number from 1 to 65535, got {values['server_port']}."
+            )
         if values["ack_budget_seconds"] >= 25:  # type: ignore[operator]
             raise ConfigurationError(
                 "WEBHOOK_ACK_BUDGET must stay well under the Hub's 30 s delivery timeout (use < 25)."
