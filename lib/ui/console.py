@@ -14,7 +14,7 @@ component updates.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import gradio as gr
 import pandas as pd
@@ -31,9 +31,7 @@ from .console_format import (
     endpoint_name,
     hub_webhooks_frame,
 )
-
-if TYPE_CHECKING:
-    from ..receiver.server import WebhooksServer
+from .view import ServerView
 
 REFRESH_SECONDS = 5.0
 HEALTH_REFRESH_SECONDS = 30.0
@@ -66,7 +64,7 @@ def _keys(request: gr.Request | None) -> list[str]:
     return client_keys(dict(request.headers), host, request.session_hash)
 
 
-def build_console(server: WebhooksServer, page: gr.Blocks, *, access: AccessControl | None = None) -> Console:
+def build_console(server: ServerView, page: gr.Blocks, *, access: AccessControl | None = None) -> Console:
     """Lay out the console inside the current Blocks context and wire it to a `Console`.
 
     Everything below the lock panel starts hidden and empty; only listeners holding a grant fill it.

@@ -7,7 +7,6 @@ Events live behind the console tab (`lib.console`), which opens only for the ope
 from __future__ import annotations
 
 import html
-from typing import TYPE_CHECKING
 
 import gradio as gr
 from huggingface_hub import get_token
@@ -15,9 +14,7 @@ from huggingface_hub import get_token
 from ..core.registry import domains_for
 from ..core.settings import Settings
 from ..hub.setup_guide import HUB_WEBHOOK_SETTINGS, endpoint_setups
-
-if TYPE_CHECKING:
-    from ..receiver.server import WebhooksServer
+from .view import ServerView
 
 HUB_WEBHOOK_DOCS = "https://huggingface.co/docs/hub/webhooks"
 
@@ -73,7 +70,7 @@ def docstring_markdown(text: str) -> str:
     return "`".join(parts).replace("\n", "  \n")
 
 
-def endpoints_markdown(server: WebhooksServer) -> str:
+def endpoints_markdown(server: ServerView) -> str:
     """Each endpoint with its full URL, what it does and the events it wants."""
     if not server.endpoints:
         return "No endpoint yet: add a module to `handlers/` (see `handlers/README.md`)."
@@ -90,7 +87,7 @@ def endpoints_markdown(server: WebhooksServer) -> str:
     return "\n\n---\n\n".join(blocks)
 
 
-def setup_markdown(server: WebhooksServer) -> str:
+def setup_markdown(server: ServerView) -> str:
     """Step by step, in the Hub's own words, then the same as a command line per endpoint."""
     settings = server.settings
     owner = settings.space_id.split("/")[0] if settings.space_id else None
@@ -123,7 +120,7 @@ def setup_markdown(server: WebhooksServer) -> str:
     return "\n".join(steps) + cli + f"\n\nMore in the [Hub's webhook guide]({HUB_WEBHOOK_DOCS})."
 
 
-def build_landing_page(server: WebhooksServer) -> gr.Blocks:
+def build_landing_page(server: ServerView) -> gr.Blocks:
     """The public page (status, endpoints, configuration steps) and the operator's locked console."""
     from .console import build_console
 
