@@ -19,6 +19,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from ..core.sample_events import SAMPLE_KINDS
 from ..hub import registration as hub_registration
 from ..journal import EventState
 from .access import NO_SECRET_MESSAGE, AccessControl, AccessDenied, Grant, client_keys, is_granted
@@ -31,6 +32,7 @@ from .console_format import (
     endpoint_name,
     hub_webhooks_frame,
 )
+from .setup_steps import setup_markdown
 from .view import ServerView
 
 REFRESH_SECONDS = 5.0
@@ -69,8 +71,6 @@ def build_console(server: ServerView, page: gr.Blocks, *, access: AccessControl 
 
     Everything below the lock panel starts hidden and empty; only listeners holding a grant fill it.
     """
-    from .landing import setup_markdown
-
     console = Console(server, access)
     settings = server.settings
     endpoint_paths = list(server.endpoints)
@@ -203,8 +203,6 @@ def build_console(server: ServerView, page: gr.Blocks, *, access: AccessControl 
                     "Sends a sample Hub event through the real endpoint (with the secret, marked as a test), "
                     "so the whole path runs: authentication, journal, handler."
                 )
-                from ..core.sample_events import SAMPLE_KINDS
-
                 with gr.Row():
                     t_endpoint = gr.Dropdown(
                         [(endpoint_name(p), p) for p in endpoint_paths],

@@ -26,6 +26,7 @@ import httpx
 import pandas as pd
 
 from ..core.errors import WebhookError
+from ..core.sample_events import SAMPLE_KINDS, sample_payload
 from ..hub import registration as hub_registration
 from ..journal import EventState
 from .access import AccessControl, Grant, is_granted
@@ -281,8 +282,6 @@ class Console:
     ) -> tuple[str, int | None]:
         """POST a sample event to the real endpoint (secret and `X-Webhook-Test: 1` set); (message, event id)."""
         require(grant)
-        from ..core.sample_events import SAMPLE_KINDS, sample_payload
-
         if endpoint not in self.server.endpoints:
             raise gr.Error("Pick an endpoint to send the test event to.")
         if kind not in SAMPLE_KINDS:

@@ -11,12 +11,10 @@ import html
 import gradio as gr
 from huggingface_hub import get_token
 
-from ..core.registry import domains_for
 from ..core.settings import Settings
-from ..hub.setup_guide import HUB_WEBHOOK_SETTINGS, endpoint_setups
+from .console import build_console
+from .setup_steps import setup_markdown
 from .view import ServerView
-
-HUB_WEBHOOK_DOCS = "https://huggingface.co/docs/hub/webhooks"
 
 CSS = """
 .status-ok { border-left: 4px solid #16a34a; padding: 0.5em 1em; background: rgba(22,163,74,0.08); }
@@ -87,43 +85,8 @@ def endpoints_markdown(server: ServerView) -> str:
     return "\n\n---\n\n".join(blocks)
 
 
-def setup_markdown(server: ServerView) -> str:
-    """Step by step, in the Hub's own words, then the same as a command line per endpoint."""
-    settings = server.settings
-    owner = settings.space_id.split("/")[0] if settings.space_id else None
-    setups = endpoint_setups(list(server.endpoints.values()), base_url=server.public_url(), owner=owner)
-    domains = domains_for(server.endpoints.values()) or ["repo", "discussion"]
-    domain_names = {"repo": "Repo update", "discussion": "Community (PR & discussions)"}
-    secret_step = (
-        "4. **Secret:** the same value as this Space's `WEBHOOK_SECRET`."
-        if settings.secret_configured
-        else "4. **Secret:** choose one, put it in the webhook *and* in this Space's `WEBHOOK_SECRET`."
-    )
-    steps = [
-        f"1. Open your [webhook settings]({HUB_WEBHOOK_SETTINGS}) and click **Add a new webhook**.",
-        "2. **Target repositories:** the repos, users or organizations whose events you want "
-        + (f"(e.g. `{owner}`)." if owner else "(e.g. your username)."),
-        "3. **Webhook URL:** the endpoint's URL listed above.",
-        secret_step,
-        "5. **Triggers:** " + ", ".join(f"**{domain_names.get(d, d)}**" for d in domains) + ".",
-        "6. Save, then trigger an event (push a commit, open a discussion) or use **Test webhook**; "
-        "the Hub's *Activity* tab shows each delivery and lets you replay it.",
-    ]
-    commands = "\n".join(setup.command(secret_configured=settings.secret_configured) for setup in setups)
-    cli = (
-        "\n\nOr from a terminal with the Hugging Face CLI (`pip install -U huggingface_hub`, then `hf auth login`); "
-        "use `org:NAME` instead of `user:NAME` to watch an organization:\n\n"
-        f"```bash\n{commands}\n```"
-        if setups
-        else ""
-    )
-    return "\n".join(steps) + cli + f"\n\nMore in the [Hub's webhook guide]({HUB_WEBHOOK_DOCS})."
-
-
 def build_landing_page(server: ServerView) -> gr.Blocks:
     """The public page (status, endpoints, configuration steps) and the operator's locked console."""
-    from .console import build_console
-
     settings = server.settings
     with gr.Blocks(title="Hub webhooks", analytics_enabled=False) as page:
         gr.HTML(f"<style>{CSS}</style>", padding=False)
