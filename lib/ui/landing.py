@@ -1,7 +1,7 @@
 """The Space's landing page: which URL to give the Hub, for each endpoint, and how.
 
 Public by design: it shows whether a secret is set (never its value) and never shows an event.
-Events live behind the console tab (`lib.console`), which opens only for the operator.
+Events live behind the console tab (`lib.ui.console`), which opens only for the operator.
 """
 
 from __future__ import annotations
