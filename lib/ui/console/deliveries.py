@@ -20,7 +20,7 @@ from ..access import Grant, is_granted
 from ..console_actions import ALL, Console, require
 from ..console_format import STATE_LABELS, deliveries_frame, endpoint_name
 from ..view import ServerView
-from .listeners import PRIVATE, QUIET, Step, unchanged
+from .listeners import PRIVATE, QUIET, Step, call, unchanged
 from .lock import Gate, closed
 
 SCOPES = ["repo", "repo.content", "repo.config", "discussion", "discussion.comment"]
@@ -160,17 +160,17 @@ def refresh_step(console: Console, gate: Gate, overview: Overview, tab: Deliveri
     def blank() -> tuple:
         return gr.Markdown("", elem_classes=[]), gr.Row(visible=False), deliveries_frame([])
 
-    def refresh(current: Any, endpoint: str, state: str, repo: str, scope: str) -> tuple:
+    async def refresh(current: Any, endpoint: str, state: str, repo: str, scope: str) -> tuple:
         if not is_granted(current):
             if isinstance(current, Grant):  # it expired while the page was open: lock the page too
                 return (*closed("The console locked itself (the session expired): unlock it again."), *blank())
             return (*unchanged(locks), *blank())  # leave the lock panel's message alone
-        verdict = console.verdict(current)
+        verdict = await call(console.verdict, current)
         return (
             *unchanged(locks),
             gr.Markdown(verdict.markdown, elem_classes=[f"verdict-{verdict.level}"]),
             gr.Row(visible=verdict.dead > 0),
-            console.deliveries(current, endpoint, state, repo, scope),
+            await call(console.deliveries, current, endpoint, state, repo, scope),
         )
 
     return Step(
@@ -183,8 +183,8 @@ def refresh_step(console: Console, gate: Gate, overview: Overview, tab: Deliveri
 def show_step(console: Console, grant: gr.State, tab: DeliveriesTab) -> Step:
     """The chosen event's attempts, payload and headers; errors (no such event) show as a toast."""
 
-    def show(current: Any, number: Any) -> tuple:
-        detail = console.event_detail(current, number)
+    async def show(current: Any, number: Any) -> tuple:
+        detail = await call(console.event_detail, current, number)
         return detail.title, detail.attempts, detail.payload, detail.headers
 
     return Step(show, [grant, tab.event_number], tab.detail)
@@ -201,12 +201,6 @@ def wire_deliveries(console: Console, gate: Gate, overview: Overview, tab: Deliv
         row = evt.row_value or []
         return row[0] if row else None
 
-    async def replay(current: Any, number: Any) -> str:
-        return await console.replay(current, number)
-
-    async def replay_dead(current: Any, endpoint: str) -> str:
-        return await console.replay_dead(current, endpoint)
-
     refresh.on(gate.session.ticker.tick, "console_refresh", **QUIET)
     for component in (tab.endpoint, tab.state, tab.scope):
         refresh.on(component.change, "console_filter", **QUIET)
@@ -217,7 +211,7 @@ def wire_deliveries(console: Console, gate: Gate, overview: Overview, tab: Deliv
     for trigger in (tab.show_button.click, tab.event_number.submit):
         show.on(trigger, "console_show", **PRIVATE)
     replayed = tab.replay_button.click(
-        replay,
+        console.replay,
         [grant, tab.event_number],
         [overview.action_message],
         api_name="console_replay",
@@ -226,7 +220,7 @@ def wire_deliveries(console: Console, gate: Gate, overview: Overview, tab: Deliv
     )
     refresh.on(replayed.then, "console_refresh_after_replay", **QUIET)
     rerun = overview.dead_button.click(
-        replay_dead,
+        console.replay_dead,
         [grant, overview.dead_endpoint],
         [overview.action_message],
         api_name="console_replay_dead",

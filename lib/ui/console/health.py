@@ -16,7 +16,7 @@ from gradio.blocks import Block
 from ..access import is_granted
 from ..console_actions import Console
 from ..console_format import STATE_COLORS, STATES_COLUMNS
-from .listeners import QUIET, Step
+from .listeners import QUIET, Step, call
 from .lock import Session
 
 
@@ -58,10 +58,10 @@ def build_health_tab() -> HealthTab:
 def fill_step(console: Console, grant: gr.State, tab: HealthTab) -> Step:
     """The tab's content for a grant; blank (and no error) without one."""
 
-    def refresh_health(current: Any) -> tuple:
+    async def refresh_health(current: Any) -> tuple:
         if not is_granted(current):
             return "", None, ""
-        health = console.health(current)
+        health = await call(console.health, current)
         return health.table, health.states, health.usage_html
 
     return Step(refresh_health, [grant], tab.outputs)

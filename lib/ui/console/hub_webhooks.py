@@ -19,7 +19,7 @@ from ..console_actions import Console, HubView
 from ..console_format import hub_webhooks_frame
 from ..setup_steps import setup_markdown
 from ..view import ServerView
-from .listeners import PRIVATE, Step, unchanged
+from .listeners import PRIVATE, Step, call, unchanged
 
 
 @dataclass(frozen=True)
@@ -78,10 +78,10 @@ def hub_outputs(view: HubView) -> tuple:
 def fill_step(console: Console, grant: gr.State, tab: HubTab) -> Step:
     """After an unlock attempt: fill the tab, or stay silent when the attempt failed."""
 
-    def hub_list_if_open(current: Any) -> tuple:
+    async def hub_list_if_open(current: Any) -> tuple:
         if not is_granted(current):
             return unchanged(len(tab.outputs))
-        return hub_outputs(console.hub_view(current))
+        return hub_outputs(await call(console.hub_view, current))
 
     return Step(hub_list_if_open, [grant], tab.outputs)
 
@@ -89,14 +89,14 @@ def fill_step(console: Console, grant: gr.State, tab: HubTab) -> Step:
 def wire_hub(console: Console, grant: gr.State, tab: HubTab) -> None:
     """List again, create or update every endpoint's webhook, enable a disabled one."""
 
-    def hub_list(current: Any) -> tuple:
-        return hub_outputs(console.hub_view(current))
+    async def hub_list(current: Any) -> tuple:
+        return hub_outputs(await call(console.hub_view, current))
 
-    def hub_apply(current: Any) -> tuple:
-        return hub_outputs(console.hub_sync(current))
+    async def hub_apply(current: Any) -> tuple:
+        return hub_outputs(await call(console.hub_sync, current))
 
-    def hub_turn_on(current: Any, webhook_id: str) -> tuple:
-        return hub_outputs(console.hub_enable(current, webhook_id))
+    async def hub_turn_on(current: Any, webhook_id: str) -> tuple:
+        return hub_outputs(await call(console.hub_enable, current, webhook_id))
 
     tab.refresh_button.click(hub_list, [grant], tab.outputs, api_name="console_hub_list", **PRIVATE)
     tab.sync_button.click(hub_apply, [grant], tab.outputs, api_name="console_hub_sync", **PRIVATE)

@@ -18,7 +18,7 @@ from gradio.blocks import Block
 
 from ..access import NO_SECRET_MESSAGE, AccessDenied, Grant, client_keys, is_granted
 from ..console_actions import Console
-from .listeners import PRIVATE, QUIET, Step
+from .listeners import PRIVATE, QUIET, Step, call
 
 REFRESH_SECONDS = 5.0
 HEALTH_REFRESH_SECONDS = 30.0
@@ -170,11 +170,11 @@ def wire_lock(console: Console, page: gr.Blocks, gate: Gate, *, after_open: Sequ
     """
     grant = gate.session.grant
 
-    def unlock(secret: str, current: Any, request: gr.Request) -> tuple:
+    async def unlock(secret: str, current: Any, request: gr.Request) -> tuple:
         if is_granted(current):
             return opened(current)
         try:
-            return opened(console.unlock(secret, keys=_keys(request)))
+            return opened(await call(console.unlock, secret, keys=_keys(request)))
         except AccessDenied as exc:
             return closed(f"**{exc.message}**")
 

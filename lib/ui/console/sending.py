@@ -16,7 +16,7 @@ from ...core.sample_events import SAMPLE_KINDS
 from ..console_actions import REPO_TYPES, Console
 from ..console_format import endpoint_name
 from ..view import ServerView
-from .listeners import PRIVATE, QUIET, Step, unchanged
+from .listeners import PRIVATE, QUIET, Step, call, resolved, unchanged
 
 
 @dataclass(frozen=True)
@@ -70,14 +70,14 @@ def wire_sending(
     """Send, then refresh the deliveries, then show the event sent (its number lands in `event_number`)."""
 
     async def send(current: Any, endpoint: str, kind: str, repo: str, repo_type: str) -> tuple:
-        message, event_id = await console.send_test(current, endpoint, kind, repo, repo_type)
+        message, event_id = await call(console.send_test, current, endpoint, kind, repo, repo_type)
         return message, event_id if event_id is not None else gr.Number()
 
-    def show_sent(current: Any, number: Any) -> tuple:
+    async def show_sent(current: Any, number: Any) -> tuple:
         """After a test event: its details, or nothing when the endpoint refused it (no event id)."""
         if number is None:
             return unchanged(len(show.outputs))
-        return show.fn(current, number)
+        return await resolved(show.fn(current, number))
 
     sent = tab.send_button.click(
         send,
