@@ -11,10 +11,14 @@ so the harness is able to see a leak.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import inspect
 import json
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import fakehub
 import httpx
@@ -36,7 +40,7 @@ from lib.ui.access import (
     client_keys,
     is_granted,
 )
-from lib.ui.console_actions import Console
+from lib.ui.console_actions import Console, ConsoleLocked
 
 fake_hub = fakehub.fake_hub
 
@@ -355,6 +359,73 @@ def test_console_actions_touch_the_journal_off_the_event_loop(console: Console) 
     journal.claim_due(now=time.time(), limit=1)
     journal.fail(1, error="again", handler_ms=1.0, retry_at=None)
     assert "Re-running" in asyncio.run(console.replay_dead(grant, "All"))
+    console.server._journal = journal
+    assert on_loop == []
+
+
+def console_listeners(console: Console) -> dict[str, Callable[..., Any]]:
+    """The console's listener functions by api_name, as `build_console` wires them for `console.server`."""
+    import gradio as gr
+
+    from lib.ui.console import build_console
+
+    with gr.Blocks() as page:
+        build_console(console.server, page, access=console.access)
+    return {str(fn.api_name): fn.fn for fn in page.fns.values()}
+
+
+def as_coroutine(method: Callable[..., Any]) -> Callable[..., Any]:
+    """`method` as a coroutine function that, like the journal's async reads, leaves the loop free."""
+
+    async def wrapped(self, *args):
+        if inspect.iscoroutinefunction(method):
+            return await method(self, *args)
+        return await asyncio.to_thread(method, self, *args)
+
+    return wrapped
+
+
+def run(listener: Callable[..., Any], *args: Any) -> Any:
+    """Call a listener as Gradio does: a coroutine function on an event loop, a plain one off it."""
+    return asyncio.run(listener(*args)) if inspect.iscoroutinefunction(listener) else listener(*args)
+
+
+@pytest.mark.parametrize("actions", ["sync", "async"])
+def test_the_listeners_take_console_actions_sync_or_async(
+    console: Console, monkeypatch: pytest.MonkeyPatch, actions: str
+) -> None:
+    """Same screens either way, and a sync action never reads the journal on the loop the deliveries use."""
+    monkeypatch.setattr("lib.hub.registration.hub_token", lambda: None)
+    if actions == "async":
+        for name in ("verdict", "deliveries", "event_detail", "health", "hub_view"):
+            monkeypatch.setattr(Console, name, as_coroutine(getattr(Console, name)))
+    journal, on_loop = console.server.journal, []
+
+    class Watched:
+        def __getattr__(self, name: str):
+            method = getattr(journal, name)
+
+            def call(*args, **kwargs):
+                result = method(*args, **kwargs)
+                with contextlib.suppress(RuntimeError):
+                    if not inspect.isawaitable(result) and asyncio.get_running_loop():
+                        on_loop.append(name)
+                return result
+
+            return call
+
+    listeners = console_listeners(console)
+    console.server._journal = Watched()
+    grant = valid_grant()
+    refreshed = run(listeners["console_refresh"], grant, "All", "All", "", "All")
+    assert "KeyError: 'license'" in refreshed[-3].value and refreshed[-1]["Repo"].tolist() == [MARKER_REPO]
+    for api_name in ("console_show", "console_show_test"):
+        _title, attempts, payload, _headers = run(listeners[api_name], grant, 1)
+        assert MARKER_REPO in payload and "KeyError" in attempts
+    assert run(listeners["console_health"], grant)[0].count("|") > 10
+    assert "No Hugging Face token" in run(listeners["console_hub_list"], grant)[0]
+    with pytest.raises(ConsoleLocked):
+        run(listeners["console_show"], None, 1)
     console.server._journal = journal
     assert on_loop == []
 

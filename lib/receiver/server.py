@@ -366,6 +366,11 @@ class WebhookReceiver:
         base = self.public_url()
         return {path: base + path for path in self.endpoints}
 
+    def wake_worker(self) -> None:
+        """Have the worker look at the journal now, not at its next poll (after a console replay)."""
+        if self.worker is not None:
+            self.worker.notify()
+
     def launch(self, prevent_thread_lock: bool = False, **launch_kwargs: Any) -> None:
         """Mount the landing page, start serving (uvicorn) and print each webhook's URL.
 

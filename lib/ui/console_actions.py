@@ -20,13 +20,13 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import gradio as gr
 import httpx
 import pandas as pd
 
 from ..core.errors import WebhookError
+from ..core.sample_events import SAMPLE_KINDS, sample_payload
 from ..hub import registration as hub_registration
 from ..journal import EventState
 from .access import AccessControl, Grant, is_granted
@@ -47,9 +47,7 @@ from .console_format import (
     success_rate,
     usage_bars,
 )
-
-if TYPE_CHECKING:
-    from ..receiver.server import WebhooksServer
+from .view import ServerView
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +115,7 @@ class HubView:
 class Console:
     """The console's backend for one server; every method checks the grant it is given first."""
 
-    def __init__(self, server: WebhooksServer, access: AccessControl | None = None) -> None:
+    def __init__(self, server: ServerView, access: AccessControl | None = None) -> None:
         self.server = server
         self.access = access or AccessControl(server.settings)
 
@@ -246,7 +244,7 @@ class Console:
             raise gr.Error(f"There is no event #{number}.") from None
         except WebhookError as exc:
             raise gr.Error(exc.message) from None
-        self._notify_worker()
+        self.server.wake_worker()
         if event.state == EventState.RUNNING:
             return f"Event #{event.id} is running right now; it was not queued again."
         target = f"#{event.id}" + (f" (the original of #{number})" if event.id != number else "")
@@ -272,26 +270,18 @@ class Console:
                 replayed[path] = ids
         if not replayed:
             return "No dead event to re-run."
-        self._notify_worker()
+        self.server.wake_worker()
         total = sum(len(ids) for ids in replayed.values())
         logger.info("Console: re-running %d dead event(s).", total)
         return f"Re-running {total} dead event(s): " + "; ".join(
             f"{inline_code(endpoint_name(path))} #" + ", #".join(map(str, ids)) for path, ids in replayed.items()
         )
 
-    def _notify_worker(self) -> None:
-        """Wake the worker now instead of at its next poll; we are on the server's loop here."""
-        worker = self.server.worker
-        if worker is not None:
-            worker.notify()
-
     async def send_test(
         self, grant: object, endpoint: str | None, kind: str | None, repo: str | None, repo_type: str | None = "model"
     ) -> tuple[str, int | None]:
         """POST a sample event to the real endpoint (secret and `X-Webhook-Test: 1` set); (message, event id)."""
         require(grant)
-        from ..core.sample_events import SAMPLE_KINDS, sample_payload
-
         if endpoint not in self.server.endpoints:
             raise gr.Error("Pick an endpoint to send the test event to.")
         if kind not in SAMPLE_KINDS:

@@ -1,25 +1,20 @@
 """The Space's landing page: which URL to give the Hub, for each endpoint, and how.
 
 Public by design: it shows whether a secret is set (never its value) and never shows an event.
-Events live behind the console tab (`lib.console`), which opens only for the operator.
+Events live behind the console tab (`lib.ui.console`), which opens only for the operator.
 """
 
 from __future__ import annotations
 
 import html
-from typing import TYPE_CHECKING
 
 import gradio as gr
 from huggingface_hub import get_token
 
-from ..core.registry import domains_for
 from ..core.settings import Settings
-from ..hub.setup_guide import HUB_WEBHOOK_SETTINGS, endpoint_setups
-
-if TYPE_CHECKING:
-    from ..receiver.server import WebhooksServer
-
-HUB_WEBHOOK_DOCS = "https://huggingface.co/docs/hub/webhooks"
+from .console import build_console
+from .setup_steps import setup_markdown
+from .view import ServerView
 
 CSS = """
 .status-ok { border-left: 4px solid #16a34a; padding: 0.5em 1em; background: rgba(22,163,74,0.08); }
@@ -73,7 +68,7 @@ def docstring_markdown(text: str) -> str:
     return "`".join(parts).replace("\n", "  \n")
 
 
-def endpoints_markdown(server: WebhooksServer) -> str:
+def endpoints_markdown(server: ServerView) -> str:
     """Each endpoint with its full URL, what it does and the events it wants."""
     if not server.endpoints:
         return "No endpoint yet: add a module to `handlers/` (see `handlers/README.md`)."
@@ -90,43 +85,8 @@ def endpoints_markdown(server: WebhooksServer) -> str:
     return "\n\n---\n\n".join(blocks)
 
 
-def setup_markdown(server: WebhooksServer) -> str:
-    """Step by step, in the Hub's own words, then the same as a command line per endpoint."""
-    settings = server.settings
-    owner = settings.space_id.split("/")[0] if settings.space_id else None
-    setups = endpoint_setups(list(server.endpoints.values()), base_url=server.public_url(), owner=owner)
-    domains = domains_for(server.endpoints.values()) or ["repo", "discussion"]
-    domain_names = {"repo": "Repo update", "discussion": "Community (PR & discussions)"}
-    secret_step = (
-        "4. **Secret:** the same value as this Space's `WEBHOOK_SECRET`."
-        if settings.secret_configured
-        else "4. **Secret:** choose one, put it in the webhook *and* in this Space's `WEBHOOK_SECRET`."
-    )
-    steps = [
-        f"1. Open your [webhook settings]({HUB_WEBHOOK_SETTINGS}) and click **Add a new webhook**.",
-        "2. **Target repositories:** the repos, users or organizations whose events you want "
-        + (f"(e.g. `{owner}`)." if owner else "(e.g. your username)."),
-        "3. **Webhook URL:** the endpoint's URL listed above.",
-        secret_step,
-        "5. **Triggers:** " + ", ".join(f"**{domain_names.get(d, d)}**" for d in domains) + ".",
-        "6. Save, then trigger an event (push a commit, open a discussion) or use **Test webhook**; "
-        "the Hub's *Activity* tab shows each delivery and lets you replay it.",
-    ]
-    commands = "\n".join(setup.command(secret_configured=settings.secret_configured) for setup in setups)
-    cli = (
-        "\n\nOr from a terminal with the Hugging Face CLI (`pip install -U huggingface_hub`, then `hf auth login`); "
-        "use `org:NAME` instead of `user:NAME` to watch an organization:\n\n"
-        f"```bash\n{commands}\n```"
-        if setups
-        else ""
-    )
-    return "\n".join(steps) + cli + f"\n\nMore in the [Hub's webhook guide]({HUB_WEBHOOK_DOCS})."
-
-
-def build_landing_page(server: WebhooksServer) -> gr.Blocks:
+def build_landing_page(server: ServerView) -> gr.Blocks:
     """The public page (status, endpoints, configuration steps) and the operator's locked console."""
-    from .console import build_console
-
     settings = server.settings
     with gr.Blocks(title="Hub webhooks", analytics_enabled=False) as page:
         gr.HTML(f"<style>{CSS}</style>", padding=False)

@@ -1,0 +1,71 @@
+"""The operator console's tab: its sections laid out in place, each wired to the console's actions.
+
+A tab of the landing page, locked until the visitor proves to be the operator (`lib.ui.access`).
+Once unlocked it shows the deliveries as they arrive (what came in, what each handler did,
+each attempt's result or traceback), replays one event or every dead event of an endpoint
+after a fix, sends sample events through the real endpoint, summarises health against the
+Hub's limits, and registers the Space's webhooks on the Hub.
+
+Only Gradio lives in this package, one module per section: `lock` (the lock panel and the
+unlock/lock flow), `deliveries`, `health`, `sending` (test events) and `hub_webhooks` (Hub
+registration). What each button does, and the grant check that makes it safe to expose as an
+HTTP API, is in `lib.ui.console_actions`; how records read on screen is in `lib.ui.console_format`.
+`build_console` only puts the sections in page order and hands each the others' steps it runs.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from ..access import AccessControl
+from ..console_actions import Console
+from ..view import ServerView
+from . import deliveries, health, hub_webhooks, lock, sending
+from .style import CSS
+
+__all__ = ["build_console"]
+
+
+def build_console(server: ServerView, page: gr.Blocks, *, access: AccessControl | None = None) -> Console:
+    """Lay out the console inside the current Blocks context and wire it to a `Console`.
+
+    Everything below the lock panel starts hidden and empty; only listeners holding a grant fill it.
+    """
+    console = Console(server, access)
+
+    gr.HTML(f"<style>{CSS}</style>", padding=False)
+    session = lock.start_session()
+    lock_panel = lock.build_lock_panel(console)
+    with gr.Column(visible=False, elem_id="console") as console_panel:
+        bar = lock.build_lock_bar()
+        overview = deliveries.build_overview(server)
+        with gr.Tabs():
+            with gr.Tab("Deliveries", id="deliveries"):
+                deliveries_tab = deliveries.build_deliveries_tab(server)
+            with gr.Tab("Health", id="health"):
+                health_tab = health.build_health_tab()
+            with gr.Tab("Test events", id="test"):
+                sending_tab = sending.build_sending_tab(server, owner=console.access.owner)
+            with gr.Tab("Hub registration", id="hub"):
+                hub_tab = hub_webhooks.build_hub_tab(server)
+
+    gate = lock.Gate(session, lock_panel, console_panel, bar)
+    grant = session.grant
+    steps = deliveries.wire_deliveries(console, gate, overview, deliveries_tab)
+    fill_health = health.fill_step(console, grant, health_tab)
+    lock.wire_lock(
+        console,
+        page,
+        gate,
+        after_open=[
+            (steps.refresh, "console_refresh_after_unlock"),
+            (fill_health, "console_health_after_unlock"),
+            (hub_webhooks.fill_step(console, grant, hub_tab), "console_hub_after_unlock"),
+        ],
+    )
+    health.wire_health(session, fill_health)
+    sending.wire_sending(
+        console, grant, sending_tab, event_number=deliveries_tab.event_number, refresh=steps.refresh, show=steps.show
+    )
+    hub_webhooks.wire_hub(console, grant, hub_tab)
+    return console

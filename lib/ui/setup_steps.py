@@ -1,0 +1,47 @@
+"""The steps that register this Space's webhooks on the Hub by hand, shown twice on the page.
+
+The landing page's *Set up on the Hub* tab and the console's *Hub registration* tab (for a Space
+without a token) both show them, so they live here rather than in either: the landing page
+builds the console, and the console importing them back from the landing page made a circle.
+"""
+
+from __future__ import annotations
+
+from ..core.registry import domains_for
+from ..hub.setup_guide import HUB_WEBHOOK_SETTINGS, endpoint_setups
+from .view import ServerView
+
+HUB_WEBHOOK_DOCS = "https://huggingface.co/docs/hub/webhooks"
+
+
+def setup_markdown(server: ServerView) -> str:
+    """Step by step, in the Hub's own words, then the same as a command line per endpoint."""
+    settings = server.settings
+    owner = settings.space_id.split("/")[0] if settings.space_id else None
+    setups = endpoint_setups(list(server.endpoints.values()), base_url=server.public_url(), owner=owner)
+    domains = domains_for(server.endpoints.values()) or ["repo", "discussion"]
+    domain_names = {"repo": "Repo update", "discussion": "Community (PR & discussions)"}
+    secret_step = (
+        "4. **Secret:** the same value as this Space's `WEBHOOK_SECRET`."
+        if settings.secret_configured
+        else "4. **Secret:** choose one, put it in the webhook *and* in this Space's `WEBHOOK_SECRET`."
+    )
+    steps = [
+        f"1. Open your [webhook settings]({HUB_WEBHOOK_SETTINGS}) and click **Add a new webhook**.",
+        "2. **Target repositories:** the repos, users or organizations whose events you want "
+        + (f"(e.g. `{owner}`)." if owner else "(e.g. your username)."),
+        "3. **Webhook URL:** the endpoint's URL listed above.",
+        secret_step,
+        "5. **Triggers:** " + ", ".join(f"**{domain_names.get(d, d)}**" for d in domains) + ".",
+        "6. Save, then trigger an event (push a commit, open a discussion) or use **Test webhook**; "
+        "the Hub's *Activity* tab shows each delivery and lets you replay it.",
+    ]
+    commands = "\n".join(setup.command(secret_configured=settings.secret_configured) for setup in setups)
+    cli = (
+        "\n\nOr from a terminal with the Hugging Face CLI (`pip install -U huggingface_hub`, then `hf auth login`); "
+        "use `org:NAME` instead of `user:NAME` to watch an organization:\n\n"
+        f"```bash\n{commands}\n```"
+        if setups
+        else ""
+    )
+    return "\n".join(steps) + cli + f"\n\nMore in the [Hub's webhook guide]({HUB_WEBHOOK_DOCS})."
