@@ -94,6 +94,28 @@ def test_imports_point_down_the_layers(path: Path) -> None:
     assert not wrong, f"{path.relative_to(LIB.parent)}:\n" + "\n".join(wrong)
 
 
+def test_the_layers_have_no_import_cycle() -> None:
+    graph: dict[str, set[str]] = {}
+    names = {module_name(path) for path in MODULES}
+    for path in MODULES:
+        graph[module_name(path)] = {target for _, target in runtime_imports(path) if target in names}
+    visiting: list[str] = []
+    done: set[str] = set()
+
+    def walk(module: str) -> None:
+        if module in done:
+            return
+        assert module not in visiting, "import cycle: " + " -> ".join([*visiting[visiting.index(module) :], module])
+        visiting.append(module)
+        for target in sorted(graph.get(module, ())):
+            walk(target)
+        visiting.pop()
+        done.add(module)
+
+    for module in sorted(graph):
+        walk(module)
+
+
 def test_the_checker_sees_upward_deferred_and_type_checking_imports(tmp_path: Path) -> None:
     """The rules above can fail: what they must catch is caught, what they must ignore is ignored."""
     module = tmp_path / "lib" / "core" / "bad.py"
