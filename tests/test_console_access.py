@@ -1,6 +1,6 @@
 """Only the operator opens the console: the unlock rules, and every console function refusing a stranger.
 
-Three layers are checked. `AccessControl` itself (secrets compared through `lib.receiver.auth`, rate limits,
+Three layers are checked. `AccessControl` itself (secrets compared through `lib.core.secrets`, rate limits,
 the owner check for Hugging Face sign-in). The `Console` backend functions called directly without
 a grant, with an expired one and with a forged one. And the real app's Gradio HTTP routes
 (`/gradio_api/call/<api_name>`), which anyone can call: as a stranger they return no event data

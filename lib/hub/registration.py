@@ -9,7 +9,6 @@ click. Without a token, the landing page's manual steps and `hf webhooks create`
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Any, Literal
 
 from ..core.errors import HubWebhooksError
 from ..core.registry import Endpoint, domains_for
+from ..core.secrets import matches_any
 from .setup_guide import endpoint_setups
 
 logger = logging.getLogger(__name__)
@@ -68,11 +68,7 @@ def secret_state(hub_secret: str | None, secrets: Sequence[str]) -> SecretState:
     """Whether the Hub sends one of our secrets, compared in constant time."""
     if not hub_secret:
         return "none"
-    given = hub_secret.encode("utf-8", "surrogateescape")
-    matched = False
-    for secret in secrets:
-        matched |= hmac.compare_digest(given, secret.encode("utf-8"))
-    return "matches" if matched else "differs"
+    return "matches" if matches_any(hub_secret, secrets) else "differs"
 
 
 def _describe(info: Any, secrets: Sequence[str]) -> HubWebhook:

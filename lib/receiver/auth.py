@@ -7,14 +7,15 @@ is checked before the body is read, so an anonymous caller learns nothing about 
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from urllib.parse import parse_qsl
 
-from ..core.errors import InvalidSecret, MissingSecret
+from ..core.secrets import verify_secret
 
 SECRET_HEADER = "x-webhook-secret"
 SECRET_QUERY_PARAMETER = "secret"
+
+__all__ = ["SECRET_HEADER", "SECRET_QUERY_PARAMETER", "authenticate", "query_secret", "verify_secret"]
 
 
 def query_secret(query_string: str) -> str | None:
@@ -25,36 +26,11 @@ def query_secret(query_string: str) -> str | None:
     return values[-1] if values else None
 
 
-def _matches_any(candidate: str, secrets: Sequence[str]) -> bool:
-    """Compare against every configured secret in constant time, without stopping at a match."""
-    given = candidate.encode("utf-8", "surrogateescape")
-    matched = False
-    for secret in secrets:
-        matched |= hmac.compare_digest(given, secret.encode("utf-8"))
-    return matched
-
-
-def verify_secret(secrets: Sequence[str], *, header: str | None, query: str | None) -> None:
-    """Accept the request if the header or the query parameter holds one of `secrets`.
-
-    Args:
-        secrets: the configured secrets; empty means the endpoints are open.
-        header: the `X-Webhook-Secret` header, if sent.
-        query: the `secret` query parameter, if sent.
+def authenticate(secrets: Sequence[str], *, headers: Mapping[str, str], query_string: str) -> None:
+    """The request path's first step: the secret from the header or the query, before the body is read.
 
     Raises:
         MissingSecret: a secret is configured but the request carried none (401).
         InvalidSecret: the request carried a secret that matches none of ours (403).
     """
-    if not secrets:
-        return
-    candidates = [value for value in (header, query) if value is not None]
-    if not candidates:
-        raise MissingSecret(
-            "This endpoint requires the webhook secret: send it in the X-Webhook-Secret header "
-            "(the Hub does this when the webhook has a secret) or as ?secret=... in the URL."
-        )
-    if not any(_matches_any(candidate, secrets) for candidate in candidates):
-        raise InvalidSecret(
-            "The webhook secret does not match. Give the Hub's webhook the same secret as this Space's WEBHOOK_SECRET."
-        )
+    verify_secret(secrets, header=headers.get(SECRET_HEADER), query=query_secret(query_string))

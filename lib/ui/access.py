@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..core.errors import HubWebhooksError, InvalidSecret, MissingSecret
+from ..core.secrets import verify_secret
 from ..core.settings import Settings
-from ..receiver.auth import verify_secret
 
 logger = logging.getLogger(__name__)
 
