@@ -447,12 +447,13 @@ class WebhookReceiver:
 
     def _print_urls(self) -> None:
         lines = [f"  - POST {url}" for url in self.webhook_urls().values()] or ["  (no webhook registered)"]
-        logger.info(
-            "Webhooks are correctly setup and ready to use:\n%s\nGo to %s to set up your webhooks.%s",
-            "\n".join(lines),
-            HUB_WEBHOOK_SETTINGS,
-            f"\nThe landing page is at {self.local_url}" if not self.settings.space_host else "",
-        )
+        # Multi-line arguments each start a line of the format: the log keeps their lines (lib/core/logs.py).
+        message = "Webhooks are correctly setup and ready to use:\n%s\nGo to %s to set up your webhooks."
+        args = ["\n".join(lines), HUB_WEBHOOK_SETTINGS]
+        if not self.settings.space_host:
+            message += "\nThe landing page is at %s"
+            args.append(self.local_url)
+        logger.info(message, *args)
 
 
 _MOUNT_OPTIONS = {
@@ -498,7 +499,16 @@ async def _answer_error(request: Request, exc: WebhookError) -> JSONResponse:
 
 def _error_response(scope: Scope, exc: WebhookError) -> JSONResponse:
     """The one place where our errors become HTTP answers."""
-    logger.info("%s %s answered %d: %s", scope["method"], scope["path"], exc.status_code, exc.message)
+    # One key per answer and endpoint: a flood of one kind (401s, 503s while the disk is full) is
+    # written a few times per interval with a count, and never hides the lines of another kind.
+    logger.info(
+        "%s %s answered %d: %s",
+        scope["method"],
+        scope["path"],
+        exc.status_code,
+        exc.message,
+        extra={"repeat_key": ("answered", exc.status_code, scope["path"])},
+    )
     return JSONResponse({"error": exc.message}, status_code=exc.status_code)
 
 
