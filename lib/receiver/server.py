@@ -35,7 +35,7 @@ from ..hub.setup_guide import HUB_WEBHOOK_SETTINGS
 from ..journal import Delivery, EventState, Journal, Recorded
 from ..sqlite_journal import SQLiteJournal
 from ..worker.worker import OutcomeFuture, Worker
-from . import tunnel
+from . import connections, tunnel
 from .auth import query_secret, verify_secret
 from .delivery import build_delivery
 from .parsing import BadRequest, check_body_size, check_declared_length, parse_payload, read_limited
@@ -404,6 +404,10 @@ class WebhookReceiver:
             proxy_headers=False,  # applied to the page only (`_page_app`)
             lifespan="on",
             interface="asgi3",
+            # A deadline and a size cap for request heads, a cap on idle connections (connections.py).
+            **connections.uvicorn_options(
+                header_timeout=settings.header_timeout_seconds, max_head_bytes=settings.max_header_bytes
+            ),
         )
         self._uvicorn = uvicorn.Server(config)
         self._print_urls()
