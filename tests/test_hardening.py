@@ -7,9 +7,11 @@ The issue's findings, each tested with real processes and real sockets on loopba
    by a process with few file descriptors (lib/receiver/connections.py).
 2. Large request heads: past `WEBHOOK_MAX_HEADER_BYTES` the answer is 431 and the connection is
    closed without reading on (memory is measured in bench/big_headers.py, not asserted here).
-3. Log injection: payload fields with newlines, ANSI escapes, NUL and 900 KB reach the log
+3. Gradio's upload routes and large bodies to its API: refused from the head (lib/receiver/page_guard.py);
+   nothing lands in Gradio's upload folder.
+4. Log injection: payload fields with newlines, ANSI escapes, NUL and 900 KB reach the log
    escaped and cut (lib/core/logs.py; unit tests in test_logs.py).
-4. A full journal: the 503s are answered, and their log lines are limited.
+5. A full journal: the 503s are answered, and their log lines are limited.
 
 The first part starts uvicorn in this process with a tiny ASGI app and the protocol under test,
 so each limit is checked in a second; the rest runs the real app (`python app.py`), three
@@ -19,6 +21,7 @@ something to happen (with generous bounds), never assert how fast it happened.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import select
 import socket
@@ -27,6 +30,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -46,6 +50,7 @@ from starlette.types import Receive, Scope, Send
 
 from lib.core.logs import CONTINUATION, REPEAT_BURST, REPEAT_INTERVAL
 from lib.receiver.connections import guarded_protocol
+from lib.receiver.page_guard import PageGuard
 
 HOST = "127.0.0.1"
 DELIVERY = fixture_body("discussion-create-with-comment.json")
@@ -370,7 +375,101 @@ def test_a_head_over_32_kib_gets_431_and_deliveries_go_on(app: RunningApp) -> No
     assert deliver(app, headers={"x-large-but-fine": "a" * 16_000}).status_code == 200
 
 
-# 3. log injection
+# 3. Gradio's uploads and bodies
+
+
+def files_under(folder: Path) -> set[Path]:
+    return {path for path in folder.rglob("*") if path.is_file()} if folder.exists() else set()
+
+
+def test_uploads_are_refused_and_nothing_is_stored(app: RunningApp) -> None:
+    gradio_folder = Path(app.env["GRADIO_TEMP_DIR"])
+    before = files_under(gradio_folder)
+
+    upload = httpx.post(app.url + "/gradio_api/upload", files={"files": ("big.bin", b"x" * 3_000_000)}, timeout=WAIT)
+    blob = httpx.post(
+        app.url + "/gradio_api/component_server",
+        files={"data": ("blob.bin", b"x" * 100_000)},
+        data={"session_hash": "x", "component_id": "1", "fn_name": "f"},
+        timeout=WAIT,
+    )
+
+    assert (upload.status_code, upload.json()) == (403, {"error": "This page takes no file uploads."})
+    assert blob.status_code == 403
+    assert files_under(gradio_folder) == before
+
+
+def test_an_upload_is_refused_from_its_head_alone(app: RunningApp) -> None:
+    """The answer comes while the 3 MB body is still unsent: nothing of it was read."""
+    with connect(port_of(app)) as sock:
+        sock.sendall(
+            b"POST /gradio_api/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 3000000\r\n"
+            b"Content-Type: multipart/form-data; boundary=xyz\r\n\r\n"
+        )
+        assert status_of(read_until_closed(sock)) == 403
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        (b"Content-Type: application/json\r\nContent-Length: 2000000\r\n", 413),
+        (b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n", 411),
+    ],
+    ids=["too large", "no length"],
+)
+def test_a_large_body_to_gradios_api_is_refused_from_its_head(app: RunningApp, headers: bytes, status: int) -> None:
+    with connect(port_of(app)) as sock:
+        sock.sendall(b"POST /gradio_api/queue/join HTTP/1.1\r\nHost: x\r\n" + headers + b"\r\n")
+        assert status_of(read_until_closed(sock)) == status
+
+
+MULTIPART = "multipart/form-data; boundary=x"
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "allow_uploads", "status"),
+    [
+        ("/gradio_api/upload", {"content-type": MULTIPART}, False, 403),
+        ("/gradio_api/upload", {"content-type": "text/plain"}, False, 403),
+        ("/gradio_api/process_recording", {}, False, 403),
+        ("/gradio_api/component_server", {"content-type": "Multipart/Form-Data; boundary=x"}, False, 403),
+        ("/login", {"content-type": MULTIPART}, False, 403),
+        ("/gradio_api/upload", {"content-type": MULTIPART}, True, 200),  # launch(max_file_size=...): Gradio's call
+        ("/gradio_api/queue/join", {"content-length": "1025"}, False, 413),
+        ("/gradio_api/queue/join", {"content-length": "1024"}, False, 200),
+        ("/gradio_api/queue/join", {"transfer-encoding": "chunked"}, True, 411),
+        ("/gradio_api/queue/join", {}, False, 200),
+        ("/my/own/route", {"content-type": MULTIPART, "content-length": "9999999"}, False, 200),  # not Gradio's
+    ],
+)
+def test_what_the_page_guard_refuses(path: str, headers: dict[str, str], allow_uploads: bool, status: int) -> None:
+    guard = PageGuard(tiny_app, max_body_bytes=1024, allow_uploads=allow_uploads)
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": path,
+        "headers": [(name.encode(), value.encode()) for name, value in headers.items()],
+    }
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    asyncio.run(guard(scope, receive, send))
+    assert sent[0]["status"] == status
+
+
+def test_the_page_and_its_api_still_work(app: RunningApp) -> None:
+    assert httpx.get(app.url + "/", timeout=WAIT).status_code == 200
+    assert httpx.get(app.url + "/config", timeout=WAIT).status_code == 200
+    junk = httpx.post(app.url + "/gradio_api/queue/join", json={"not": "a call"}, timeout=WAIT)
+    assert 400 <= junk.status_code < 500  # Gradio's own answer to bad input: not refused by us, and not a 5xx
+
+
+# 4. log injection
 
 
 def payload_with(repo_name: str, scope: str = "discussion", action: str = "create") -> dict:
@@ -412,7 +511,7 @@ def test_every_line_of_a_record_after_its_first_is_indented(app: RunningApp) -> 
     assert lines[start + 1].startswith(CONTINUATION + "  - POST ")
 
 
-# 4. a full journal
+# 5. a full journal
 
 
 def test_while_the_journal_is_full_503s_are_answered_and_their_lines_limited(small_app: RunningApp) -> None:

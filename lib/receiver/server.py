@@ -38,6 +38,7 @@ from ..worker.worker import OutcomeFuture, Worker
 from . import connections, tunnel
 from .auth import query_secret, verify_secret
 from .delivery import build_delivery
+from .page_guard import PageGuard
 from .parsing import BadRequest, check_body_size, check_declared_length, parse_payload, read_limited
 
 if TYPE_CHECKING:
@@ -97,7 +98,11 @@ class WebhookReceiver:
         self.fastapi_app = FastAPI(title="Hub webhooks", lifespan=self._lifespan, docs_url="/docs")
         # What uvicorn would wrap around everything (`proxy_headers`), around the page only: a
         # delivery never uses the client's address, and it is the one path that must be lean.
-        self._page_app = ProxyHeadersMiddleware(self.fastapi_app, trusted_hosts=self.settings.forwarded_allow_ips)
+        # In front of it, no uploads and no large bodies to Gradio's routes (see page_guard.py).
+        self._page_app = PageGuard(
+            ProxyHeadersMiddleware(self.fastapi_app, trusted_hosts=self.settings.forwarded_allow_ips),
+            max_body_bytes=self.settings.max_body_bytes,
+        )
         self.fastapi_app.add_exception_handler(WebhookError, _answer_error)  # type: ignore[arg-type]
         if not self.settings.secret_configured:
             logger.warning(
@@ -434,6 +439,9 @@ class WebhookReceiver:
         blocks = self._ui(self) if callable(self._ui) and not isinstance(self._ui, gr.Blocks) else self._ui
         mount_options.setdefault("run_history", False)
         mount_options.setdefault("footer_links", [])
+        # Uploads only for a page that asks for them with a size (page_guard.py); Gradio's own cap behind.
+        self._page_app.allow_uploads = "max_file_size" in mount_options
+        mount_options.setdefault("max_file_size", 0)
         gr.mount_gradio_app(self.fastapi_app, blocks, path="/", server_name=host, server_port=port, **mount_options)
 
     def close(self) -> None:
