@@ -159,10 +159,26 @@ def test_a_logged_exception_is_escaped_and_indented(log: Log) -> None:
     assert "\x1b" not in log.stream.getvalue()
 
 
-def test_a_call_whose_arguments_do_not_fit_is_logged_not_raised(log: Log) -> None:
-    log.logger.info("%s and %s", FORGED)
+class Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no")
+
+    __repr__ = __str__
+
+
+@pytest.mark.parametrize(
+    ("msg", "args", "error"),
+    [("%s and %s", (FORGED,), "TypeError"), ("%s", (Unprintable(),), "RuntimeError"), ("%d", ("x",), "TypeError")],
+)
+def test_a_call_that_cannot_be_formatted_is_logged_not_raised(log: Log, msg: str, args: tuple, error: str) -> None:
+    log.logger.info(msg, *args)
     (line,) = log.lines
-    assert "arguments that do not fit it" in line
+    assert line.endswith(f": {msg} (could not be formatted with its arguments: {error})")
+
+
+def test_an_unhashable_repeat_key_is_not_limited_and_does_not_raise(log: Log) -> None:
+    log.logger.info("x", extra={"repeat_key": ["a", "list"]})
+    assert len(log.lines) == 1
 
 
 def test_the_event_id_is_still_added(log: Log) -> None:

@@ -190,18 +190,24 @@ def _safe_argument(value: object, *, block: bool) -> object:
 
 
 def safe_message(record: logging.LogRecord) -> str:
-    """The record's message with its arguments escaped and cut, then the whole escaped, indented and cut."""
-    msg = record.msg if isinstance(record.msg, str) else str(record.msg)
-    args = record.args
-    if args:
-        blocks = _block_arguments(msg)
-        try:
+    """The record's message with its arguments escaped and cut, then the whole escaped, indented and cut.
+
+    Never raises (a filter's exception would reach the code that logged): a call whose arguments
+    do not fit its format, or cannot be shown, is written with its format and the error.
+    """
+    template = record.msg if isinstance(record.msg, str) else None
+    try:
+        msg = template if template is not None else str(record.msg)
+        args = record.args
+        if args:
+            blocks = _block_arguments(msg)
             if isinstance(args, Mapping):
                 msg = msg % {key: _safe_argument(value, block=key in blocks) for key, value in args.items()}
             else:
                 msg = msg % tuple(_safe_argument(value, block=i in blocks) for i, value in enumerate(args))
-        except (TypeError, ValueError, KeyError):  # a broken call: say so, with its arguments made safe
-            msg = f"{safe_value(msg)} (arguments that do not fit it: {safe_value(args)})"
+    except Exception as exc:
+        shown = template if template is not None else f"<{type(record.msg).__name__}>"
+        msg = f"{shown} (could not be formatted with its arguments: {type(exc).__name__})"
     return safe_text(msg)
 
 
@@ -313,7 +319,10 @@ class RepeatFilter(logging.Filter):
             return True
         template = record.msg if isinstance(record.msg, str) else type(record.msg).__name__
         key: Any = getattr(record, "repeat_key", None) or (record.name, record.levelno, template)
-        left_out = self.limiter.admit(key)
+        try:
+            left_out = self.limiter.admit(key)
+        except TypeError:  # an unhashable repeat_key: never limited, rather than raising where it was logged
+            return True
         if left_out is None:
             return False
         if left_out:
