@@ -28,6 +28,9 @@ Space needs more:
   the connection that has waited longest is closed. A stranger's thousands of half-open
   connections then cost a real delivery nothing: its connection is accepted, and is served as
   soon as its head arrives; and they hold at most `MAX_WAITING` x the head cap (32 MiB) of memory.
+
+uvicorn's own `limit_concurrency` is not used: past it, uvicorn answers 503 to every new request,
+deliveries included, which is the failure a stranger must not be able to cause.
 """
 
 from __future__ import annotations
