@@ -49,7 +49,7 @@ from apprunner import (
 from starlette.types import Receive, Scope, Send
 
 from lib.core.logs import CONTINUATION, REPEAT_BURST, REPEAT_INTERVAL
-from lib.receiver.connections import guarded_protocol
+from lib.receiver.connections import FILES_RESERVE, MAX_WAITING, connection_budget, guarded_protocol
 from lib.receiver.page_guard import PageGuard
 
 HOST = "127.0.0.1"
@@ -282,6 +282,14 @@ def test_past_the_cap_on_waiting_connections_the_oldest_are_closed() -> None:
         finally:
             for sock in oldest + newest:
                 sock.close()
+
+
+def test_the_connection_budget_always_fits_the_open_files_limit() -> None:
+    """Waiting connections plus a whole backlog accepted at once never reach the limit, where libuv
+    would reset every pending connection."""
+    budget = connection_budget(in_use=40)
+    assert budget.max_waiting <= MAX_WAITING
+    assert 40 + FILES_RESERVE + budget.backlog + budget.max_waiting <= budget.open_files
 
 
 # --- the real app --------------------------------------------------------------------------------

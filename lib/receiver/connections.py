@@ -46,7 +46,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 try:
     import resource
-except ImportError:  # not on Windows: keep the defaults
+except ImportError:  # Windows has no `resource`: the defaults apply
     resource = None  # type: ignore[assignment]
 
 logger = logging.getLogger(__name__)
