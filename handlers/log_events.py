@@ -20,5 +20,5 @@ def handle(payload: WebhookPayload) -> dict[str, str]:
         summary += f", discussion #{payload.discussion.num} ({payload.discussion.status})"
     if payload.comment and payload.comment.content:
         summary += f", comment by {payload.comment.author.id}"
-    log.info(summary)
+    log.info("%s", summary)  # payload data as an argument: the log escapes it and cuts it if huge
     return {"summary": summary}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -121,14 +122,29 @@ def base_env(data_dir: Path, **extra: str) -> dict[str, str]:
     return {key: value for key, value in env.items() if value is not None}
 
 
-def start_app(folder: Path, env: Mapping[str, str], *, port: int | None = None, wait: float = 60.0) -> RunningApp:
-    """Run `python app.py` in `folder` and wait until it answers; raise with its log if it dies."""
+def start_app(
+    folder: Path,
+    env: Mapping[str, str],
+    *,
+    port: int | None = None,
+    wait: float = 60.0,
+    open_files: int | None = None,
+) -> RunningApp:
+    """Run `python app.py` in `folder` and wait until it answers; raise with its log if it dies.
+
+    `open_files` sets the process's open-files limit, soft and hard (as a small container would).
+    """
     port = port or free_port()
     full_env = {**env, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1"}
     log_path = folder / f"app-{port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "app.py"], cwd=folder, env=full_env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "app.py"],
+            cwd=folder,
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=None if open_files is None else lambda: _limit_open_files(open_files),
         )
     app = RunningApp(f"http://127.0.0.1:{port}", process, folder, Path(full_env["DATA_DIR"]), log_path, full_env)
     deadline = time.monotonic() + wait
@@ -143,6 +159,10 @@ def start_app(folder: Path, env: Mapping[str, str], *, port: int | None = None, 
         time.sleep(0.1)
     app.kill()
     raise RuntimeError(f"app did not answer within {wait} s:\n{app.logs()}")
+
+
+def _limit_open_files(count: int) -> None:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (count, count))
 
 
 @contextmanager

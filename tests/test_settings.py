@@ -26,6 +26,8 @@ NUMERIC_VARIABLES = [
     "WEBHOOK_RETENTION_MAX_EVENTS",
     "WEBHOOK_JOURNAL_MAX_BYTES",
     "GRADIO_SERVER_PORT",
+    "WEBHOOK_HEADER_TIMEOUT",
+    "WEBHOOK_MAX_HEADER_BYTES",
 ]
 INTEGER_VARIABLES = [
     "WEBHOOK_MAX_BODY_BYTES",
@@ -34,6 +36,7 @@ INTEGER_VARIABLES = [
     "WEBHOOK_RETENTION_MAX_EVENTS",
     "WEBHOOK_JOURNAL_MAX_BYTES",
     "GRADIO_SERVER_PORT",
+    "WEBHOOK_MAX_HEADER_BYTES",
 ]
 
 
@@ -62,6 +65,7 @@ def test_defaults_suit_a_free_space() -> None:
     assert (s.space_id, s.space_host) == (None, None)
     assert s.data_dir == Path("/tmp/unused-data-dir")
     assert s.journal_path == Path("/tmp/unused-data-dir/journal.sqlite3")
+    assert (s.header_timeout_seconds, s.max_header_bytes) == (10.0, 32 * 1024)
 
 
 def test_every_variable_is_read() -> None:
@@ -81,6 +85,8 @@ def test_every_variable_is_read() -> None:
         WEBHOOK_JOURNAL_MAX_BYTES="1048576",
         SPACE_ID="owner/name",
         SPACE_HOST="owner-name.hf.space",
+        WEBHOOK_HEADER_TIMEOUT="2.5",
+        WEBHOOK_MAX_HEADER_BYTES="16384",
     )
 
     assert s.webhook_secrets == ("abc",)
@@ -95,6 +101,7 @@ def test_every_variable_is_read() -> None:
     assert (s.retention_days, s.retention_max_events) == (1.5, 12)
     assert s.journal_max_bytes == 1048576
     assert (s.space_id, s.space_host) == ("owner/name", "owner-name.hf.space")
+    assert (s.header_timeout_seconds, s.max_header_bytes) == (2.5, 16384)
 
 
 def test_blank_numbers_mean_the_default() -> None:
@@ -163,6 +170,16 @@ def test_a_port_out_of_range_is_refused(value: str) -> None:
 def test_a_journal_cap_too_small_to_hold_anything_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="WEBHOOK_JOURNAL_MAX_BYTES"):
         settings(WEBHOOK_JOURNAL_MAX_BYTES="4096")
+
+
+def test_a_header_cap_too_small_for_a_browser_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="WEBHOOK_MAX_HEADER_BYTES must be a number of bytes >= 1024"):
+        settings(WEBHOOK_MAX_HEADER_BYTES="512")
+
+
+def test_zero_header_timeout_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match=r"WEBHOOK_HEADER_TIMEOUT must be a number of seconds >= 0\.1"):
+        settings(WEBHOOK_HEADER_TIMEOUT="0")
 
 
 def test_zero_handler_timeout_is_refused() -> None:
@@ -293,8 +310,12 @@ def test_journal_on_a_space_under_data_is_persistent() -> None:
             {"WEBHOOK_LOG_LEVEL": "chatty"},
             "Cannot start: WEBHOOK_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, got 'chatty'.",
         ),
+        (
+            {"WEBHOOK_HEADER_TIMEOUT": "soon"},
+            "Cannot start: WEBHOOK_HEADER_TIMEOUT must be a number of seconds >= 0.1, got 'soon'.",
+        ),
     ],
-    ids=["empty secret", "bad log level"],
+    ids=["empty secret", "bad log level", "bad header timeout"],
 )
 def test_the_app_exits_with_a_message_naming_the_bad_variable(
     tmp_path: Path, variables: dict[str, str], message: str

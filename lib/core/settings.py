@@ -19,6 +19,8 @@ PERSISTENT_STORAGE = Path("/data")
 """Where a Space with persistent storage mounts it."""
 MIN_JOURNAL_BYTES = 64 * 1024
 """The journal's tables and indexes alone take a few pages; a smaller cap could record nothing."""
+MIN_HEADER_BYTES = 1024
+"""A browser's request head with a few cookies takes a few KB; the Hub's, under one."""
 
 
 def parse_secrets(raw: str | None, *, source: str = "WEBHOOK_SECRET") -> tuple[str, ...]:
@@ -143,6 +145,11 @@ class Settings:
     """`GRADIO_SHARE` as set, for `launch()` to decide about the share tunnel (see `lib/receiver/tunnel.py`)."""
     forwarded_allow_ips: str = "127.0.0.1,::1"
     """Proxies whose `X-Forwarded-*` headers the page trusts (`FORWARDED_ALLOW_IPS`, as uvicorn reads it)."""
+    header_timeout_seconds: float = 10.0
+    """A connection whose request head has not arrived whole this long after it began is closed
+    (`WEBHOOK_HEADER_TIMEOUT`; see `lib/receiver/connections.py`)."""
+    max_header_bytes: int = 32 * 1024
+    """A request head (request line and headers) larger than this is answered 431 (`WEBHOOK_MAX_HEADER_BYTES`)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -176,6 +183,10 @@ class Settings:
             "server_port": _read_optional_int(env, "GRADIO_SERVER_PORT", minimum=1, unit="port number"),
             "gradio_share": env.get("GRADIO_SHARE"),
             "forwarded_allow_ips": env.get("FORWARDED_ALLOW_IPS") or "127.0.0.1,::1",
+            "header_timeout_seconds": _read(env, "WEBHOOK_HEADER_TIMEOUT", 10.0, float, minimum=0.1, unit="seconds"),
+            "max_header_bytes": int(
+                _read(env, "WEBHOOK_MAX_HEADER_BYTES", 32 * 1024, int, minimum=MIN_HEADER_BYTES, unit="bytes")
+            ),
         }
         values.update(overrides)
         if values["server_port"] is not None and not 1 <= values["server_port"] <= 65535:  # type: ignore[operator]

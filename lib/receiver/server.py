@@ -35,9 +35,10 @@ from ..hub.setup_guide import HUB_WEBHOOK_SETTINGS
 from ..journal import Delivery, EventState, Journal, Recorded
 from ..sqlite_journal import SQLiteJournal
 from ..worker.worker import OutcomeFuture, Worker
-from . import tunnel
+from . import connections, tunnel
 from .auth import query_secret, verify_secret
 from .delivery import build_delivery
+from .page_guard import PageGuard
 from .parsing import BadRequest, check_body_size, check_declared_length, parse_payload, read_limited
 
 if TYPE_CHECKING:
@@ -97,7 +98,11 @@ class WebhookReceiver:
         self.fastapi_app = FastAPI(title="Hub webhooks", lifespan=self._lifespan, docs_url="/docs")
         # What uvicorn would wrap around everything (`proxy_headers`), around the page only: a
         # delivery never uses the client's address, and it is the one path that must be lean.
-        self._page_app = ProxyHeadersMiddleware(self.fastapi_app, trusted_hosts=self.settings.forwarded_allow_ips)
+        # In front of it, no uploads and no large bodies to Gradio's routes (see page_guard.py).
+        self._page_app = PageGuard(
+            ProxyHeadersMiddleware(self.fastapi_app, trusted_hosts=self.settings.forwarded_allow_ips),
+            max_body_bytes=self.settings.max_body_bytes,
+        )
         self.fastapi_app.add_exception_handler(WebhookError, _answer_error)  # type: ignore[arg-type]
         if not self.settings.secret_configured:
             logger.warning(
@@ -409,6 +414,10 @@ class WebhookReceiver:
             proxy_headers=False,  # applied to the page only (`_page_app`)
             lifespan="on",
             interface="asgi3",
+            # A deadline and a size cap for request heads, a cap on idle connections (connections.py).
+            **connections.uvicorn_options(
+                header_timeout=settings.header_timeout_seconds, max_head_bytes=settings.max_header_bytes
+            ),
         )
         self._uvicorn = uvicorn.Server(config)
         self._print_urls()
@@ -435,6 +444,9 @@ class WebhookReceiver:
         blocks = self._ui(self) if callable(self._ui) and not isinstance(self._ui, gr.Blocks) else self._ui
         mount_options.setdefault("run_history", False)
         mount_options.setdefault("footer_links", [])
+        # Uploads only for a page that asks for them with a size (page_guard.py); Gradio's own cap behind.
+        self._page_app.allow_uploads = "max_file_size" in mount_options
+        mount_options.setdefault("max_file_size", 0)
         gr.mount_gradio_app(self.fastapi_app, blocks, path="/", server_name=host, server_port=port, **mount_options)
 
     def close(self) -> None:
@@ -452,12 +464,13 @@ class WebhookReceiver:
 
     def _print_urls(self) -> None:
         lines = [f"  - POST {url}" for url in self.webhook_urls().values()] or ["  (no webhook registered)"]
-        logger.info(
-            "Webhooks are correctly setup and ready to use:\n%s\nGo to %s to set up your webhooks.%s",
-            "\n".join(lines),
-            HUB_WEBHOOK_SETTINGS,
-            f"\nThe landing page is at {self.local_url}" if not self.settings.space_host else "",
-        )
+        # Multi-line arguments each start a line of the format: the log keeps their lines (lib/core/logs.py).
+        message = "Webhooks are correctly setup and ready to use:\n%s\nGo to %s to set up your webhooks."
+        args = ["\n".join(lines), HUB_WEBHOOK_SETTINGS]
+        if not self.settings.space_host:
+            message += "\nThe landing page is at %s"
+            args.append(self.local_url)
+        logger.info(message, *args)
 
 
 _MOUNT_OPTIONS = {
@@ -503,7 +516,16 @@ async def _answer_error(request: Request, exc: WebhookError) -> JSONResponse:
 
 def _error_response(scope: Scope, exc: WebhookError) -> JSONResponse:
     """The one place where our errors become HTTP answers."""
-    logger.info("%s %s answered %d: %s", scope["method"], scope["path"], exc.status_code, exc.message)
+    # One key per answer and endpoint: a flood of one kind (401s, 503s while the disk is full) is
+    # written a few times per interval with a count, and never hides the lines of another kind.
+    logger.info(
+        "%s %s answered %d: %s",
+        scope["method"],
+        scope["path"],
+        exc.status_code,
+        exc.message,
+        extra={"repeat_key": ("answered", exc.status_code, scope["path"])},
+    )
     return JSONResponse({"error": exc.message}, status_code=exc.status_code)
 
 
