@@ -33,7 +33,7 @@ from .delivery import build_delivery
 from .errors import WebhookError
 from .events import Events
 from .hub import own_commits
-from .journal import Delivery, EventState, Journal, Recorded
+from .journal import Delivery, EventState, Journal, Recorded, SQLiteJournal
 from .logs import configure_logging, current_event_id
 from .loop_guard import loop_guard_rejection
 from .parsing import BadRequest, check_body_size, check_declared_length, parse_payload, read_limited
@@ -41,7 +41,6 @@ from .payload import WebhookPayload
 from .registry import Endpoint, discover_handlers, webhook_path
 from .settings import Settings, parse_secrets
 from .setup_guide import HUB_WEBHOOK_SETTINGS
-from .sqlite_journal import SQLiteJournal
 from .worker import OutcomeFuture, Worker
 
 if TYPE_CHECKING:

@@ -34,9 +34,9 @@ from lib.access import (
 )
 from lib.console_actions import Console
 from lib.delivery import build_delivery
+from lib.journal.sqlite import SQLiteJournal
 from lib.parsing import parse_payload
 from lib.settings import Settings
-from lib.sqlite_journal import SQLiteJournal
 
 fake_hub = fakehub.fake_hub
 

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from lib import sqlite_journal
 from lib.errors import JournalUnavailable
 from lib.journal import Delivery, EventState
-from lib.sqlite_journal import GROUP_WAIT_SECONDS, SQLiteJournal
+from lib.journal import sqlite as sqlite_journal
+from lib.journal.sqlite import GROUP_WAIT_SECONDS, SQLiteJournal
 
 pytestmark = pytest.mark.anyio
 
@@ -174,7 +174,7 @@ START_THEN_DIE = """
 import asyncio, os, sys, time
 from pathlib import Path
 
-from lib.sqlite_journal import SQLiteJournal
+from lib.journal.sqlite import SQLiteJournal
 
 
 async def start() -> None:

@@ -26,9 +26,9 @@ from lib.hub_registration import (
     secret_state,
     sync_webhooks,
 )
+from lib.journal.sqlite import SQLiteJournal
 from lib.registry import Endpoint
 from lib.settings import Settings
-from lib.sqlite_journal import SQLiteJournal
 
 fake_hub = fakehub.fake_hub
 

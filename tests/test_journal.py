@@ -1,4 +1,4 @@
-"""Tests of lib.journal and lib.sqlite_journal: what is recorded, what runs when, what is kept."""
+"""Tests of lib.journal and its SQLite backend: what is recorded, what runs when, what is kept."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from lib.errors import ConfigurationError, JournalUnavailable
 from lib.journal import Delivery, EventState, redelivery_outcome, retry_delay
-from lib.sqlite_journal import SCHEMA_VERSION, SQLiteJournal
+from lib.journal.sqlite import SCHEMA_VERSION, SQLiteJournal
 
 WINDOW = 600.0
 T0 = 1_800_000_000.0
@@ -633,7 +633,7 @@ def test_the_worker_queries_use_the_partial_indexes_instead_of_scanning_every_ev
 
     Scanning `events_unfinished` is the point: it holds only the events still to run.
     """
-    from lib import sqlite_journal
+    from lib.journal import sqlite as sqlite_journal
 
     sql = getattr(sqlite_journal, query)
     plan = [row[3] for row in journal._writer.execute("EXPLAIN QUERY PLAN " + sql, {"now": 0, "limit": 1})]

@@ -32,9 +32,9 @@ from lib import WebhookPayload
 from lib.errors import ConfigurationError, JournalUnavailable
 from lib.hub import own_commits
 from lib.journal import Delivery, EventRecord, EventState, retry_delay
+from lib.journal.sqlite import SQLiteJournal
 from lib.server import WebhooksServer
 from lib.settings import Settings
-from lib.sqlite_journal import SQLiteJournal
 
 pytestmark = pytest.mark.anyio
 

@@ -8,7 +8,7 @@ A commit costs far more than the statements in it, so on the event loop writes a
 (`_transaction`): the deliveries of one turn share one commit, and what nobody waits for (claims,
 outcomes, acknowledgement times) rides along with it. Should a group's commit fail, its deliveries
 are answered 503 and its claims and outcomes are run again with the next group (`_carry`). A
-handler may start before its claim is committed: `lib/starts_file.py` keeps such attempts counted.
+handler may start before its claim is committed: `starts_file.py` keeps such attempts counted.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigurationError, JournalUnavailable
-from .journal import (
+from ..errors import ConfigurationError, JournalUnavailable
+from .records import (
     PRUNABLE_STATES,
     Attempt,
     Delivery,
@@ -173,7 +173,7 @@ IDLE_COMMIT_SECONDS = 0.05
 """How long writes nobody waits for (outcomes, claims) may stay uncommitted, riding along with
 the next delivery's commit instead of paying for one of their own."""
 STARTS_SUFFIX = "-starts"
-"""Beside the journal: the starts file (see `lib/starts_file.py`)."""
+"""Beside the journal: the starts file (see `starts_file.py`)."""
 GROUP_WAIT_SECONDS = 2.0
 """How long a reader on another thread waits for the loop to commit its open group before reading anyway."""
 
@@ -287,7 +287,7 @@ Statement = tuple[str, Any]
 
 
 class SQLiteJournal:
-    """The `Journal` on one SQLite file; see `lib/journal.py` for what each call means.
+    """The `Journal` on one SQLite file; see `protocol.py` for what each call means.
 
     Args:
         path: the database file; its folder is created if missing.

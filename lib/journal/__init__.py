@@ -1,0 +1,35 @@
+"""The event journal: every delivery is recorded here before it is acknowledged, and handlers run from it.
+
+The vocabulary (`records.py`) and the calls made on a journal (`protocol.py`) are what the rest of
+`lib/` imports; `SQLiteJournal` (`sqlite.py`) is the embedded backend behind them.
+"""
+
+from .protocol import Journal
+from .records import (
+    PRUNABLE_STATES,
+    UNFINISHED_STATES,
+    Attempt,
+    Delivery,
+    EventRecord,
+    EventState,
+    JournalStats,
+    Recorded,
+    redelivery_outcome,
+    retry_delay,
+)
+from .sqlite import SQLiteJournal
+
+__all__ = [
+    "PRUNABLE_STATES",
+    "UNFINISHED_STATES",
+    "Attempt",
+    "Delivery",
+    "EventRecord",
+    "EventState",
+    "Journal",
+    "JournalStats",
+    "Recorded",
+    "SQLiteJournal",
+    "redelivery_outcome",
+    "retry_delay",
+]
