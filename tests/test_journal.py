@@ -12,7 +12,8 @@ import pytest
 
 from lib.errors import ConfigurationError, JournalUnavailable
 from lib.journal import Delivery, EventState, redelivery_outcome, retry_delay
-from lib.journal.sqlite import SCHEMA_VERSION, SQLiteJournal
+from lib.journal.schema import SCHEMA_VERSION
+from lib.journal.sqlite import SQLiteJournal
 
 WINDOW = 600.0
 T0 = 1_800_000_000.0
@@ -633,9 +634,9 @@ def test_the_worker_queries_use_the_partial_indexes_instead_of_scanning_every_ev
 
     Scanning `events_unfinished` is the point: it holds only the events still to run.
     """
-    from lib.journal import sqlite as sqlite_journal
+    from lib.journal import statements
 
-    sql = getattr(sqlite_journal, query)
+    sql = getattr(statements, query)
     plan = [row[3] for row in journal._writer.execute("EXPLAIN QUERY PLAN " + sql, {"now": 0, "limit": 1})]
     reads = [step for step in plan if step.startswith(("SCAN", "SEARCH"))]
     assert reads and all("USING INDEX events_unfinished" in step for step in reads), plan

@@ -36,139 +36,23 @@ from .records import (
     Recorded,
     redelivery_outcome,
 )
+from .schema import check_and_migrate, connect
 from .starts_file import StartsFile
+from .statements import (
+    CLAIMABLE,
+    CLOSE_ATTEMPT,
+    CLOSE_RUNNING_ATTEMPTS,
+    KEEP_LAST_ATTEMPT,
+    LANE_HEAD,
+    LAST_ATTEMPT,
+    MARK_RUNNING,
+    NEXT_DUE,
+    REQUEUE,
+    UNFINISHED,
+)
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
-PAGE_SIZE = 4096
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    endpoint TEXT NOT NULL,
-    delivery_key TEXT NOT NULL,
-    webhook_id TEXT,
-    received_at REAL NOT NULL,
-    headers TEXT NOT NULL,
-    query TEXT NOT NULL,
-    scope TEXT NOT NULL,
-    action TEXT NOT NULL,
-    repo_name TEXT NOT NULL,
-    repo_type TEXT NOT NULL,
-    order_key TEXT,
-    is_test INTEGER NOT NULL DEFAULT 0,
-    state TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    max_attempts INTEGER NOT NULL,
-    next_attempt_at REAL,
-    original_id INTEGER,
-    note TEXT,
-    result TEXT,
-    error TEXT,
-    ack_ms REAL,
-    handler_ms REAL,
-    finished_at REAL,
-    started_at REAL
-);
-CREATE INDEX IF NOT EXISTS events_by_key ON events (endpoint, delivery_key, id);
-CREATE INDEX IF NOT EXISTS events_unfinished ON events (order_key, id) WHERE state IN ('queued', 'running', 'failed');
-CREATE TABLE IF NOT EXISTS bodies (
-    event_id INTEGER PRIMARY KEY REFERENCES events (id) ON DELETE CASCADE,
-    body BLOB NOT NULL
-);
-CREATE VIEW IF NOT EXISTS event_rows AS
-    SELECT events.*, bodies.body FROM events JOIN bodies ON bodies.event_id = events.id;
-CREATE TABLE IF NOT EXISTS attempts (
-    event_id INTEGER NOT NULL REFERENCES events (id) ON DELETE CASCADE,
-    number INTEGER NOT NULL,
-    started_at REAL NOT NULL,
-    finished_at REAL,
-    outcome TEXT NOT NULL,
-    detail TEXT,
-    PRIMARY KEY (event_id, number)
-) WITHOUT ROWID;
-"""
-"""The body, written once, has a table of its own: an event's row is rewritten as its state changes,
-and without the body it is a fifth of the size (half the bytes written per event). `event_rows`
-reads an event whole.
-Two indexes only: every index is written on every insert, and each costs about as much as the row.
-`events_unfinished` holds just the events still to run, so it stays small however long the journal;
-`attempts` holds the attempts that did not end the event well (failed, interrupted) and earlier
-runs of a replayed one; the running or successful attempt lives on the event's row (`LAST_ATTEMPT`)."""
-
-MIGRATIONS = {
-    1: """
-    ALTER TABLE events ADD COLUMN started_at REAL;
-    UPDATE events SET started_at = (
-        SELECT a.started_at FROM attempts AS a WHERE a.event_id = events.id AND a.outcome = 'running'
-    ) WHERE state = 'running';
-    DELETE FROM attempts WHERE outcome = 'running';
-    UPDATE events SET started_at = (
-        SELECT a.started_at FROM attempts AS a WHERE a.event_id = events.id AND a.number = events.attempts
-    ) WHERE state = 'succeeded';
-    DELETE FROM attempts WHERE outcome = 'succeeded' AND number = (
-        SELECT e.attempts FROM events AS e WHERE e.id = attempts.event_id AND e.state = 'succeeded'
-    );
-    CREATE TABLE bodies (
-        event_id INTEGER PRIMARY KEY REFERENCES events (id) ON DELETE CASCADE,
-        body BLOB NOT NULL
-    );
-    INSERT INTO bodies (event_id, body) SELECT id, body FROM events;
-    ALTER TABLE events DROP COLUMN body;
-    DROP INDEX IF EXISTS events_pending;
-    DROP INDEX IF EXISTS events_by_order;
-    DROP INDEX IF EXISTS events_running;
-    """,
-}
-"""`MIGRATIONS[n]` turns a journal of schema n into schema n + 1, inside the opening transaction."""
-
-# Each condition repeats `state IN ('queued', 'running', 'failed')`: SQLite only uses a partial
-# index when the query restates the index's own condition, and without it every claim would scan
-# every event (bodies included) ever recorded.
-UNFINISHED = "state IN ('queued', 'running', 'failed')"
-CLAIMABLE = f"""
-SELECT id FROM events AS e INDEXED BY events_unfinished
-WHERE e.{UNFINISHED} AND e.state != 'running'
-  AND (e.next_attempt_at IS NULL OR e.next_attempt_at <= :now)
-  AND (e.order_key IS NULL OR (
-        e.id = (SELECT MIN(p.id) FROM events AS p WHERE p.order_key = e.order_key AND p.{UNFINISHED})
-        AND NOT EXISTS (
-            SELECT 1 FROM events AS r WHERE r.order_key = e.order_key AND r.{UNFINISHED} AND r.state = 'running')))
-ORDER BY e.id LIMIT :limit
-"""
-REQUEUE = (
-    "UPDATE events SET state = 'queued', next_attempt_at = NULL, finished_at = NULL, "
-    "max_attempts = attempts + ? WHERE id = ? AND state != 'running'"
-)
-"""Run an event again, with a fresh allowance of attempts (a redelivery of a failure, a replay)."""
-NEXT_DUE = (
-    f"SELECT MIN(next_attempt_at) FROM events INDEXED BY events_unfinished WHERE {UNFINISHED} AND state = 'failed'"
-)
-MARK_RUNNING = (
-    "UPDATE events SET state = 'running', attempts = attempts + 1, started_at = ?, next_attempt_at = NULL "
-    "WHERE id = ? AND state != 'running'"
-)
-LANE_HEAD = f"SELECT id, state, next_attempt_at FROM events WHERE order_key = ? AND {UNFINISHED} ORDER BY id LIMIT 1"
-LAST_ATTEMPT = (
-    "SELECT id AS event_id, attempts AS number, COALESCE(started_at, finished_at, received_at) AS started_at, "
-    "CASE state WHEN 'running' THEN NULL ELSE finished_at END AS finished_at, state AS outcome, "
-    "CASE state WHEN 'running' THEN NULL ELSE result END AS detail "
-    "FROM events WHERE state IN ('running', 'succeeded') AND attempts > 0"
-)
-"""The attempt an event's own row holds: the one running, or the one that succeeded. A success is
-the common end of an event, and keeping it on the row spares a write to `attempts` per event."""
-KEEP_LAST_ATTEMPT = f"INSERT OR REPLACE INTO attempts {LAST_ATTEMPT} AND state = 'succeeded' AND id = ?"
-"""Move a success into `attempts` before the event runs again, so the history keeps it."""
-CLOSE_RUNNING_ATTEMPTS = (
-    "INSERT OR REPLACE INTO attempts (event_id, number, started_at, finished_at, outcome, detail) "
-    "SELECT id, attempts, COALESCE(started_at, :now), :now, :outcome, :detail FROM events "
-    f"WHERE {UNFINISHED} AND state = 'running'"
-)
-"""The rows of the attempts running now, ended as `:outcome` (at recovery: all of them)."""
-CLOSE_ATTEMPT = CLOSE_RUNNING_ATTEMPTS + " AND id = :id"
-"""The row of one attempt that just ended. It must run before the event leaves `running`, and
-like every write made after an event was claimed it can run twice with the same effect (see
-`_carry`): the `state` guards make a second run change nothing."""
 IDLE_COMMIT_SECONDS = 0.05
 """How long writes nobody waits for (outcomes, claims) may stay uncommitted, riding along with
 the next delivery's commit instead of paying for one of their own."""
@@ -338,8 +222,8 @@ class SQLiteJournal:
         """Ids of deliveries whose group failed to commit (answered 503): never on disk."""
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._writer = self._connect()
-            self._check_and_migrate()
+            self._writer = connect(path)
+            check_and_migrate(self._writer, max_bytes=max_bytes)
             self._committed_up_to = self._recorded_up_to = self._writer.execute(
                 "SELECT MAX(COALESCE((SELECT MAX(id) FROM events), 0), "
                 "COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0))"
@@ -352,46 +236,10 @@ class SQLiteJournal:
                 "(its events are lost to the app, not deleted) or point DATA_DIR at another folder."
             ) from None
 
-    def _connect(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=5.0)
-        connection.row_factory = sqlite3.Row
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=NORMAL")
-        connection.execute("PRAGMA foreign_keys=ON")
-        return connection
-
-    def _check_and_migrate(self) -> None:
-        connection = self._writer
-        problems = [row[0] for row in connection.execute("PRAGMA quick_check")]
-        if problems != ["ok"]:
-            raise sqlite3.DatabaseError("integrity check failed: " + "; ".join(problems[:3]))
-        version = connection.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise sqlite3.DatabaseError(f"written by a newer version of this app (schema {version})")
-        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if version == 0 and tables - {"sqlite_sequence"}:
-            raise sqlite3.DatabaseError(f"not an event journal (it has tables {sorted(tables)})")
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            for step in range(version, SCHEMA_VERSION) if version else ():
-                for statement in MIGRATIONS[step].split(";"):
-                    if statement.strip():
-                        connection.execute(statement)
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    connection.execute(statement)
-            connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        if self.max_bytes is not None:
-            connection.execute(f"PRAGMA max_page_count={max(1, self.max_bytes // PAGE_SIZE)}")
-
     def _reader(self) -> sqlite3.Connection:
         connection = getattr(self._readers, "connection", None)
         if connection is None:
-            connection = self._connect()
+            connection = connect(self.path)
             self._readers.connection = connection
         return connection
 
