@@ -297,37 +297,37 @@ def build_console(server: WebhooksServer, page: gr.Blocks, *, access: AccessCont
     def lock(current: Any) -> tuple:
         return closed("Locked.")
 
-    def refresh(current: Any, endpoint: str, state: str, repo: str, scope: str) -> tuple:
+    async def refresh(current: Any, endpoint: str, state: str, repo: str, scope: str) -> tuple:
         if not is_granted(current):
             if isinstance(current, Grant):  # it expired while the page was open: lock the page too
                 return (*closed("The console locked itself (the session expired): unlock it again."), *_blank_refresh())
             return (*_unchanged(len(panels)), *_blank_refresh())  # leave the lock panel's message alone
-        verdict = console.verdict(current)
+        verdict = await console.verdict(current)
         return (
             *_unchanged(len(panels)),
             gr.Markdown(verdict.markdown, elem_classes=[f"verdict-{verdict.level}"]),
             gr.Row(visible=verdict.dead > 0),
-            console.deliveries(current, endpoint, state, repo, scope),
+            await console.deliveries(current, endpoint, state, repo, scope),
         )
 
     def _blank_refresh() -> tuple:
         return gr.Markdown("", elem_classes=[]), gr.Row(visible=False), deliveries_frame([])
 
-    def refresh_health(current: Any) -> tuple:
+    async def refresh_health(current: Any) -> tuple:
         if not is_granted(current):
             return "", None, ""
-        health = console.health(current)
+        health = await console.health(current)
         return health.table, health.states, health.usage_html
 
-    def show(current: Any, number: Any) -> tuple:
-        detail = console.event_detail(current, number)
+    async def show(current: Any, number: Any) -> tuple:
+        detail = await console.event_detail(current, number)
         return detail.title, detail.attempts, detail.payload, detail.headers
 
-    def show_sent(current: Any, number: Any) -> tuple:
+    async def show_sent(current: Any, number: Any) -> tuple:
         """After a test event: its details, or nothing when the endpoint refused it (no event id)."""
         if number is None:
             return _unchanged(len(detail_outputs))
-        return show(current, number)
+        return await show(current, number)
 
     def pick(current: Any, evt: gr.SelectData) -> Any:
         require(current)

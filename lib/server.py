@@ -237,7 +237,7 @@ class WebhooksServer:
             payload=payload,
             order_per_repo=settings.order_per_repo,
         )
-        recorded = self._record(endpoint, delivery, payload)
+        recorded = await self._record(endpoint, delivery, payload)
         watched = self._watch(recorded)
         token = current_event_id.set(recorded.event.id)
         try:
@@ -281,12 +281,12 @@ class WebhooksServer:
             return content
         return Acknowledgement(content, status, event_id)
 
-    def _record(self, endpoint: Endpoint, delivery: Delivery, payload: WebhookPayload) -> Recorded:
+    async def _record(self, endpoint: Endpoint, delivery: Delivery, payload: WebhookPayload) -> Recorded:
         """Journal the delivery and, when its repository has nothing pending, start its handler now."""
         settings, worker = self.settings, self.worker
         reserved = worker is not None and worker.reserve(delivery.order_key)
         try:
-            recorded = self.journal.record(
+            recorded = await self.journal.record(
                 delivery,
                 skipped_reason=endpoint.events.rejection(payload) or self._loop_guard(payload),
                 max_attempts=settings.max_attempts,
@@ -374,7 +374,7 @@ class WebhooksServer:
         finally:
             retention.cancel()
             await self.worker.stop()
-            self.journal.close()
+            await self.journal.close()
 
     def public_url(self) -> str:
         """Where the Hub must send events: the Space's URL, else the share tunnel, else the local URL."""
@@ -576,7 +576,7 @@ def _start_retention(server: WebhooksServer) -> asyncio.Task[None]:
         while True:
             settings = server.settings
             try:
-                removed = server.journal.prune(
+                removed = await server.journal.prune(
                     older_than=time.time() - settings.retention_days * 86400,
                     keep_max=settings.retention_max_events,
                 )

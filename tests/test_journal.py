@@ -15,6 +15,8 @@ from lib.journal import Delivery, EventState, redelivery_outcome, retry_delay
 from lib.journal.schema import SCHEMA_VERSION
 from lib.journal.sqlite import SQLiteJournal
 
+pytestmark = pytest.mark.anyio
+
 WINDOW = 600.0
 T0 = 1_800_000_000.0
 _keys = itertools.count()
@@ -47,22 +49,22 @@ def delivery(
 
 
 @pytest.fixture
-def journal(tmp_path: Path):
+async def journal(tmp_path: Path):
     journal = SQLiteJournal(tmp_path / "data" / "journal.sqlite3")
     yield journal
-    journal.close()
+    await journal.close()
 
 
-def record(journal: SQLiteJournal, d: Delivery, *, skipped: str | None = None, max_attempts: int = 3):
-    return journal.record(d, skipped_reason=skipped, max_attempts=max_attempts, duplicate_window=WINDOW)
+async def record(journal: SQLiteJournal, d: Delivery, *, skipped: str | None = None, max_attempts: int = 3):
+    return await journal.record(d, skipped_reason=skipped, max_attempts=max_attempts, duplicate_window=WINDOW)
 
 
-def claim_ids(journal: SQLiteJournal, *, now: float = T0, limit: int = 10) -> list[int]:
-    return [event.id for event in journal.claim_due(now=now, limit=limit)]
+async def claim_ids(journal: SQLiteJournal, *, now: float = T0, limit: int = 10) -> list[int]:
+    return [event.id for event in await journal.claim_due(now=now, limit=limit)]
 
 
-def state(journal: SQLiteJournal, event_id: int) -> EventState:
-    event = journal.get(event_id)
+async def state(journal: SQLiteJournal, event_id: int) -> EventState:
+    event = await journal.get(event_id)
     assert event is not None
     return event.state
 
@@ -97,8 +99,8 @@ def test_retry_delay_grows_and_is_capped() -> None:
 # --- record -------------------------------------------------------------------------------------------
 
 
-def test_a_new_delivery_is_queued(journal: SQLiteJournal) -> None:
-    recorded = record(journal, delivery("id:1"))
+async def test_a_new_delivery_is_queued(journal: SQLiteJournal) -> None:
+    recorded = await record(journal, delivery("id:1"))
 
     event = recorded.event
     assert recorded.outcome == "new"
@@ -106,153 +108,153 @@ def test_a_new_delivery_is_queued(journal: SQLiteJournal) -> None:
     assert (event.state, event.attempts, event.max_attempts, event.finished_at) == (EventState.QUEUED, 0, 3, None)
     assert event.body == b'{"the": "body"}'
     assert event.headers == {"content-type": "application/json"}
-    assert journal.get(event.id) == event
+    assert await journal.get(event.id) == event
 
 
-def test_an_unwanted_delivery_is_recorded_as_skipped(journal: SQLiteJournal) -> None:
-    recorded = record(journal, delivery(), skipped="scope 'repo' is not one of ['discussion']")
+async def test_an_unwanted_delivery_is_recorded_as_skipped(journal: SQLiteJournal) -> None:
+    recorded = await record(journal, delivery(), skipped="scope 'repo' is not one of ['discussion']")
 
     assert recorded.outcome == "skipped"
     assert recorded.event.state == EventState.SKIPPED
     assert recorded.event.note == "scope 'repo' is not one of ['discussion']"
     assert recorded.event.finished_at == T0
-    assert claim_ids(journal) == []
+    assert await claim_ids(journal) == []
 
 
-def test_a_redelivery_of_queued_work_is_a_duplicate(journal: SQLiteJournal) -> None:
-    first = record(journal, delivery("id:x")).event
-    again = record(journal, delivery("id:x", received_at=T0 + 1))
+async def test_a_redelivery_of_queued_work_is_a_duplicate(journal: SQLiteJournal) -> None:
+    first = (await record(journal, delivery("id:x"))).event
+    again = await record(journal, delivery("id:x", received_at=T0 + 1))
 
     assert again.outcome == "duplicate"
     assert again.event.state == EventState.DUPLICATE
     assert again.event.original_id == first.id
     assert again.original is not None and again.original.id == first.id
     assert "not run again" in again.event.note
-    assert claim_ids(journal) == [first.id]  # runs once
+    assert await claim_ids(journal) == [first.id]  # runs once
 
 
-def test_a_redelivery_while_running_is_a_duplicate(journal: SQLiteJournal) -> None:
-    first = record(journal, delivery("id:x")).event
-    claim_ids(journal)
-    again = record(journal, delivery("id:x", received_at=T0 + 1))
+async def test_a_redelivery_while_running_is_a_duplicate(journal: SQLiteJournal) -> None:
+    first = (await record(journal, delivery("id:x"))).event
+    await claim_ids(journal)
+    again = await record(journal, delivery("id:x", received_at=T0 + 1))
     assert again.outcome == "duplicate"
     assert (again.original.id, again.original.state) == (first.id, EventState.RUNNING)
 
 
-def test_a_redelivery_of_a_recent_success_is_a_duplicate(journal: SQLiteJournal) -> None:
-    first = record(journal, delivery("id:x")).event
-    claim_ids(journal)
-    done = journal.finish(first.id, result={"ok": True}, handler_ms=1.0)
+async def test_a_redelivery_of_a_recent_success_is_a_duplicate(journal: SQLiteJournal) -> None:
+    first = (await record(journal, delivery("id:x"))).event
+    await claim_ids(journal)
+    done = await journal.finish(first.id, result={"ok": True}, handler_ms=1.0)
 
-    again = record(journal, delivery("id:x", received_at=done.finished_at + 1))
+    again = await record(journal, delivery("id:x", received_at=done.finished_at + 1))
     assert again.outcome == "duplicate"
     assert again.event.original_id == first.id
-    assert state(journal, first.id) == EventState.SUCCEEDED
+    assert await state(journal, first.id) == EventState.SUCCEEDED
 
 
-def test_a_redelivery_long_after_a_success_runs_again_as_a_new_event(journal: SQLiteJournal) -> None:
-    first = record(journal, delivery("id:x")).event
-    claim_ids(journal)
-    done = journal.finish(first.id, result=None, handler_ms=1.0)
+async def test_a_redelivery_long_after_a_success_runs_again_as_a_new_event(journal: SQLiteJournal) -> None:
+    first = (await record(journal, delivery("id:x"))).event
+    await claim_ids(journal)
+    done = await journal.finish(first.id, result=None, handler_ms=1.0)
 
-    again = record(journal, delivery("id:x", received_at=done.finished_at + WINDOW + 1))
+    again = await record(journal, delivery("id:x", received_at=done.finished_at + WINDOW + 1))
     assert again.outcome == "new"
     assert again.event.id != first.id
     assert again.event.state == EventState.QUEUED
 
 
-def test_a_redelivery_of_a_failure_requeues_the_original(journal: SQLiteJournal) -> None:
-    first = record(journal, delivery("id:x"), max_attempts=2).event
-    claim_ids(journal)
-    journal.fail(first.id, error="boom", handler_ms=1.0, retry_at=T0 + 3600)
+async def test_a_redelivery_of_a_failure_requeues_the_original(journal: SQLiteJournal) -> None:
+    first = (await record(journal, delivery("id:x"), max_attempts=2)).event
+    await claim_ids(journal)
+    await journal.fail(first.id, error="boom", handler_ms=1.0, retry_at=T0 + 3600)
 
-    again = record(journal, delivery("id:x", received_at=T0 + 5), max_attempts=2)
+    again = await record(journal, delivery("id:x", received_at=T0 + 5), max_attempts=2)
 
     assert again.outcome == "requeued"
     assert again.event.state == EventState.DUPLICATE
     assert "run again" in again.event.note
-    original = journal.get(first.id)
+    original = await journal.get(first.id)
     assert (original.state, original.next_attempt_at, original.max_attempts) == (EventState.QUEUED, None, 3)
-    assert claim_ids(journal, now=T0 + 5) == [first.id]  # due now, not in an hour
+    assert await claim_ids(journal, now=T0 + 5) == [first.id]  # due now, not in an hour
 
 
-def test_a_redelivery_of_a_dead_event_requeues_it(journal: SQLiteJournal) -> None:
-    first = record(journal, delivery("id:x"), max_attempts=1).event
-    claim_ids(journal)
-    journal.fail(first.id, error="boom", handler_ms=1.0, retry_at=None)
+async def test_a_redelivery_of_a_dead_event_requeues_it(journal: SQLiteJournal) -> None:
+    first = (await record(journal, delivery("id:x"), max_attempts=1)).event
+    await claim_ids(journal)
+    await journal.fail(first.id, error="boom", handler_ms=1.0, retry_at=None)
 
-    again = record(journal, delivery("id:x", received_at=T0 + 5), max_attempts=1)
+    again = await record(journal, delivery("id:x", received_at=T0 + 5), max_attempts=1)
     assert again.outcome == "requeued"
-    assert state(journal, first.id) == EventState.QUEUED
-    assert claim_ids(journal, now=T0 + 5) == [first.id]
+    assert await state(journal, first.id) == EventState.QUEUED
+    assert await claim_ids(journal, now=T0 + 5) == [first.id]
 
 
-def test_delivery_keys_are_per_endpoint(journal: SQLiteJournal) -> None:
-    record(journal, delivery("id:x", endpoint="/webhooks/a"))
-    assert record(journal, delivery("id:x", endpoint="/webhooks/b")).outcome == "new"
+async def test_delivery_keys_are_per_endpoint(journal: SQLiteJournal) -> None:
+    await record(journal, delivery("id:x", endpoint="/webhooks/a"))
+    assert (await record(journal, delivery("id:x", endpoint="/webhooks/b"))).outcome == "new"
 
 
 # --- claiming: due events, per-order-key FIFO, limits --------------------------------------------------
 
 
-def test_claiming_marks_running_and_opens_an_attempt(journal: SQLiteJournal) -> None:
-    event = record(journal, delivery()).event
-    [claimed] = journal.claim_due(now=T0, limit=5)
+async def test_claiming_marks_running_and_opens_an_attempt(journal: SQLiteJournal) -> None:
+    event = (await record(journal, delivery())).event
+    [claimed] = await journal.claim_due(now=T0, limit=5)
 
     assert (claimed.id, claimed.state, claimed.attempts) == (event.id, EventState.RUNNING, 1)
-    [attempt] = journal.attempts(event.id)
+    [attempt] = await journal.attempts(event.id)
     assert (attempt.number, attempt.outcome, attempt.started_at, attempt.finished_at) == (1, "running", T0, None)
-    assert claim_ids(journal) == []  # not claimed twice
+    assert await claim_ids(journal) == []  # not claimed twice
 
 
-def test_events_of_one_repo_run_one_at_a_time_in_arrival_order(journal: SQLiteJournal) -> None:
-    a1 = record(journal, delivery(repo="org/a")).event.id
-    a2 = record(journal, delivery(repo="org/a")).event.id
-    b1 = record(journal, delivery(repo="org/b")).event.id
-    a3 = record(journal, delivery(repo="org/a")).event.id
+async def test_events_of_one_repo_run_one_at_a_time_in_arrival_order(journal: SQLiteJournal) -> None:
+    a1 = (await record(journal, delivery(repo="org/a"))).event.id
+    a2 = (await record(journal, delivery(repo="org/a"))).event.id
+    b1 = (await record(journal, delivery(repo="org/b"))).event.id
+    a3 = (await record(journal, delivery(repo="org/a"))).event.id
 
-    assert claim_ids(journal) == [a1, b1]
-    assert claim_ids(journal) == []  # a2 waits for a1
-    journal.finish(a1, result=None, handler_ms=1)
-    assert claim_ids(journal) == [a2]
-    journal.finish(a2, result=None, handler_ms=1)
-    assert claim_ids(journal) == [a3]
-
-
-def test_a_failing_event_holds_back_later_events_of_its_repo_until_it_is_dead(journal: SQLiteJournal) -> None:
-    first = record(journal, delivery(repo="org/a")).event.id
-    second = record(journal, delivery(repo="org/a")).event.id
-    claim_ids(journal)
-    journal.fail(first, error="boom", handler_ms=1, retry_at=T0 + 10)
-
-    assert claim_ids(journal, now=T0 + 1) == []  # second does not overtake the retry
-    assert claim_ids(journal, now=T0 + 10) == [first]
-    journal.fail(first, error="boom", handler_ms=1, retry_at=None)  # dead
-    assert claim_ids(journal, now=T0 + 11) == [second]
+    assert await claim_ids(journal) == [a1, b1]
+    assert await claim_ids(journal) == []  # a2 waits for a1
+    await journal.finish(a1, result=None, handler_ms=1)
+    assert await claim_ids(journal) == [a2]
+    await journal.finish(a2, result=None, handler_ms=1)
+    assert await claim_ids(journal) == [a3]
 
 
-def test_events_without_an_order_key_run_side_by_side(journal: SQLiteJournal) -> None:
-    ids = [record(journal, delivery(order=False)).event.id for _ in range(3)]
-    assert claim_ids(journal) == ids
+async def test_a_failing_event_holds_back_later_events_of_its_repo_until_it_is_dead(journal: SQLiteJournal) -> None:
+    first = (await record(journal, delivery(repo="org/a"))).event.id
+    second = (await record(journal, delivery(repo="org/a"))).event.id
+    await claim_ids(journal)
+    await journal.fail(first, error="boom", handler_ms=1, retry_at=T0 + 10)
+
+    assert await claim_ids(journal, now=T0 + 1) == []  # second does not overtake the retry
+    assert await claim_ids(journal, now=T0 + 10) == [first]
+    await journal.fail(first, error="boom", handler_ms=1, retry_at=None)  # dead
+    assert await claim_ids(journal, now=T0 + 11) == [second]
 
 
-def test_the_same_repo_on_two_endpoints_is_not_serialised(journal: SQLiteJournal) -> None:
-    a = record(journal, delivery(endpoint="/webhooks/a")).event.id
-    b = record(journal, delivery(endpoint="/webhooks/b")).event.id
-    assert claim_ids(journal) == [a, b]
+async def test_events_without_an_order_key_run_side_by_side(journal: SQLiteJournal) -> None:
+    ids = [(await record(journal, delivery(order=False))).event.id for _ in range(3)]
+    assert await claim_ids(journal) == ids
 
 
-def test_claiming_respects_the_limit_and_arrival_order(journal: SQLiteJournal) -> None:
-    ids = [record(journal, delivery(order=False)).event.id for _ in range(5)]
-    assert claim_ids(journal, limit=2) == ids[:2]
-    assert claim_ids(journal, limit=0) == []
-    assert claim_ids(journal, limit=10) == ids[2:]
+async def test_the_same_repo_on_two_endpoints_is_not_serialised(journal: SQLiteJournal) -> None:
+    a = (await record(journal, delivery(endpoint="/webhooks/a"))).event.id
+    b = (await record(journal, delivery(endpoint="/webhooks/b"))).event.id
+    assert await claim_ids(journal) == [a, b]
 
 
-def test_a_retry_is_due_at_its_time(journal: SQLiteJournal) -> None:
-    event = record(journal, delivery()).event.id
-    claim_ids(journal)
-    failed = journal.fail(event, error="Traceback: boom", handler_ms=2.5, retry_at=T0 + 30)
+async def test_claiming_respects_the_limit_and_arrival_order(journal: SQLiteJournal) -> None:
+    ids = [(await record(journal, delivery(order=False))).event.id for _ in range(5)]
+    assert await claim_ids(journal, limit=2) == ids[:2]
+    assert await claim_ids(journal, limit=0) == []
+    assert await claim_ids(journal, limit=10) == ids[2:]
+
+
+async def test_a_retry_is_due_at_its_time(journal: SQLiteJournal) -> None:
+    event = (await record(journal, delivery())).event.id
+    await claim_ids(journal)
+    failed = await journal.fail(event, error="Traceback: boom", handler_ms=2.5, retry_at=T0 + 30)
 
     assert (failed.state, failed.error, failed.next_attempt_at, failed.finished_at) == (
         EventState.FAILED,
@@ -260,36 +262,36 @@ def test_a_retry_is_due_at_its_time(journal: SQLiteJournal) -> None:
         T0 + 30,
         None,
     )
-    assert journal.next_due_at() == T0 + 30
-    assert claim_ids(journal, now=T0 + 29) == []
-    assert claim_ids(journal, now=T0 + 30) == [event]
-    assert [a.outcome for a in journal.attempts(event)] == ["failed", "running"]
-    assert journal.attempts(event)[0].detail == "Traceback: boom"
+    assert await journal.next_due_at() == T0 + 30
+    assert await claim_ids(journal, now=T0 + 29) == []
+    assert await claim_ids(journal, now=T0 + 30) == [event]
+    assert [a.outcome for a in await journal.attempts(event)] == ["failed", "running"]
+    assert (await journal.attempts(event))[0].detail == "Traceback: boom"
 
 
-def test_retries_until_dead(journal: SQLiteJournal) -> None:
-    event_id = record(journal, delivery(), max_attempts=3).event.id
+async def test_retries_until_dead(journal: SQLiteJournal) -> None:
+    event_id = (await record(journal, delivery(), max_attempts=3)).event.id
     now = T0
     for attempt in range(1, 4):
-        [event] = journal.claim_due(now=now, limit=1)
+        [event] = await journal.claim_due(now=now, limit=1)
         assert event.attempts == attempt
         retry_at = now + 1 if event.attempts < event.max_attempts else None
-        journal.fail(event_id, error=f"boom {attempt}", handler_ms=1, retry_at=retry_at)
+        await journal.fail(event_id, error=f"boom {attempt}", handler_ms=1, retry_at=retry_at)
         now += 1
 
-    dead = journal.get(event_id)
+    dead = await journal.get(event_id)
     assert dead.state == EventState.DEAD
     assert dead.finished_at is not None
     assert dead.error == "boom 3"
-    assert [a.number for a in journal.attempts(event_id)] == [1, 2, 3]
-    assert claim_ids(journal, now=now + 10_000) == []
-    assert journal.next_due_at() is None
+    assert [a.number for a in await journal.attempts(event_id)] == [1, 2, 3]
+    assert await claim_ids(journal, now=now + 10_000) == []
+    assert await journal.next_due_at() is None
 
 
-def test_finish_stores_the_result(journal: SQLiteJournal) -> None:
-    event_id = record(journal, delivery()).event.id
-    claim_ids(journal)
-    done = journal.finish(event_id, result={"summary": "ok", "n": [1, 2]}, handler_ms=12.5)
+async def test_finish_stores_the_result(journal: SQLiteJournal) -> None:
+    event_id = (await record(journal, delivery())).event.id
+    await claim_ids(journal)
+    done = await journal.finish(event_id, result={"summary": "ok", "n": [1, 2]}, handler_ms=12.5)
 
     assert (done.state, done.result, done.handler_ms, done.error) == (
         EventState.SUCCEEDED,
@@ -297,204 +299,206 @@ def test_finish_stores_the_result(journal: SQLiteJournal) -> None:
         12.5,
         None,
     )
-    [attempt] = journal.attempts(event_id)
+    [attempt] = await journal.attempts(event_id)
     assert (attempt.outcome, attempt.detail) == ("succeeded", '{"summary": "ok", "n": [1, 2]}')
 
 
-def test_a_result_that_is_not_json_is_stored_as_its_repr(journal: SQLiteJournal) -> None:
-    event_id = record(journal, delivery()).event.id
-    claim_ids(journal)
-    assert journal.finish(event_id, result={"when": object}, handler_ms=1).result == {"when": repr(object)}
+async def test_a_result_that_is_not_json_is_stored_as_its_repr(journal: SQLiteJournal) -> None:
+    event_id = (await record(journal, delivery())).event.id
+    await claim_ids(journal)
+    assert (await journal.finish(event_id, result={"when": object}, handler_ms=1)).result == {"when": repr(object)}
 
 
-def test_set_ack_ms(journal: SQLiteJournal) -> None:
-    event_id = record(journal, delivery()).event.id
+async def test_set_ack_ms(journal: SQLiteJournal) -> None:
+    event_id = (await record(journal, delivery())).event.id
     journal.set_ack_ms(event_id, 3.25)
-    assert journal.get(event_id).ack_ms == 3.25
+    assert (await journal.get(event_id)).ack_ms == 3.25
 
 
-def test_events_left_running_by_a_crash_are_requeued(journal: SQLiteJournal) -> None:
-    running = record(journal, delivery(order=False)).event.id
-    waiting = record(journal, delivery(order=False)).event.id
-    claim_ids(journal, limit=1)
+async def test_events_left_running_by_a_crash_are_requeued(journal: SQLiteJournal) -> None:
+    running = (await record(journal, delivery(order=False))).event.id
+    waiting = (await record(journal, delivery(order=False))).event.id
+    await claim_ids(journal, limit=1)
 
-    assert journal.recover_interrupted() == 1
-    assert state(journal, running) == EventState.QUEUED
-    assert state(journal, waiting) == EventState.QUEUED
-    [attempt] = journal.attempts(running)
+    assert await journal.recover_interrupted() == 1
+    assert await state(journal, running) == EventState.QUEUED
+    assert await state(journal, waiting) == EventState.QUEUED
+    [attempt] = await journal.attempts(running)
     assert attempt.outcome == "interrupted"
-    assert claim_ids(journal) == [running, waiting]
-    assert journal.get(running).attempts == 2
+    assert await claim_ids(journal) == [running, waiting]
+    assert (await journal.get(running)).attempts == 2
 
 
 # --- replay ------------------------------------------------------------------------------------------
 
 
-def test_replay_runs_a_finished_event_again(journal: SQLiteJournal) -> None:
-    event_id = record(journal, delivery(), max_attempts=3).event.id
-    claim_ids(journal)
-    journal.finish(event_id, result=1, handler_ms=1)
+async def test_replay_runs_a_finished_event_again(journal: SQLiteJournal) -> None:
+    event_id = (await record(journal, delivery(), max_attempts=3)).event.id
+    await claim_ids(journal)
+    await journal.finish(event_id, result=1, handler_ms=1)
 
-    replayed = journal.replay(event_id, max_attempts=3)
+    replayed = await journal.replay(event_id, max_attempts=3)
     assert (replayed.state, replayed.max_attempts, replayed.finished_at) == (EventState.QUEUED, 4, None)
-    assert claim_ids(journal) == [event_id]
+    assert await claim_ids(journal) == [event_id]
 
 
-def test_replaying_a_duplicate_replays_its_original(journal: SQLiteJournal) -> None:
-    first = record(journal, delivery("id:x")).event.id
-    duplicate = record(journal, delivery("id:x")).event.id
-    claim_ids(journal)
-    journal.finish(first, result=1, handler_ms=1)
+async def test_replaying_a_duplicate_replays_its_original(journal: SQLiteJournal) -> None:
+    first = (await record(journal, delivery("id:x"))).event.id
+    duplicate = (await record(journal, delivery("id:x"))).event.id
+    await claim_ids(journal)
+    await journal.finish(first, result=1, handler_ms=1)
 
-    assert journal.replay(duplicate, max_attempts=2).id == first
-    assert state(journal, first) == EventState.QUEUED
-    assert state(journal, duplicate) == EventState.DUPLICATE
-
-
-def test_replaying_a_running_event_leaves_it_running(journal: SQLiteJournal) -> None:
-    event_id = record(journal, delivery()).event.id
-    claim_ids(journal)
-    assert journal.replay(event_id, max_attempts=2).state == EventState.RUNNING
+    assert (await journal.replay(duplicate, max_attempts=2)).id == first
+    assert await state(journal, first) == EventState.QUEUED
+    assert await state(journal, duplicate) == EventState.DUPLICATE
 
 
-def test_replaying_an_unknown_event(journal: SQLiteJournal) -> None:
+async def test_replaying_a_running_event_leaves_it_running(journal: SQLiteJournal) -> None:
+    event_id = (await record(journal, delivery())).event.id
+    await claim_ids(journal)
+    assert (await journal.replay(event_id, max_attempts=2)).state == EventState.RUNNING
+
+
+async def test_replaying_an_unknown_event(journal: SQLiteJournal) -> None:
     with pytest.raises(KeyError, match="No event 999"):
-        journal.replay(999, max_attempts=1)
+        await journal.replay(999, max_attempts=1)
 
 
-def test_replay_dead_requeues_only_that_endpoints_dead_events(journal: SQLiteJournal) -> None:
-    def dead(endpoint: str) -> int:
-        event_id = record(journal, delivery(endpoint=endpoint, order=False), max_attempts=1).event.id
-        claim_ids(journal)
-        journal.fail(event_id, error="x", handler_ms=1, retry_at=None)
+async def test_replay_dead_requeues_only_that_endpoints_dead_events(journal: SQLiteJournal) -> None:
+    async def dead(endpoint: str) -> int:
+        event_id = (await record(journal, delivery(endpoint=endpoint, order=False), max_attempts=1)).event.id
+        await claim_ids(journal)
+        await journal.fail(event_id, error="x", handler_ms=1, retry_at=None)
         return event_id
 
-    a1, a2, b1 = dead("/webhooks/a"), dead("/webhooks/a"), dead("/webhooks/b")
-    succeeded = record(journal, delivery(endpoint="/webhooks/a", order=False)).event.id
-    claim_ids(journal)
-    journal.finish(succeeded, result=None, handler_ms=1)
+    a1, a2, b1 = await dead("/webhooks/a"), await dead("/webhooks/a"), await dead("/webhooks/b")
+    succeeded = (await record(journal, delivery(endpoint="/webhooks/a", order=False))).event.id
+    await claim_ids(journal)
+    await journal.finish(succeeded, result=None, handler_ms=1)
 
-    assert journal.replay_dead("/webhooks/a", max_attempts=2) == [a1, a2]
-    assert [state(journal, i) for i in (a1, a2, b1, succeeded)] == [
+    assert await journal.replay_dead("/webhooks/a", max_attempts=2) == [a1, a2]
+    assert [await state(journal, i) for i in (a1, a2, b1, succeeded)] == [
         EventState.QUEUED,
         EventState.QUEUED,
         EventState.DEAD,
         EventState.SUCCEEDED,
     ]
-    assert journal.get(a1).max_attempts == 3
-    assert journal.replay_dead("/webhooks/a", max_attempts=2) == []
+    assert (await journal.get(a1)).max_attempts == 3
+    assert await journal.replay_dead("/webhooks/a", max_attempts=2) == []
 
 
 # --- the console's reads -------------------------------------------------------------------------------
 
 
-def test_list_recent_filters(journal: SQLiteJournal) -> None:
-    a = record(journal, delivery(endpoint="/webhooks/a", repo="org/x", scope="repo.content")).event.id
-    b = record(journal, delivery(endpoint="/webhooks/b", repo="org/y", scope="repo.config")).event.id
-    c = record(journal, delivery(endpoint="/webhooks/a", repo="org/y", scope="discussion"), skipped="no").event.id
-    d = record(journal, delivery(endpoint="/webhooks/a", repo="org/z", scope="repo_content")).event.id
+async def test_list_recent_filters(journal: SQLiteJournal) -> None:
+    a = (await record(journal, delivery(endpoint="/webhooks/a", repo="org/x", scope="repo.content"))).event.id
+    b = (await record(journal, delivery(endpoint="/webhooks/b", repo="org/y", scope="repo.config"))).event.id
+    c = (
+        await record(journal, delivery(endpoint="/webhooks/a", repo="org/y", scope="discussion"), skipped="no")
+    ).event.id
+    d = (await record(journal, delivery(endpoint="/webhooks/a", repo="org/z", scope="repo_content"))).event.id
 
-    def ids(**filters: object) -> list[int]:
-        return [event.id for event in journal.list_recent(**filters)]
+    async def ids(**filters: object) -> list[int]:
+        return [event.id for event in await journal.list_recent(**filters)]
 
-    assert ids() == [d, c, b, a]
-    assert ids(limit=2) == [d, c]
-    assert ids(endpoint="/webhooks/a") == [d, c, a]
-    assert ids(state="skipped") == [c]
-    assert ids(repo="org/y") == [c, b]
-    assert ids(scope="repo") == [b, a]  # prefix by segment; 'repo_content' is not under 'repo'
-    assert ids(scope="repo.content") == [a]
-    assert ids(scope="repo_content") == [d]
-    assert ids(endpoint="/webhooks/a", repo="org/y") == [c]
+    assert await ids() == [d, c, b, a]
+    assert await ids(limit=2) == [d, c]
+    assert await ids(endpoint="/webhooks/a") == [d, c, a]
+    assert await ids(state="skipped") == [c]
+    assert await ids(repo="org/y") == [c, b]
+    assert await ids(scope="repo") == [b, a]  # prefix by segment; 'repo_content' is not under 'repo'
+    assert await ids(scope="repo.content") == [a]
+    assert await ids(scope="repo_content") == [d]
+    assert await ids(endpoint="/webhooks/a", repo="org/y") == [c]
 
 
-def test_stats(journal: SQLiteJournal) -> None:
-    old = record(journal, delivery(endpoint="/webhooks/a", received_at=T0 - 100, order=False)).event.id
-    new = record(journal, delivery(endpoint="/webhooks/a", order=False)).event.id
-    record(journal, delivery(endpoint="/webhooks/b", order=False), skipped="no")
-    claim_ids(journal)
-    journal.finish(old, result=None, handler_ms=10)
-    journal.finish(new, result=None, handler_ms=30)
+async def test_stats(journal: SQLiteJournal) -> None:
+    old = (await record(journal, delivery(endpoint="/webhooks/a", received_at=T0 - 100, order=False))).event.id
+    new = (await record(journal, delivery(endpoint="/webhooks/a", order=False))).event.id
+    await record(journal, delivery(endpoint="/webhooks/b", order=False), skipped="no")
+    await claim_ids(journal)
+    await journal.finish(old, result=None, handler_ms=10)
+    await journal.finish(new, result=None, handler_ms=30)
     journal.set_ack_ms(new, 2.0)
 
-    stats = journal.stats(since=T0 - 1)
+    stats = await journal.stats(since=T0 - 1)
     assert stats.deliveries == 2
     assert stats.by_state == {"succeeded": 1, "skipped": 1}
     assert stats.by_endpoint == {"/webhooks/a": {"succeeded": 1}, "/webhooks/b": {"skipped": 1}}
     assert (stats.ack_ms_p50, stats.handler_ms_p50) == (2.0, 30)
-    assert journal.stats(since=T0 - 1000).handler_ms_p95 == 30
+    assert (await journal.stats(since=T0 - 1000)).handler_ms_p95 == 30
 
 
 # --- retention --------------------------------------------------------------------------------------------
 
 
-def test_prune_by_age_never_touches_unfinished_or_dead_events(journal: SQLiteJournal) -> None:
+async def test_prune_by_age_never_touches_unfinished_or_dead_events(journal: SQLiteJournal) -> None:
     old = T0 - 100 * 86400
 
-    def make(final: str) -> int:
-        event_id = record(journal, delivery(order=False, received_at=old), max_attempts=1).event.id
+    async def make(final: str) -> int:
+        event_id = (await record(journal, delivery(order=False, received_at=old), max_attempts=1)).event.id
         if final == "queued":
             return event_id
-        claim_ids(journal, limit=1)
+        await claim_ids(journal, limit=1)
         if final == "succeeded":
-            journal.finish(event_id, result=None, handler_ms=1)
+            await journal.finish(event_id, result=None, handler_ms=1)
         elif final == "failed":
-            journal.fail(event_id, error="x", handler_ms=1, retry_at=T0 + 10**6)
+            await journal.fail(event_id, error="x", handler_ms=1, retry_at=T0 + 10**6)
         elif final == "dead":
-            journal.fail(event_id, error="x", handler_ms=1, retry_at=None)
+            await journal.fail(event_id, error="x", handler_ms=1, retry_at=None)
         return event_id
 
-    running = make("running")
-    failed = make("failed")
-    dead = make("dead")
-    succeeded = make("succeeded")
-    queued = make("queued")
-    skipped = record(journal, delivery(order=False, received_at=old), skipped="unwanted").event.id
-    repeat = delivery(journal.get(succeeded).delivery_key, order=False, received_at=old)
-    duplicate = record(journal, repeat).event.id
-    assert state(journal, duplicate) == EventState.DUPLICATE
-    recent = record(journal, delivery(order=False), skipped="unwanted").event.id
+    running = await make("running")
+    failed = await make("failed")
+    dead = await make("dead")
+    succeeded = await make("succeeded")
+    queued = await make("queued")
+    skipped = (await record(journal, delivery(order=False, received_at=old), skipped="unwanted")).event.id
+    repeat = delivery((await journal.get(succeeded)).delivery_key, order=False, received_at=old)
+    duplicate = (await record(journal, repeat)).event.id
+    assert await state(journal, duplicate) == EventState.DUPLICATE
+    recent = (await record(journal, delivery(order=False), skipped="unwanted")).event.id
 
-    removed = journal.prune(older_than=T0 - 30 * 86400, keep_max=1000)
+    removed = await journal.prune(older_than=T0 - 30 * 86400, keep_max=1000)
 
     assert removed == 3  # succeeded, skipped, duplicate
     for gone in (succeeded, skipped, duplicate):
-        assert journal.get(gone) is None
-        assert journal.attempts(gone) == []  # attempts go with their event
-    assert [state(journal, i) for i in (queued, running, failed, dead)] == [
+        assert await journal.get(gone) is None
+        assert await journal.attempts(gone) == []  # attempts go with their event
+    assert [await state(journal, i) for i in (queued, running, failed, dead)] == [
         EventState.QUEUED,
         EventState.RUNNING,
         EventState.FAILED,
         EventState.DEAD,
     ]
-    assert journal.get(recent) is not None
+    assert await journal.get(recent) is not None
 
 
-def test_prune_by_count_keeps_the_newest_and_every_unfinished_event(journal: SQLiteJournal) -> None:
-    finished = [record(journal, delivery(order=False), skipped="x").event.id for _ in range(5)]
-    queued = record(journal, delivery(order=False)).event.id
-    newest = record(journal, delivery(order=False), skipped="x").event.id
+async def test_prune_by_count_keeps_the_newest_and_every_unfinished_event(journal: SQLiteJournal) -> None:
+    finished = [(await record(journal, delivery(order=False), skipped="x")).event.id for _ in range(5)]
+    queued = (await record(journal, delivery(order=False))).event.id
+    newest = (await record(journal, delivery(order=False), skipped="x")).event.id
 
-    assert journal.prune(older_than=0, keep_max=3) == 4
-    remaining = {event.id for event in journal.list_recent()}
+    assert await journal.prune(older_than=0, keep_max=3) == 4
+    remaining = {event.id for event in await journal.list_recent()}
     assert remaining == {finished[-1], queued, newest}
 
 
 # --- opening: survive restarts, refuse what cannot be trusted ----------------------------------------------
 
 
-def test_events_survive_closing_and_reopening(tmp_path: Path) -> None:
+async def test_events_survive_closing_and_reopening(tmp_path: Path) -> None:
     path = tmp_path / "journal.sqlite3"
     first = SQLiteJournal(path)
-    event_id = record(first, delivery("id:keep")).event.id
-    first.close()
+    event_id = (await record(first, delivery("id:keep"))).event.id
+    await first.close()
 
     second = SQLiteJournal(path)
     try:
-        assert second.get(event_id).delivery_key == "id:keep"
-        assert record(second, delivery("id:keep")).outcome == "duplicate"
+        assert (await second.get(event_id)).delivery_key == "id:keep"
+        assert (await record(second, delivery("id:keep"))).outcome == "duplicate"
     finally:
-        second.close()
+        await second.close()
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -512,12 +516,12 @@ def test_a_garbage_file_is_refused_naming_it(tmp_path: Path) -> None:
     assert path.read_bytes().startswith(b"this is not a database")  # never replaced
 
 
-def test_a_damaged_journal_is_refused_naming_it(tmp_path: Path) -> None:
+async def test_a_damaged_journal_is_refused_naming_it(tmp_path: Path) -> None:
     path = tmp_path / "journal.sqlite3"
     journal = SQLiteJournal(path)
     for _ in range(50):
-        record(journal, delivery(body=b"x" * 2000))
-    journal.close()
+        await record(journal, delivery(body=b"x" * 2000))
+    await journal.close()
     data = bytearray(path.read_bytes())
     assert len(data) > 8 * 4096
     data[2 * 4096 : 6 * 4096] = b"\xa5" * (4 * 4096)  # trash pages of the events table
@@ -528,9 +532,9 @@ def test_a_damaged_journal_is_refused_naming_it(tmp_path: Path) -> None:
     assert str(path) in str(caught.value)
 
 
-def test_a_journal_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+async def test_a_journal_from_a_newer_version_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "journal.sqlite3"
-    SQLiteJournal(path).close()
+    await SQLiteJournal(path).close()
     with sqlite3.connect(path) as db:
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
 
@@ -560,74 +564,85 @@ def test_an_unusable_folder_is_refused(tmp_path: Path) -> None:
 # --- size cap --------------------------------------------------------------------------------------------
 
 
-def test_a_full_journal_refuses_with_503_and_writes_nothing_half(tmp_path: Path) -> None:
+async def test_a_full_journal_refuses_with_503_and_writes_nothing_half(tmp_path: Path) -> None:
     journal = SQLiteJournal(tmp_path / "journal.sqlite3", max_bytes=96 * 1024)
     try:
-        failing = record(journal, delivery("id:failing", order=False), max_attempts=1).event.id
-        claim_ids(journal)
-        journal.fail(failing, error="x", handler_ms=1, retry_at=None)
+        failing = (await record(journal, delivery("id:failing", order=False), max_attempts=1)).event.id
+        await claim_ids(journal)
+        await journal.fail(failing, error="x", handler_ms=1, retry_at=None)
 
         recorded = 0
         with pytest.raises(JournalUnavailable) as caught:
             for _ in range(1000):
-                record(journal, delivery(order=False, body=b"y" * 3000))
+                await record(journal, delivery(order=False, body=b"y" * 3000))
+                await journal.durable()  # as the request path does: each delivery its own commit
                 recorded += 1
         assert caught.value.status_code == 503
         assert recorded > 0
-        count_before = len(journal.list_recent(limit=10_000))
+        count_before = len(await journal.list_recent(limit=10_000))
 
         # A redelivery of the dead event would requeue it and insert a row: with no room for the
         # row, the requeue must not happen either.
         with pytest.raises(JournalUnavailable):
-            record(journal, delivery("id:failing", order=False, body=b"z" * 20_000), max_attempts=1)
-        assert state(journal, failing) == EventState.DEAD
-        assert len(journal.list_recent(limit=10_000)) == count_before
+            await record(journal, delivery("id:failing", order=False, body=b"z" * 20_000), max_attempts=1)
+        assert await state(journal, failing) == EventState.DEAD
+        assert len(await journal.list_recent(limit=10_000)) == count_before
 
         # Reads and small writes still work; pruning makes room again.
-        assert journal.get(failing) is not None
-        removed = journal.prune(older_than=T0 + 1, keep_max=10_000)
+        assert await journal.get(failing) is not None
+        removed = await journal.prune(older_than=T0 + 1, keep_max=10_000)
         assert removed == 0  # nothing is finished: queued events are never pruned to make room
     finally:
-        journal.close()
+        await journal.close()
     with sqlite3.connect(tmp_path / "journal.sqlite3") as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
-def test_no_cap_by_default(tmp_path: Path) -> None:
+async def test_no_cap_by_default(tmp_path: Path) -> None:
     journal = SQLiteJournal(tmp_path / "journal.sqlite3")
     try:
         for _ in range(30):
-            record(journal, delivery(order=False, body=b"y" * 10_000))
-        assert len(journal.list_recent()) == 30
+            await record(journal, delivery(order=False, body=b"y" * 10_000))
+        assert len(await journal.list_recent()) == 30
     finally:
-        journal.close()
+        await journal.close()
 
 
-def test_reads_from_another_thread_see_committed_writes(journal: SQLiteJournal) -> None:
-    event_id = record(journal, delivery()).event.id
-    seen: list[object] = []
-    thread = threading.Thread(target=lambda: seen.append(journal.get(event_id)))
-    thread.start()
-    thread.join()
+async def test_reads_from_another_thread_see_committed_writes(
+    journal: SQLiteJournal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The console's reads run on a thread of the journal's own, so a slow one never holds up deliveries."""
+    from lib.journal import sqlite as sqlite_backend
+
+    threads: list[threading.Thread] = []
+    opened = sqlite_backend.connect
+    monkeypatch.setattr(
+        sqlite_backend, "connect", lambda path: threads.append(threading.current_thread()) or opened(path)
+    )
+    event_id = (await record(journal, delivery())).event.id
+    seen: list[object] = [await journal.get(event_id)]
+    assert threads and threads[0] is not threading.current_thread()
     assert seen[0] is not None and seen[0].id == event_id
 
 
-def test_an_event_cut_short_on_its_last_attempt_is_left_dead_not_rerun_forever(journal: SQLiteJournal) -> None:
+async def test_an_event_cut_short_on_its_last_attempt_is_left_dead_not_rerun_forever(journal: SQLiteJournal) -> None:
     """A handler that kills the process would otherwise crash every restart."""
-    poison = journal.record(delivery(order=False), skipped_reason=None, max_attempts=1, duplicate_window=0).event.id
-    claim_ids(journal, limit=1)
+    poison = (
+        await journal.record(delivery(order=False), skipped_reason=None, max_attempts=1, duplicate_window=0)
+    ).event.id
+    await claim_ids(journal, limit=1)
 
-    assert journal.recover_interrupted() == 0
-    dead = journal.get(poison)
+    assert await journal.recover_interrupted() == 0
+    dead = await journal.get(poison)
     assert dead.state == EventState.DEAD
     assert "stopped during the last allowed attempt" in dead.error
-    assert claim_ids(journal) == []
-    journal.replay(poison, max_attempts=1)
-    assert claim_ids(journal) == [poison]
+    assert await claim_ids(journal) == []
+    await journal.replay(poison, max_attempts=1)
+    assert await claim_ids(journal) == [poison]
 
 
 @pytest.mark.parametrize("query", ["CLAIMABLE", "NEXT_DUE"])
-def test_the_worker_queries_use_the_partial_indexes_instead_of_scanning_every_event(
+async def test_the_worker_queries_use_the_partial_indexes_instead_of_scanning_every_event(
     journal: SQLiteJournal, query: str
 ) -> None:
     """A full scan would read every body ever recorded on every wake-up, slower as the journal grows.
@@ -723,7 +738,7 @@ def write_v1_journal(path: Path, *, running_since: float) -> dict[str, int]:
     return ids
 
 
-def test_a_v1_journal_is_migrated_keeping_its_events_and_the_attempt_it_was_running(tmp_path: Path) -> None:
+async def test_a_v1_journal_is_migrated_keeping_its_events_and_the_attempt_it_was_running(tmp_path: Path) -> None:
     """Journals written before the running attempt moved onto the event must keep working after an update:
     the attempt cut short by the update is still counted (and marked interrupted), nothing is lost."""
     path = tmp_path / "journal.sqlite3"
@@ -741,45 +756,45 @@ def test_a_v1_journal_is_migrated_keeping_its_events_and_the_attempt_it_was_runn
             assert (started[ids["running"]], started[ids["queued"]]) == (running_since, None)
             assert db.execute("SELECT COUNT(*) FROM attempts WHERE outcome = 'running'").fetchone()[0] == 0
 
-        [running] = journal.attempts(ids["running"])
+        [running] = await journal.attempts(ids["running"])
         assert (running.number, running.outcome, running.started_at, running.finished_at) == (
             1,
             "running",
             running_since,
             None,
         )
-        [succeeded] = journal.attempts(ids["succeeded"])
+        [succeeded] = await journal.attempts(ids["succeeded"])
         assert (succeeded.outcome, succeeded.started_at, succeeded.finished_at) == ("succeeded", T0, T0 + 5)
-        assert journal.get(ids["succeeded"]).result == "ok"
+        assert (await journal.get(ids["succeeded"])).result == "ok"
         # The bodies moved to their own table, each with its event.
-        assert [journal.get(ids[name]).body for name in ("succeeded", "running", "queued")] == [
+        assert [(await journal.get(ids[name])).body for name in ("succeeded", "running", "queued")] == [
             b'{"v1": 0}',
             b'{"v1": 1}',
             b'{"v1": 2}',
         ]
 
-        assert journal.recover_interrupted() == 1
-        [interrupted] = journal.attempts(ids["running"])
+        assert await journal.recover_interrupted() == 1
+        [interrupted] = await journal.attempts(ids["running"])
         assert (interrupted.number, interrupted.outcome, interrupted.started_at) == (1, "interrupted", running_since)
         assert interrupted.finished_at is not None
-        assert [state(journal, ids[name]) for name in ("succeeded", "running", "queued")] == [
+        assert [await state(journal, ids[name]) for name in ("succeeded", "running", "queued")] == [
             EventState.SUCCEEDED,
             EventState.QUEUED,
             EventState.QUEUED,
         ]
         # The new claim query (it names the new index) runs on the migrated file.
-        claimed = journal.claim_due(now=T0 + 100, limit=10)
+        claimed = await journal.claim_due(now=T0 + 100, limit=10)
         assert [(event.id, event.attempts) for event in claimed] == [(ids["running"], 2), (ids["queued"], 1)]
     finally:
-        journal.close()
+        await journal.close()
 
 
-def test_a_journal_of_a_newer_schema_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+async def test_a_journal_of_a_newer_schema_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
     """Schema 3 is not ours to migrate, not even 'down': refusing must not rewrite its version or its rows."""
     path = tmp_path / "journal.sqlite3"
     journal = SQLiteJournal(path)
-    event_id = record(journal, delivery()).event.id
-    journal.close()
+    event_id = (await record(journal, delivery())).event.id
+    await journal.close()
     with contextlib.closing(sqlite3.connect(path)) as db, db:
         db.execute("PRAGMA user_version=3")
 
@@ -797,57 +812,57 @@ def starts_file(journal: SQLiteJournal) -> Path:
     return journal.path.with_name(journal.path.name + "-starts")
 
 
-def reopened(journal: SQLiteJournal) -> SQLiteJournal:
+async def reopened(journal: SQLiteJournal) -> SQLiteJournal:
     """Close the journal and open its file again, as the next start of the app does."""
-    journal.close()
-    return SQLiteJournal(journal.path)
+    await journal.close()
+    return SQLiteJournal(journal.path, group_commit=journal.group_commit)
 
 
 @pytest.mark.parametrize("max_attempts", [1, 3])
-def test_an_attempt_whose_claim_died_with_the_process_still_counts(tmp_path: Path, max_attempts: int) -> None:
+async def test_an_attempt_whose_claim_died_with_the_process_still_counts(tmp_path: Path, max_attempts: int) -> None:
     """Claims are committed in groups, so a handler can start (and kill the process) before its claim is on
     disk. Its note in the starts file is then the only trace: without it the event would run again with
     the same attempt number on every start, and a handler that crashes the process would crash every start."""
     journal = SQLiteJournal(tmp_path / "journal.sqlite3")
-    event_id = record(journal, delivery(), max_attempts=max_attempts).event.id
+    event_id = (await record(journal, delivery(), max_attempts=max_attempts)).event.id
     journal.attempt_started(event_id, 1)  # the claim itself never reached the file
     assert starts_file(journal).read_text() == f"{event_id} 1\n"
-    journal = reopened(journal)
+    journal = await reopened(journal)
     try:
-        assert journal.get(event_id).state == EventState.QUEUED  # as the file says, before recovery
-        assert journal.recover_interrupted() == (0 if max_attempts == 1 else 1)
+        assert (await journal.get(event_id)).state == EventState.QUEUED  # as the file says, before recovery
+        assert await journal.recover_interrupted() == (0 if max_attempts == 1 else 1)
 
-        event = journal.get(event_id)
-        [attempt] = journal.attempts(event_id)
+        event = await journal.get(event_id)
+        [attempt] = await journal.attempts(event_id)
         assert (attempt.number, attempt.outcome) == (1, "interrupted")
         assert event.attempts == 1
         if max_attempts == 1:
             assert event.state == EventState.DEAD
             assert "stopped during the last allowed attempt" in event.error
-            assert claim_ids(journal) == []
+            assert await claim_ids(journal) == []
         else:
             assert event.state == EventState.QUEUED
-            [claimed] = journal.claim_due(now=T0, limit=1)
+            [claimed] = await journal.claim_due(now=T0, limit=1)
             assert (claimed.id, claimed.attempts) == (event_id, 2)
     finally:
-        journal.close()
+        await journal.close()
 
 
-def test_the_starts_file_ignores_torn_and_garbage_lines_and_attempts_already_recorded(tmp_path: Path) -> None:
+async def test_the_starts_file_ignores_torn_and_garbage_lines_and_attempts_already_recorded(tmp_path: Path) -> None:
     """The file is appended without a sync, so a crash can cut its last line short: a half line must not
     count an attempt (nor stop the app starting). Attempts whose claim did reach the journal, and events
     that finished since, are not counted again."""
     journal = SQLiteJournal(tmp_path / "journal.sqlite3")
-    lost, retried, finished = (record(journal, delivery(order=False)).event.id for _ in range(3))
-    claim_ids(journal)
+    lost, retried, finished = [(await record(journal, delivery(order=False))).event.id for _ in range(3)]
+    await claim_ids(journal)
     for event_id in (lost, retried, finished):
         journal.attempt_started(event_id, 1)
-    journal.fail(lost, error="boom", handler_ms=1, retry_at=T0)
-    journal.fail(retried, error="boom", handler_ms=1, retry_at=T0 + 3600)
-    journal.finish(finished, result="done", handler_ms=1)
+    await journal.fail(lost, error="boom", handler_ms=1, retry_at=T0)
+    await journal.fail(retried, error="boom", handler_ms=1, retry_at=T0 + 3600)
+    await journal.finish(finished, result="done", handler_ms=1)
     journal.attempt_started(lost, 2)  # its retry started; the claim of attempt 2 died with the process
-    torn = record(journal, delivery(order=False)).event.id
-    journal.close()
+    torn = (await record(journal, delivery(order=False))).event.id
+    await journal.close()
     with starts_file(journal).open("ab") as file:
         garbage = f"not a line\n{torn} two\n{torn} 1 1\n-{torn} 1\n\n999 1\n\x00\n{torn} \u00b2\n{torn} 1\u0661\n"
         file.write(garbage.encode() + b"\xff\xfe 1\n")
@@ -855,60 +870,61 @@ def test_the_starts_file_ignores_torn_and_garbage_lines_and_attempts_already_rec
 
     journal = SQLiteJournal(journal.path)
     try:
-        assert journal.recover_interrupted() == 1
-        assert [(a.number, a.outcome) for a in journal.attempts(lost)] == [(1, "failed"), (2, "interrupted")]
-        assert (journal.get(lost).state, journal.get(lost).attempts) == (EventState.QUEUED, 2)
-        assert (journal.get(torn).state, journal.get(torn).attempts, journal.attempts(torn)) == (
+        assert await journal.recover_interrupted() == 1
+        assert [(a.number, a.outcome) for a in await journal.attempts(lost)] == [(1, "failed"), (2, "interrupted")]
+        assert ((await journal.get(lost)).state, (await journal.get(lost)).attempts) == (EventState.QUEUED, 2)
+        assert ((await journal.get(torn)).state, (await journal.get(torn)).attempts, await journal.attempts(torn)) == (
             EventState.QUEUED,
             0,
             [],
         )
-        assert [a.outcome for a in journal.attempts(retried)] == ["failed"]
-        assert (journal.get(retried).state, journal.get(retried).attempts) == (EventState.FAILED, 1)
-        assert [a.outcome for a in journal.attempts(finished)] == ["succeeded"]
-        assert journal.get(finished).state == EventState.SUCCEEDED
-        assert journal.get(999) is None
+        assert [a.outcome for a in await journal.attempts(retried)] == ["failed"]
+        assert ((await journal.get(retried)).state, (await journal.get(retried)).attempts) == (EventState.FAILED, 1)
+        assert [a.outcome for a in await journal.attempts(finished)] == ["succeeded"]
+        assert (await journal.get(finished)).state == EventState.SUCCEEDED
+        assert await journal.get(999) is None
     finally:
-        journal.close()
+        await journal.close()
 
 
-def test_recovering_twice_counts_a_lost_claim_once_and_the_next_commit_empties_the_starts_file(
+async def test_recovering_twice_counts_a_lost_claim_once_and_the_next_commit_empties_the_starts_file(
     tmp_path: Path,
 ) -> None:
     """The starts file is emptied only once the recovery that read it is on disk (the next commit): a crash
-    in between starts again from the same file, and must not count the same attempt a second time."""
-    journal = SQLiteJournal(tmp_path / "journal.sqlite3")
-    event_id = record(journal, delivery(), max_attempts=3).event.id
+    in between starts again from the same file, and must not count the same attempt a second time.
+    Each call its own transaction, so that the recovery and the next commit are two commits."""
+    journal = SQLiteJournal(tmp_path / "journal.sqlite3", group_commit=False)
+    event_id = (await record(journal, delivery(), max_attempts=3)).event.id
     journal.attempt_started(event_id, 1)
-    journal = reopened(journal)
-    assert journal.recover_interrupted() == 1
+    journal = await reopened(journal)
+    assert await journal.recover_interrupted() == 1
     assert starts_file(journal).stat().st_size > 0  # not emptied yet: a crash now must still find it
-    journal = reopened(journal)  # the app stops again before writing anything else
+    journal = await reopened(journal)  # the app stops again before writing anything else
     try:
-        assert journal.recover_interrupted() == 0  # nothing was running any more
-        event = journal.get(event_id)
+        assert await journal.recover_interrupted() == 0  # nothing was running any more
+        event = await journal.get(event_id)
         assert (event.state, event.attempts) == (EventState.QUEUED, 1)
-        assert [(a.number, a.outcome) for a in journal.attempts(event_id)] == [(1, "interrupted")]
+        assert [(a.number, a.outcome) for a in await journal.attempts(event_id)] == [(1, "interrupted")]
         assert starts_file(journal).stat().st_size > 0
 
-        record(journal, delivery())  # the next commit
+        await record(journal, delivery())  # the next commit
         assert starts_file(journal).stat().st_size == 0
-        [claimed] = journal.claim_due(now=T0, limit=1)
+        [claimed] = await journal.claim_due(now=T0, limit=1)
         assert (claimed.id, claimed.attempts) == (event_id, 2)
     finally:
-        journal.close()
+        await journal.close()
 
 
-def test_numbers_too_big_for_sqlite_in_the_starts_file_are_garbage_too(tmp_path: Path) -> None:
+async def test_numbers_too_big_for_sqlite_in_the_starts_file_are_garbage_too(tmp_path: Path) -> None:
     """Recovery runs before the app serves anything: a damaged starts file must not keep it from starting."""
     journal = SQLiteJournal(tmp_path / "journal.sqlite3")
-    event_id = record(journal, delivery()).event.id
-    journal.close()
+    event_id = (await record(journal, delivery())).event.id
+    await journal.close()
     starts_file(journal).write_text(f"{event_id} {10**30}\n{10**30} 1\n")
 
     journal = SQLiteJournal(journal.path)
     try:
-        assert journal.recover_interrupted() == 0
-        assert (journal.get(event_id).state, journal.get(event_id).attempts) == (EventState.QUEUED, 0)
+        assert await journal.recover_interrupted() == 0
+        assert ((await journal.get(event_id)).state, (await journal.get(event_id)).attempts) == (EventState.QUEUED, 0)
     finally:
-        journal.close()
+        await journal.close()

@@ -2,7 +2,8 @@
 
 WAL with `synchronous=NORMAL` makes each commit survive a crash of the process (the Space
 restarting, SIGKILL), which is what an acknowledgement promises. Writes share one connection under
-a lock; reads (the console) use a connection per thread so they never wait behind the request path.
+a lock; the console's reads run on a thread of their own (`reader.py`) once the loop's open group is
+committed, so they see every earlier write and never hold up deliveries.
 
 A commit costs far more than the statements in it, so on the event loop writes are grouped
 (`_transaction`): the deliveries of one turn share one commit, and what nobody waits for (claims,
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigurationError, JournalUnavailable
+from .reader import ReadThread
 from .records import (
     PRUNABLE_STATES,
     Attempt,
@@ -58,8 +60,6 @@ IDLE_COMMIT_SECONDS = 0.05
 the next delivery's commit instead of paying for one of their own."""
 STARTS_SUFFIX = "-starts"
 """Beside the journal: the starts file (see `starts_file.py`)."""
-GROUP_WAIT_SECONDS = 2.0
-"""How long a reader on another thread waits for the loop to commit its open group before reading anyway."""
 
 
 def _record_from_row(row: sqlite3.Row) -> EventRecord:
@@ -209,7 +209,8 @@ class SQLiteJournal:
         """
         self._ack_lock = threading.Lock()
         self._pending_ack_ms: list[tuple[float, int]] = []
-        self._readers = threading.local()
+        self._reads = ReadThread(lambda: connect(self.path))
+        self._closed = False
         self._lost = JournalUnavailable("The event journal could not record this delivery; retry later.")
         """Why the last group failed, for the deliveries it took with it."""
         self._recorded_up_to = 0
@@ -235,13 +236,6 @@ class SQLiteJournal:
                 f"The event journal at {path} cannot be used ({exc}). If the file is damaged, move it aside "
                 "(its events are lost to the app, not deleted) or point DATA_DIR at another folder."
             ) from None
-
-    def _reader(self) -> sqlite3.Connection:
-        connection = getattr(self._readers, "connection", None)
-        if connection is None:
-            connection = connect(self.path)
-            self._readers.connection = connection
-        return connection
 
     def _transaction(self, *, grouped: bool = True, atomic: bool = True) -> AbstractContextManager[sqlite3.Connection]:
         """One write: all of it lands or none of it does.
@@ -461,33 +455,31 @@ class SQLiteJournal:
             "later. Raise the cap or lower WEBHOOK_RETENTION_DAYS / WEBHOOK_RETENTION_MAX_EVENTS."
         )
 
-    def _read(self, sql: str, parameters: Any = ()) -> list[sqlite3.Row]:
-        here = threading.get_ident()
-        if self._batch_thread not in (None, here):
-            self._commit_open_group()
-        if (self._pending_ack_ms or self._carry) and self._batch_thread != here:
-            with contextlib.suppress(JournalUnavailable), self._transaction():
-                pass  # writes what waits in memory, so the read sees it; a full disk must not stop reads
-        # On the loop's thread, the open group's writes are visible only through its connection.
-        connection = self._writer if self._batch_thread == here else self._reader()
+    def _read_here(self, sql: str, parameters: Any = ()) -> list[sqlite3.Row]:
+        """A cheap read on the loop, through the writer's connection: it sees the open group's writes."""
+        if self._pending_ack_ms and self._batch_thread == threading.get_ident():
+            with contextlib.suppress(sqlite3.Error):
+                self._flush_ack_ms(self._writer)
         try:
-            return connection.execute(sql, parameters).fetchall()
+            return self._writer.execute(sql, parameters).fetchall()
         except sqlite3.Error as exc:
             raise JournalUnavailable(f"The event journal cannot be read ({exc}).") from None
 
-    def _commit_open_group(self) -> None:
-        """From another thread: have the loop commit its open group now, and wait for it.
+    async def _read_committed(self, sql: str, parameters: Any = ()) -> list[sqlite3.Row]:
+        """A read that may be slow (the console's), run on a thread so deliveries do not wait behind it.
 
-        A reader on another thread (the console, a handler's thread) then sees every write the
-        loop made before it asked, not a state up to `IDLE_COMMIT_SECONDS` old.
+        The open group is committed first, on the loop (a commit without a sync is cheap), so the
+        read sees every write made before it was asked for.
         """
-        loop = self._batch_loop
-        if loop is None:
-            return
-        with contextlib.suppress(RuntimeError):  # the loop is closed: nothing will commit sooner
-            loop.call_soon_threadsafe(self._commit_batch)
-        if self._write_lock.acquire(timeout=GROUP_WAIT_SECONDS):
-            self._write_lock.release()
+        if self._batch_thread == threading.get_ident():
+            self._commit_batch()
+        if self._pending_ack_ms or self._carry:
+            with contextlib.suppress(JournalUnavailable), self._transaction(grouped=False):
+                pass  # writes what waits in memory, so the read sees it; a full disk must not stop reads
+        try:
+            return await self._reads.read(sql, parameters)
+        except sqlite3.Error as exc:
+            raise JournalUnavailable(f"The event journal cannot be read ({exc}).") from None
 
     @staticmethod
     def _fetch(connection: sqlite3.Connection, event_id: int) -> EventRecord:
@@ -495,7 +487,7 @@ class SQLiteJournal:
 
     # --- the request path -------------------------------------------------------------------
 
-    def record(
+    async def record(
         self,
         delivery: Delivery,
         *,
@@ -593,11 +585,11 @@ class SQLiteJournal:
 
     # --- the worker ---------------------------------------------------------------------------
 
-    def claim_due(self, *, now: float, limit: int) -> list[EventRecord]:
+    async def claim_due(self, *, now: float, limit: int) -> list[EventRecord]:
         if limit <= 0:
             return []
         # Most wake-ups find nothing: answer those without a write transaction.
-        if not self._read(CLAIMABLE, {"now": now, "limit": 1}):
+        if not self._read_here(CLAIMABLE, {"now": now, "limit": 1}):
             return []
         with self._transaction() as connection:
             self._write_pending_claims(connection)  # so their repositories are seen as busy
@@ -606,7 +598,7 @@ class SQLiteJournal:
                 self._transition(connection, MARK_RUNNING, (now, event_id))
             return [self._fetch(connection, event_id) for event_id in ids]
 
-    def claim_next(self, order_key: str, *, now: float) -> int | None:
+    async def claim_next(self, order_key: str, *, now: float) -> int | None:
         """Claim the oldest unfinished event of one order key if it may run now; its id, or None.
 
         The worker calls this when an event finishes, to hand its repository's next event over
@@ -632,11 +624,11 @@ class SQLiteJournal:
             for claim in claims:
                 self._transition(connection, MARK_RUNNING, claim)
 
-    def next_due_at(self) -> float | None:
-        rows = self._read(NEXT_DUE)
+    async def next_due_at(self) -> float | None:
+        rows = self._read_here(NEXT_DUE)
         return rows[0][0]
 
-    def finish(self, event: EventRecord | int, *, result: Any, handler_ms: float) -> EventRecord:
+    async def finish(self, event: EventRecord | int, *, result: Any, handler_ms: float) -> EventRecord:
         now = time.time()
         encoded = json.dumps(result, default=repr)
         event_id = event if isinstance(event, int) else event.id
@@ -664,7 +656,7 @@ class SQLiteJournal:
             state=EventState.SUCCEEDED, result=result, error=None, handler_ms=handler_ms, finished_at=now
         )
 
-    def skip(self, event: EventRecord | int, *, reason: str) -> EventRecord:
+    async def skip(self, event: EventRecord | int, *, reason: str) -> EventRecord:
         now = time.time()
         event_id = event if isinstance(event, int) else event.id
         with self._transaction() as connection:
@@ -679,7 +671,9 @@ class SQLiteJournal:
                 return self._fetch(connection, event_id)
         return event.evolve(state=EventState.SKIPPED, note=reason, attempts=event.attempts - 1, finished_at=now)
 
-    def fail(self, event: EventRecord | int, *, error: str, handler_ms: float, retry_at: float | None) -> EventRecord:
+    async def fail(
+        self, event: EventRecord | int, *, error: str, handler_ms: float, retry_at: float | None
+    ) -> EventRecord:
         now = time.time()
         state = EventState.FAILED if retry_at is not None else EventState.DEAD
         finished_at = None if retry_at is not None else now
@@ -701,7 +695,7 @@ class SQLiteJournal:
             state=state, error=error, handler_ms=handler_ms, next_attempt_at=retry_at, finished_at=finished_at
         )
 
-    def recover_interrupted(self) -> int:
+    async def recover_interrupted(self) -> int:
         now = time.time()
         lost_claims = [(attempt, event_id) for event_id, attempt in self._starts.started().items()]
         interrupted = {"now": now, "outcome": "interrupted", "detail": "the app stopped while this attempt ran"}
@@ -732,13 +726,13 @@ class SQLiteJournal:
 
     # --- the console --------------------------------------------------------------------------
 
-    def get(self, event_id: int) -> EventRecord | None:
-        rows = self._read("SELECT * FROM event_rows WHERE id = ?", (event_id,))
+    async def get(self, event_id: int) -> EventRecord | None:
+        rows = await self._read_committed("SELECT * FROM event_rows WHERE id = ?", (event_id,))
         return _record_from_row(rows[0]) if rows else None
 
-    def attempts(self, event_id: int) -> list[Attempt]:
+    async def attempts(self, event_id: int) -> list[Attempt]:
         """The attempts table's rows, then the one the event row holds (running, or the success)."""
-        rows = self._read(
+        rows = await self._read_committed(
             "SELECT event_id, number, started_at, finished_at, outcome, detail FROM attempts WHERE event_id = :id "
             f"UNION ALL {LAST_ATTEMPT} AND id = :id ORDER BY number",
             {"id": event_id},
@@ -755,7 +749,7 @@ class SQLiteJournal:
             for row in rows
         ]
 
-    def list_recent(
+    async def list_recent(
         self,
         *,
         limit: int = 100,
@@ -774,10 +768,12 @@ class SQLiteJournal:
             escaped = scope.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             parameters += [scope, escaped + ".%"]
         where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-        rows = self._read(f"SELECT * FROM event_rows {where} ORDER BY id DESC LIMIT ?", (*parameters, limit))
+        rows = await self._read_committed(
+            f"SELECT * FROM event_rows {where} ORDER BY id DESC LIMIT ?", (*parameters, limit)
+        )
         return [_record_from_row(row) for row in rows]
 
-    def replay(self, event_id: int, *, max_attempts: int) -> EventRecord:
+    async def replay(self, event_id: int, *, max_attempts: int) -> EventRecord:
         with self._transaction() as connection:
             row = connection.execute("SELECT state, original_id FROM events WHERE id = ?", (event_id,)).fetchone()
             if row is None:
@@ -787,7 +783,7 @@ class SQLiteJournal:
             connection.execute(REQUEUE, (max_attempts, target))
             return self._fetch(connection, target)
 
-    def replay_dead(self, endpoint: str, *, max_attempts: int) -> list[int]:
+    async def replay_dead(self, endpoint: str, *, max_attempts: int) -> list[int]:
         with self._transaction() as connection:
             ids = [
                 row[0]
@@ -798,8 +794,8 @@ class SQLiteJournal:
             connection.executemany(REQUEUE, [(max_attempts, event_id) for event_id in ids])
             return ids
 
-    def stats(self, *, since: float) -> JournalStats:
-        rows = self._read(
+    async def stats(self, *, since: float) -> JournalStats:
+        rows = await self._read_committed(
             "SELECT endpoint, state, COUNT(*) FROM events WHERE received_at >= ? GROUP BY endpoint, state",
             (since,),
         )
@@ -810,11 +806,13 @@ class SQLiteJournal:
             by_endpoint.setdefault(endpoint, {})[state] = count
         ack = sorted(
             row[0]
-            for row in self._read("SELECT ack_ms FROM events WHERE received_at >= ? AND ack_ms IS NOT NULL", (since,))
+            for row in await self._read_committed(
+                "SELECT ack_ms FROM events WHERE received_at >= ? AND ack_ms IS NOT NULL", (since,)
+            )
         )
         handler = sorted(
             row[0]
-            for row in self._read(
+            for row in await self._read_committed(
                 "SELECT handler_ms FROM events WHERE received_at >= ? AND handler_ms IS NOT NULL", (since,)
             )
         )
@@ -829,7 +827,7 @@ class SQLiteJournal:
             deliveries=sum(by_state.values()),
         )
 
-    def prune(self, *, older_than: float, keep_max: int) -> int:
+    async def prune(self, *, older_than: float, keep_max: int) -> int:
         states = tuple(state.value for state in PRUNABLE_STATES)
         marks = ", ".join("?" for _ in states)
         with self._transaction() as connection:
@@ -840,7 +838,10 @@ class SQLiteJournal:
             ).rowcount
         return removed
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         if self._batch_thread == threading.get_ident():
             self._commit_batch()
         if self._pending_ack_ms:
@@ -849,6 +850,4 @@ class SQLiteJournal:
         with self._write_lock:
             self._writer.close()
         self._starts.close()
-        reader = getattr(self._readers, "connection", None)
-        if reader is not None:
-            reader.close()
+        self._reads.close()
