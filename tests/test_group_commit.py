@@ -21,8 +21,7 @@ from pathlib import Path
 import pytest
 
 from lib.errors import JournalUnavailable
-from lib.journal import Delivery, EventState
-from lib.journal import sqlite as sqlite_journal
+from lib.journal import Delivery, EventState, write_behind
 from lib.journal.sqlite import SQLiteJournal
 
 pytestmark = pytest.mark.anyio
@@ -139,7 +138,7 @@ async def test_a_read_commits_the_open_group_first_and_sees_its_claims_and_outco
     """The console's reads run on a thread with a connection of their own, so a slow one does not hold up
     deliveries: without committing the open group first, they would show an event queued that is
     running, or running that has finished."""
-    monkeypatch.setattr(sqlite_journal, "IDLE_COMMIT_SECONDS", 60.0)  # only the reader's request commits
+    monkeypatch.setattr(write_behind, "IDLE_COMMIT_SECONDS", 60.0)  # only the reader's request commits
     event_id = await record(journal, delivery())
     await journal.durable()
 

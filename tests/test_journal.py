@@ -652,7 +652,8 @@ async def test_the_worker_queries_use_the_partial_indexes_instead_of_scanning_ev
     from lib.journal import statements
 
     sql = getattr(statements, query)
-    plan = [row[3] for row in journal._writer.execute("EXPLAIN QUERY PLAN " + sql, {"now": 0, "limit": 1})]
+    with contextlib.closing(sqlite3.connect(journal.path)) as db:
+        plan = [row[3] for row in db.execute("EXPLAIN QUERY PLAN " + sql, {"now": 0, "limit": 1})]
     reads = [step for step in plan if step.startswith(("SCAN", "SEARCH"))]
     assert reads and all("USING INDEX events_unfinished" in step for step in reads), plan
 

@@ -1,28 +1,20 @@
-"""The embedded journal: one SQLite file in WAL mode.
+"""The embedded journal: one SQLite file in WAL mode, and what each call of the `Journal` protocol does in it.
 
-WAL with `synchronous=NORMAL` makes each commit survive a crash of the process (the Space
-restarting, SIGKILL), which is what an acknowledgement promises. Writes share one connection under
-a lock; the console's reads run on a thread of their own (`reader.py`) once the loop's open group is
-committed, so they see every earlier write and never hold up deliveries.
-
-A commit costs far more than the statements in it, so on the event loop writes are grouped
-(`_transaction`): the deliveries of one turn share one commit, and what nobody waits for (claims,
-outcomes, acknowledgement times) rides along with it. Should a group's commit fail, its deliveries
-are answered 503 and its claims and outcomes are run again with the next group (`_carry`). A
-handler may start before its claim is committed: `starts_file.py` keeps such attempts counted.
+This module holds the domain rules only (what a delivery, a claim or an outcome writes); the rest
+is in modules of their own: the schema and its migrations (`schema.py`), the SQL (`statements.py`),
+when writes are committed (`write_behind.py`: the commit group, and the claims and outcomes kept
+until it commits), the console's reads on a thread (`reader.py`), and the note that keeps an
+attempt counted when its claim was not committed yet (`starts_file.py`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
 import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,20 +36,23 @@ from .statements import (
     CLAIMABLE,
     CLOSE_ATTEMPT,
     CLOSE_RUNNING_ATTEMPTS,
+    FAIL,
+    FINISH,
+    INSERT_EVENT,
     KEEP_LAST_ATTEMPT,
     LANE_HEAD,
     LAST_ATTEMPT,
     MARK_RUNNING,
     NEXT_DUE,
     REQUEUE,
+    SET_ACK_MS,
+    SKIP,
     UNFINISHED,
 )
+from .write_behind import WriteBehind
 
 logger = logging.getLogger(__name__)
 
-IDLE_COMMIT_SECONDS = 0.05
-"""How long writes nobody waits for (outcomes, claims) may stay uncommitted, riding along with
-the next delivery's commit instead of paying for one of their own."""
 STARTS_SUFFIX = "-starts"
 """Beside the journal: the starts file (see `starts_file.py`)."""
 
@@ -92,91 +87,21 @@ def _record_from_row(row: sqlite3.Row) -> EventRecord:
     )
 
 
-def _new_record(
-    event_id: int,
-    delivery: Delivery,
-    state: EventState,
-    attempts: int,
-    max_attempts: int,
-    original_id: int | None,
-    note: str | None,
-    finished_at: float | None,
-) -> EventRecord:
-    """The row just inserted, built from what was written instead of read back."""
-    return EventRecord.from_delivery(
-        delivery,
-        id=event_id,
-        state=state,
-        attempts=attempts,
-        max_attempts=max_attempts,
-        original_id=original_id,
-        note=note,
-        finished_at=finished_at,
-    )
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
-
-
 def _percentile(sorted_values: list[float], fraction: float) -> float | None:
     if not sorted_values:
         return None
     return sorted_values[min(len(sorted_values) - 1, int(fraction * len(sorted_values)))]
 
 
-class _GroupWrite:
-    """One write inside the open group, under a savepoint unless it is a single statement.
-
-    A class rather than a generator-based context manager: it is entered three times per event.
-    """
-
-    __slots__ = ("atomic", "journal")
-
-    def __init__(self, journal: SQLiteJournal, atomic: bool) -> None:
-        self.journal = journal
-        self.atomic = atomic
-
-    def __enter__(self) -> sqlite3.Connection:
-        connection = self.journal._writer
-        if self.atomic:
-            try:
-                connection.execute("SAVEPOINT write")
-            except sqlite3.Error as exc:
-                raise JournalUnavailable(self.journal._write_error(exc)) from None
-        return connection
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, traceback: Any) -> None:
-        journal = self.journal
-        if kind is None:
-            if not self.atomic:
-                return
-            try:
-                journal._writer.execute("RELEASE write")
-                return
-            except sqlite3.Error as error:
-                exc, kind = error, type(error)
-        if issubclass(kind, sqlite3.Error):
-            error = JournalUnavailable(journal._write_error(exc))  # type: ignore[arg-type]
-            journal._undo_savepoint(error, self.atomic)
-            raise error from None
-        journal._undo_savepoint(JournalUnavailable("A journal write was interrupted."), self.atomic)
-
-
-Statement = tuple[str, Any]
-"""One SQL statement and its parameters, kept to be run again (see `SQLiteJournal._carry`)."""
-
-
 class SQLiteJournal:
-    """The `Journal` on one SQLite file; see `protocol.py` for what each call means.
+    """The `Journal` on one SQLite file; see `protocol.py` for what each call promises.
 
     Args:
         path: the database file; its folder is created if missing.
         max_bytes: a cap on the file's size; past it, recording fails (503) instead of filling the
             Space's disk. None for no cap.
+        group_commit: share one commit among the writes of a turn of the event loop (the server,
+            and the default), or commit each call on its own (see `write_behind.py`).
 
     Raises:
         ConfigurationError: the file cannot be opened, is not a journal, or is corrupt. It is
@@ -187,259 +112,31 @@ class SQLiteJournal:
         self.path = path
         self.max_bytes = max_bytes
         self.group_commit = group_commit
-        self._write_lock = threading.Lock()
-        self._batch_thread: int | None = None
-        self._batch_done: asyncio.Future[None] | None = None
-        self._batch_loop: asyncio.AbstractEventLoop | None = None
-        self._batch_commit: asyncio.Handle | None = None
-        self._batch_commit_soon = False
-        self._batch_transitions: list[Statement] = []
-        self._carry: list[Statement] = []
-        """Transitions of a group whose commit failed: run again first thing in the next transaction.
-
-        Whoever made them was told they were done (an outcome recorded, an event claimed), and the
-        worker has moved on; losing them would leave an event `running` in the journal for ever.
-        """
-        self._pending_claims: dict[int, float] = {}
-        """Events claimed by `claim_next` whose claim is not written yet: event id -> start time.
-
-        A handler that returns at once is finished before the group commits; its claim is then
-        written with its outcome in one UPDATE instead of two. Claims still pending are written
-        when the group commits, and before anything that must see them (`claim_due`, a failure).
-        """
-        self._ack_lock = threading.Lock()
-        self._pending_ack_ms: list[tuple[float, int]] = []
-        self._reads = ReadThread(lambda: connect(self.path))
         self._closed = False
-        self._lost = JournalUnavailable("The event journal could not record this delivery; retry later.")
-        """Why the last group failed, for the deliveries it took with it."""
-        self._recorded_up_to = 0
-        """The newest event id written, committed or not; `_committed_up_to` is the newest committed."""
-        self._committed_up_to = 0
-        self._next_id = 1
-        """Ids are handed out here and never again, not even those of a group that failed to commit:
-        the worker may still hold such an event, and must not mistake a later delivery for it."""
-        self._lost_ids: set[int] = set()
-        """Ids of deliveries whose group failed to commit (answered 503): never on disk."""
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._writer = connect(path)
-            check_and_migrate(self._writer, max_bytes=max_bytes)
-            self._committed_up_to = self._recorded_up_to = self._writer.execute(
+            writer = connect(path)
+            check_and_migrate(writer, max_bytes=max_bytes)
+            last_id = writer.execute(
                 "SELECT MAX(COALESCE((SELECT MAX(id) FROM events), 0), "
                 "COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0))"
             ).fetchone()[0]
-            self._next_id = self._committed_up_to + 1
             self._starts = StartsFile(path.with_name(path.name + STARTS_SUFFIX))
         except (sqlite3.Error, OSError) as exc:
             raise ConfigurationError(
                 f"The event journal at {path} cannot be used ({exc}). If the file is damaged, move it aside "
                 "(its events are lost to the app, not deleted) or point DATA_DIR at another folder."
             ) from None
+        self._writes = WriteBehind(
+            writer, grouped=group_commit, describe=self._write_error, on_commit=self._committed, next_id=last_id + 1
+        )
+        self._reads = ReadThread(lambda: connect(self.path))
 
-    def _transaction(self, *, grouped: bool = True, atomic: bool = True) -> AbstractContextManager[sqlite3.Connection]:
-        """One write: all of it lands or none of it does.
-
-        On a thread running an event loop, writes share one transaction (group commit): a commit
-        costs far more than the statements in it, and a busy receiver makes many writes a second.
-        The group commits at the end of the loop turn in which a request awaits `durable()`, so a
-        delivery is acknowledged only once it is on disk; writes nobody waits for ride along with
-        that commit, or commit on their own after `IDLE_COMMIT_SECONDS`. Each write is still
-        all-or-nothing (a savepoint). Elsewhere (console threads, tests) each call is its own
-        transaction. `atomic=False` spares the savepoint to a write of a single statement, which
-        SQLite already makes all-or-nothing.
-        """
-        if self._batch_thread != threading.get_ident():
-            loop = _running_loop() if grouped and self.group_commit else None
-            if loop is None:
-                return self._own_transaction()
-            self._open_batch(loop)
-        return _GroupWrite(self, atomic)
-
-    @contextmanager
-    def _own_transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._write_lock:
-            connection = self._writer
-            carried: list[Statement] = []
-            try:
-                connection.execute("BEGIN IMMEDIATE")
-                carried = self._run_carry(connection)
-                yield connection
-                self._flush_ack_ms(connection)
-                connection.execute("COMMIT")
-                self._committed()
-            except sqlite3.Error as exc:
-                self._rollback(carried)
-                raise JournalUnavailable(self._write_error(exc)) from None
-            except BaseException:
-                self._rollback(carried)
-                raise
-
-    def _rollback(self, carried: list[Statement]) -> None:
-        if self._writer.in_transaction:
-            self._writer.execute("ROLLBACK")
-        self._carry = carried + self._carry
-        self._forget_uncommitted()
-
-    def _transition(self, connection: sqlite3.Connection, sql: str, parameters: Any) -> None:
-        """A write made after an event was claimed; kept with its group to be run again if the group is lost."""
-        connection.execute(sql, parameters)
-        self._carried_along(sql, parameters)
-
-    def _carried_along(self, sql: str, parameters: Any) -> None:
-        """Keep, with the open group, a statement that re-does a write just made (see `_carry`)."""
-        if self._batch_thread is not None:
-            self._batch_transitions.append((sql, parameters))
-
-    def _run_carry(self, connection: sqlite3.Connection) -> list[Statement]:
-        """Run again the transitions of a group that failed to commit (each is safe to run twice).
-
-        Returns what it ran, to be carried again should this transaction fail too.
-        """
-        carried, self._carry = self._carry, []
-        if not carried:
-            return []
-        connection.execute("SAVEPOINT carry")
-        try:
-            for sql, parameters in carried:
-                connection.execute(sql, parameters)
-            connection.execute("RELEASE carry")
-        except sqlite3.Error as exc:  # still no room: they wait for the next transaction
-            logger.warning("Could not yet record %d earlier outcome(s): %s", len(carried), exc)
-            if connection.in_transaction:
-                connection.execute("ROLLBACK TO carry")
-                connection.execute("RELEASE carry")
-            self._carry = carried
-            return []
-        return carried
-
-    def _undo_savepoint(self, error: JournalUnavailable, atomic: bool) -> None:
-        """Undo one write of a group; if SQLite already undid the whole group (disk full), fail the group."""
-        connection = self._writer
-        if connection.in_transaction:
-            if atomic:
-                connection.execute("ROLLBACK TO write")
-                connection.execute("RELEASE write")
-            return
-        if self._batch_thread is not None:
-            self._end_batch(error)
-
-    def _open_batch(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Begin the transaction this loop's writes go into, until `durable()` or the idle timer commits it."""
-        self._write_lock.acquire()
-        try:
-            self._writer.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            self._write_lock.release()
-            raise JournalUnavailable(self._write_error(exc)) from None
-        self._batch_thread = threading.get_ident()
-        self._batch_loop = loop
-        self._batch_done = loop.create_future()
-        self._batch_commit = loop.call_later(IDLE_COMMIT_SECONDS, self._commit_batch)
-        self._batch_commit_soon = False
-        self._batch_transitions = self._run_carry(self._writer)
-
-    def _commit_batch(self) -> None:
-        if self._batch_thread is None:  # already committed, by close()
-            return
-        connection = self._writer
-        try:
-            self._write_pending_claims(connection)
-            self._flush_ack_ms(connection)
-            connection.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
-            error = JournalUnavailable(self._write_error(exc))
-            logger.error("A group of journal writes was lost: %s", error.message)
-            self._end_batch(error)
-        else:
-            self._end_batch(None)
-            self._committed()
-
-    def _end_batch(self, error: JournalUnavailable | None) -> None:
-        """Close the group: tell `durable()` waiters how it ended, keep its transitions if it failed."""
-        done = self._batch_done
-        if done is not None and not done.done():
-            if error is None:
-                done.set_result(None)
-            else:
-                done.set_exception(error)
-                done.exception()  # retrieved here, so a group nobody awaited does not warn
-        if error is not None:
-            self._lost = error
-            self._carry = self._batch_transitions + self._carry
-            self._forget_uncommitted()
-        if self._batch_commit is not None:
-            self._batch_commit.cancel()
-        self._batch_transitions = []
-        self._batch_commit = None
-        self._batch_loop = None
-        self._batch_thread = None
-        self._batch_done = None
-        self._write_lock.release()
-
-    def attempt_started(self, event_id: int, attempt: int) -> None:
-        self._starts.note(event_id, attempt)
-
-    def is_committed(self, event_id: int) -> bool:
-        return event_id <= self._committed_up_to and event_id not in self._lost_ids
-
-    def _forget_uncommitted(self) -> None:
-        """The deliveries recorded since the last commit are gone (answered 503)."""
-        self._lost_ids.update(range(self._committed_up_to + 1, self._recorded_up_to + 1))
-        self._committed_up_to = self._recorded_up_to
-
-    def _committed(self) -> None:
-        """Every write made so far is on disk: so are the deliveries recorded, and every claim, so the
-        starts file may be emptied once it has grown."""
-        self._committed_up_to = self._recorded_up_to
-        if not self._carry:
+    def _committed(self, everything: bool) -> None:
+        """After a commit that left nothing kept in memory, every claim is on disk: the starts file may be
+        emptied once it has grown."""
+        if everything:
             self._starts.all_claims_on_disk()
-
-    async def durable(self, event_id: int | None = None) -> None:
-        """Wait until the writes made so far are committed: what an acknowledgement promises.
-
-        Args:
-            event_id: wait only until that delivery (recorded by this process) is on disk, and fail
-                only if it was lost; later writes are another group's business.
-
-        Raises:
-            JournalUnavailable: the commit failed and took the writes (or that delivery) with it.
-        """
-        if event_id is not None and self.is_committed(event_id):
-            return
-        done = self._batch_done
-        if done is not None and self._batch_thread == threading.get_ident():
-            self._commit_soon()
-            try:
-                await asyncio.shield(done)
-            except JournalUnavailable:
-                if event_id is None or not self.is_committed(event_id):
-                    raise
-        if event_id is not None and not self.is_committed(event_id):  # lost with a group that ended earlier
-            raise self._lost
-
-    def after_commit(self, callback: Callable[[], None]) -> None:
-        """Call `callback` once the writes made so far on this thread's loop are committed, soon.
-
-        It is called when the group ends even if its commit failed: what it reports (an outcome)
-        is then kept and written with the next group (`_carry`).
-        """
-        done = self._batch_done
-        if done is None or self._batch_thread != threading.get_ident():
-            callback()
-            return
-        self._commit_soon()
-        done.add_done_callback(lambda _: callback())
-
-    def _commit_soon(self) -> None:
-        """Commit the open group at the end of this turn of the loop instead of after the idle delay."""
-        if not self._batch_commit_soon:
-            self._batch_commit_soon = True
-            if self._batch_commit is not None:
-                self._batch_commit.cancel()
-            self._batch_commit = asyncio.get_running_loop().call_soon(self._commit_batch)
 
     def _write_error(self, exc: sqlite3.Error) -> str:
         """Say why a write failed; a full journal is the one an operator can fix by configuration."""
@@ -457,25 +154,19 @@ class SQLiteJournal:
 
     def _read_here(self, sql: str, parameters: Any = ()) -> list[sqlite3.Row]:
         """A cheap read on the loop, through the writer's connection: it sees the open group's writes."""
-        if self._pending_ack_ms and self._batch_thread == threading.get_ident():
-            with contextlib.suppress(sqlite3.Error):
-                self._flush_ack_ms(self._writer)
         try:
-            return self._writer.execute(sql, parameters).fetchall()
+            return self._writes.connection.execute(sql, parameters).fetchall()
         except sqlite3.Error as exc:
             raise JournalUnavailable(f"The event journal cannot be read ({exc}).") from None
 
     async def _read_committed(self, sql: str, parameters: Any = ()) -> list[sqlite3.Row]:
-        """A read that may be slow (the console's), run on a thread so deliveries do not wait behind it.
+        """A read that may be slow (the console's), on a thread so deliveries do not wait behind it.
 
-        The open group is committed first, on the loop (a commit without a sync is cheap), so the
-        read sees every write made before it was asked for.
+        What was written so far is committed first, on the loop (a commit without a sync is cheap),
+        so the read sees every write made before it was asked for; a full disk must not stop reads.
         """
-        if self._batch_thread == threading.get_ident():
-            self._commit_batch()
-        if self._pending_ack_ms or self._carry:
-            with contextlib.suppress(JournalUnavailable), self._transaction(grouped=False):
-                pass  # writes what waits in memory, so the read sees it; a full disk must not stop reads
+        with contextlib.suppress(JournalUnavailable):
+            self._writes.commit()
         try:
             return await self._reads.read(sql, parameters)
         except sqlite3.Error as exc:
@@ -496,7 +187,7 @@ class SQLiteJournal:
         duplicate_window: float,
         start_if_idle: bool = False,
     ) -> Recorded:
-        with self._transaction() as connection:
+        with self._writes.write() as connection:
             original_row = connection.execute(
                 "SELECT id, state, finished_at FROM events WHERE endpoint = ? AND delivery_key = ? "
                 "AND state != 'duplicate' ORDER BY id DESC LIMIT 1",
@@ -527,11 +218,9 @@ class SQLiteJournal:
                 )
             finished_at = None if state in (EventState.QUEUED, EventState.RUNNING) else delivery.received_at
             attempts = 1 if state == EventState.RUNNING else 0
-            event_id, self._next_id = self._next_id, self._next_id + 1
+            event_id = self._writes.take_id()
             connection.execute(
-                "INSERT INTO events (id, endpoint, delivery_key, webhook_id, received_at, headers, query, scope, "
-                "action, repo_name, repo_type, order_key, is_test, state, attempts, max_attempts, original_id, note, "
-                "finished_at, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                INSERT_EVENT,
                 (
                     event_id,
                     delivery.endpoint,
@@ -556,8 +245,17 @@ class SQLiteJournal:
                 ),
             )
             connection.execute("INSERT INTO bodies (event_id, body) VALUES (?, ?)", (event_id, delivery.body))
-            self._recorded_up_to = event_id
-            event = _new_record(event_id, delivery, state, attempts, max_attempts, original_id, note, finished_at)
+            self._writes.recorded(event_id)
+            event = EventRecord.from_delivery(  # what was just written, rather than read back
+                delivery,
+                id=event_id,
+                state=state,
+                attempts=attempts,
+                max_attempts=max_attempts,
+                original_id=original_id,
+                note=note,
+                finished_at=finished_at,
+            )
             original = self._fetch(connection, original_id) if original_id is not None else None
         outcome = {"new": "skipped" if state == EventState.SKIPPED else "new"}.get(decision, decision)
         if decision == "requeue":
@@ -572,134 +270,31 @@ class SQLiteJournal:
         query = f"SELECT 1 FROM events WHERE order_key = ? AND {UNFINISHED} LIMIT 1"
         return connection.execute(query, (order_key,)).fetchone() is None
 
-    def set_ack_ms(self, event_id: int, ack_ms: float) -> None:
-        """Kept in memory and written with the next transaction: a statistic is not worth a commit."""
-        with self._ack_lock:
-            self._pending_ack_ms.append((ack_ms, event_id))
+    async def durable(self, event_id: int | None = None) -> None:
+        await self._writes.durable(event_id)
 
-    def _flush_ack_ms(self, connection: sqlite3.Connection) -> None:
-        with self._ack_lock:
-            pending, self._pending_ack_ms = self._pending_ack_ms, []
-        if pending:
-            connection.executemany("UPDATE events SET ack_ms = ? WHERE id = ?", pending)
+    def set_ack_ms(self, event_id: int, ack_ms: float) -> None:
+        """Kept in memory and written with the next commit: a statistic is not worth a commit of its own."""
+        self._writes.defer(SET_ACK_MS, (ack_ms, event_id))
+
+    async def prune(self, *, older_than: float, keep_max: int) -> int:
+        states = tuple(state.value for state in PRUNABLE_STATES)
+        marks = ", ".join("?" for _ in states)
+        with self._writes.write() as connection:
+            removed = connection.execute(
+                f"DELETE FROM events WHERE state IN ({marks}) AND (received_at < ? OR id NOT IN "
+                "(SELECT id FROM events ORDER BY id DESC LIMIT ?))",
+                (*states, older_than, keep_max),
+            ).rowcount
+        return removed
 
     # --- the worker ---------------------------------------------------------------------------
-
-    async def claim_due(self, *, now: float, limit: int) -> list[EventRecord]:
-        if limit <= 0:
-            return []
-        # Most wake-ups find nothing: answer those without a write transaction.
-        if not self._read_here(CLAIMABLE, {"now": now, "limit": 1}):
-            return []
-        with self._transaction() as connection:
-            self._write_pending_claims(connection)  # so their repositories are seen as busy
-            ids = [row[0] for row in connection.execute(CLAIMABLE, {"now": now, "limit": limit})]
-            for event_id in ids:
-                self._transition(connection, MARK_RUNNING, (now, event_id))
-            return [self._fetch(connection, event_id) for event_id in ids]
-
-    async def claim_next(self, order_key: str, *, now: float) -> int | None:
-        """Claim the oldest unfinished event of one order key if it may run now; its id, or None.
-
-        The worker calls this when an event finishes, to hand its repository's next event over
-        without scanning every queue (what `claim_due` does). In a group the claim itself is
-        written later (see `_pending_claims`); this process already treats the event as running.
-        """
-        with self._transaction(atomic=False) as connection:
-            head = connection.execute(LANE_HEAD, (order_key,)).fetchone()
-            if head is None or head[1] == "running" or head[0] in self._pending_claims:
-                return None
-            if head[2] is not None and head[2] > now:
-                return None
-            if self._batch_thread is not None:  # in a group: written with the outcome, or when it commits
-                self._pending_claims[head[0]] = now
-            else:
-                self._transition(connection, MARK_RUNNING, (now, head[0]))
-            return head[0]
-
-    def _write_pending_claims(self, connection: sqlite3.Connection) -> None:
-        if self._pending_claims:
-            claims = [(started_at, event_id) for event_id, started_at in self._pending_claims.items()]
-            self._pending_claims.clear()
-            for claim in claims:
-                self._transition(connection, MARK_RUNNING, claim)
-
-    async def next_due_at(self) -> float | None:
-        rows = self._read_here(NEXT_DUE)
-        return rows[0][0]
-
-    async def finish(self, event: EventRecord | int, *, result: Any, handler_ms: float) -> EventRecord:
-        now = time.time()
-        encoded = json.dumps(result, default=repr)
-        event_id = event if isinstance(event, int) else event.id
-        claimed_at = self._pending_claims.pop(event_id, None)
-        with self._transaction(atomic=False) as connection:
-            if claimed_at is None:
-                self._transition(
-                    connection,
-                    "UPDATE events SET state = 'succeeded', result = ?, error = NULL, handler_ms = ?, "
-                    "finished_at = ? WHERE id = ? AND state = 'running'",
-                    (encoded, handler_ms, now, event_id),
-                )
-            else:  # claimed and finished within one group: one write for both
-                self._transition(
-                    connection,
-                    "UPDATE events SET state = 'succeeded', result = ?, error = NULL, handler_ms = ?, "
-                    "finished_at = ?, attempts = attempts + 1, started_at = ?, next_attempt_at = NULL "
-                    f"WHERE id = ? AND {UNFINISHED} AND state != 'running'",
-                    (encoded, handler_ms, now, claimed_at, event_id),
-                )
-            if isinstance(event, int):
-                return self._fetch(connection, event_id)
-        # The result as given: the worker stores only what JSON carries as it is (see `worker._storable`).
-        return event.evolve(
-            state=EventState.SUCCEEDED, result=result, error=None, handler_ms=handler_ms, finished_at=now
-        )
-
-    async def skip(self, event: EventRecord | int, *, reason: str) -> EventRecord:
-        now = time.time()
-        event_id = event if isinstance(event, int) else event.id
-        with self._transaction() as connection:
-            self._write_pending_claims(connection)
-            self._transition(
-                connection,
-                "UPDATE events SET state = 'skipped', note = ?, attempts = attempts - 1, finished_at = ? "
-                "WHERE id = ? AND state = 'running'",
-                (reason, now, event_id),
-            )
-            if isinstance(event, int):
-                return self._fetch(connection, event_id)
-        return event.evolve(state=EventState.SKIPPED, note=reason, attempts=event.attempts - 1, finished_at=now)
-
-    async def fail(
-        self, event: EventRecord | int, *, error: str, handler_ms: float, retry_at: float | None
-    ) -> EventRecord:
-        now = time.time()
-        state = EventState.FAILED if retry_at is not None else EventState.DEAD
-        finished_at = None if retry_at is not None else now
-        event_id = event if isinstance(event, int) else event.id
-        with self._transaction() as connection:
-            self._write_pending_claims(connection)
-            self._transition(
-                connection, CLOSE_ATTEMPT, {"id": event_id, "now": now, "outcome": "failed", "detail": error}
-            )
-            self._transition(
-                connection,
-                "UPDATE events SET state = ?, error = ?, handler_ms = ?, next_attempt_at = ?, finished_at = ? "
-                "WHERE id = ? AND state = 'running'",
-                (state.value, error, handler_ms, retry_at, finished_at, event_id),
-            )
-            if isinstance(event, int):
-                return self._fetch(connection, event_id)
-        return event.evolve(
-            state=state, error=error, handler_ms=handler_ms, next_attempt_at=retry_at, finished_at=finished_at
-        )
 
     async def recover_interrupted(self) -> int:
         now = time.time()
         lost_claims = [(attempt, event_id) for event_id, attempt in self._starts.started().items()]
         interrupted = {"now": now, "outcome": "interrupted", "detail": "the app stopped while this attempt ran"}
-        with self._transaction() as connection:
+        with self._writes.write() as connection:
             connection.execute(CLOSE_RUNNING_ATTEMPTS, interrupted)
             # A handler that started while its claim was still uncommitted: the claim died with the
             # process, the start note did not. That attempt counts too, as if its claim had landed.
@@ -723,6 +318,78 @@ class SQLiteJournal:
             ).rowcount
         self._starts.recovered()  # emptied with the next commit, once this one is on disk
         return requeued
+
+    async def claim_due(self, *, now: float, limit: int) -> list[EventRecord]:
+        if limit <= 0:
+            return []
+        # Most wake-ups find nothing: answer those without a write transaction.
+        if not self._read_here(CLAIMABLE, {"now": now, "limit": 1}):
+            return []
+        with self._writes.write() as connection:
+            ids = [row[0] for row in connection.execute(CLAIMABLE, {"now": now, "limit": limit})]
+            for event_id in ids:
+                self._writes.keep(MARK_RUNNING, (now, event_id))
+            return [self._fetch(connection, event_id) for event_id in ids]
+
+    async def claim_next(self, order_key: str, *, now: float) -> int | None:
+        with self._writes.write(atomic=False) as connection:
+            head = connection.execute(LANE_HEAD, (order_key,)).fetchone()
+            if head is None or head[1] == "running":
+                return None
+            if head[2] is not None and head[2] > now:
+                return None
+            self._writes.keep(MARK_RUNNING, (now, head[0]))
+            return head[0]
+
+    def attempt_started(self, event_id: int, attempt: int) -> None:
+        self._starts.note(event_id, attempt)
+
+    def is_committed(self, event_id: int) -> bool:
+        return self._writes.is_committed(event_id)
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        self._writes.after_commit(callback)
+
+    async def next_due_at(self) -> float | None:
+        return self._read_here(NEXT_DUE)[0][0]
+
+    async def finish(self, event: EventRecord | int, *, result: Any, handler_ms: float) -> EventRecord:
+        now = time.time()
+        encoded = json.dumps(result, default=repr)
+        event_id = event if isinstance(event, int) else event.id
+        with self._writes.write(atomic=False) as connection:
+            self._writes.keep(FINISH, (encoded, handler_ms, now, event_id))
+            if isinstance(event, int):
+                return self._fetch(connection, event_id)
+        # The result as given: the worker stores only what JSON carries as it is (see `worker._storable`).
+        return event.evolve(
+            state=EventState.SUCCEEDED, result=result, error=None, handler_ms=handler_ms, finished_at=now
+        )
+
+    async def skip(self, event: EventRecord | int, *, reason: str) -> EventRecord:
+        now = time.time()
+        event_id = event if isinstance(event, int) else event.id
+        with self._writes.write(atomic=False) as connection:
+            self._writes.keep(SKIP, (reason, now, event_id))
+            if isinstance(event, int):
+                return self._fetch(connection, event_id)
+        return event.evolve(state=EventState.SKIPPED, note=reason, attempts=event.attempts - 1, finished_at=now)
+
+    async def fail(
+        self, event: EventRecord | int, *, error: str, handler_ms: float, retry_at: float | None
+    ) -> EventRecord:
+        now = time.time()
+        state = EventState.FAILED if retry_at is not None else EventState.DEAD
+        finished_at = None if retry_at is not None else now
+        event_id = event if isinstance(event, int) else event.id
+        with self._writes.write() as connection:
+            self._writes.keep(CLOSE_ATTEMPT, {"id": event_id, "now": now, "outcome": "failed", "detail": error})
+            self._writes.keep(FAIL, (state.value, error, handler_ms, retry_at, finished_at, event_id))
+            if isinstance(event, int):
+                return self._fetch(connection, event_id)
+        return event.evolve(
+            state=state, error=error, handler_ms=handler_ms, next_attempt_at=retry_at, finished_at=finished_at
+        )
 
     # --- the console --------------------------------------------------------------------------
 
@@ -774,7 +441,7 @@ class SQLiteJournal:
         return [_record_from_row(row) for row in rows]
 
     async def replay(self, event_id: int, *, max_attempts: int) -> EventRecord:
-        with self._transaction() as connection:
+        with self._writes.write() as connection:
             row = connection.execute("SELECT state, original_id FROM events WHERE id = ?", (event_id,)).fetchone()
             if row is None:
                 raise KeyError(f"No event {event_id} in the journal.")
@@ -784,7 +451,7 @@ class SQLiteJournal:
             return self._fetch(connection, target)
 
     async def replay_dead(self, endpoint: str, *, max_attempts: int) -> list[int]:
-        with self._transaction() as connection:
+        with self._writes.write() as connection:
             ids = [
                 row[0]
                 for row in connection.execute(
@@ -804,18 +471,13 @@ class SQLiteJournal:
         for endpoint, state, count in rows:
             by_state[state] = by_state.get(state, 0) + count
             by_endpoint.setdefault(endpoint, {})[state] = count
-        ack = sorted(
-            row[0]
-            for row in await self._read_committed(
-                "SELECT ack_ms FROM events WHERE received_at >= ? AND ack_ms IS NOT NULL", (since,)
-            )
+        times = await self._read_committed(
+            "SELECT ack_ms, handler_ms FROM events WHERE received_at >= ? "
+            "AND (ack_ms IS NOT NULL OR handler_ms IS NOT NULL)",
+            (since,),
         )
-        handler = sorted(
-            row[0]
-            for row in await self._read_committed(
-                "SELECT handler_ms FROM events WHERE received_at >= ? AND handler_ms IS NOT NULL", (since,)
-            )
-        )
+        ack = sorted(row[0] for row in times if row[0] is not None)
+        handler = sorted(row[1] for row in times if row[1] is not None)
         return JournalStats(
             since=since,
             by_state=by_state,
@@ -827,27 +489,10 @@ class SQLiteJournal:
             deliveries=sum(by_state.values()),
         )
 
-    async def prune(self, *, older_than: float, keep_max: int) -> int:
-        states = tuple(state.value for state in PRUNABLE_STATES)
-        marks = ", ".join("?" for _ in states)
-        with self._transaction() as connection:
-            removed = connection.execute(
-                f"DELETE FROM events WHERE state IN ({marks}) AND (received_at < ? OR id NOT IN "
-                "(SELECT id FROM events ORDER BY id DESC LIMIT ?))",
-                (*states, older_than, keep_max),
-            ).rowcount
-        return removed
-
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        if self._batch_thread == threading.get_ident():
-            self._commit_batch()
-        if self._pending_ack_ms:
-            with contextlib.suppress(JournalUnavailable), self._transaction(grouped=False):
-                pass
-        with self._write_lock:
-            self._writer.close()
+        self._writes.close()
         self._starts.close()
         self._reads.close()

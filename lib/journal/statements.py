@@ -53,3 +53,23 @@ CLOSE_ATTEMPT = CLOSE_RUNNING_ATTEMPTS + " AND id = :id"
 """The row of one attempt that just ended. It must run before the event leaves `running`, and
 like every write made after an event was claimed it can run twice with the same effect (see
 `_carry`): the `state` guards make a second run change nothing."""
+INSERT_EVENT = (
+    "INSERT INTO events (id, endpoint, delivery_key, webhook_id, received_at, headers, query, scope, "
+    "action, repo_name, repo_type, order_key, is_test, state, attempts, max_attempts, original_id, note, "
+    "finished_at, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+FINISH = (
+    "UPDATE events SET state = 'succeeded', result = ?, error = NULL, handler_ms = ?, finished_at = ? "
+    "WHERE id = ? AND state = 'running'"
+)
+SKIP = (
+    "UPDATE events SET state = 'skipped', note = ?, attempts = attempts - 1, finished_at = ? "
+    "WHERE id = ? AND state = 'running'"
+)
+"""A claimed event that must not run after all: its attempt undone."""
+FAIL = (
+    "UPDATE events SET state = ?, error = ?, handler_ms = ?, next_attempt_at = ?, finished_at = ? "
+    "WHERE id = ? AND state = 'running'"
+)
+"""After `CLOSE_ATTEMPT`: `failed` with the time of its retry, or `dead`."""
+SET_ACK_MS = "UPDATE events SET ack_ms = ? WHERE id = ?"
