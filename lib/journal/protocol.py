@@ -129,8 +129,8 @@ class Journal(Protocol):
         """Claim the oldest unfinished event of `order_key` if it may run now; its id, or None.
 
         The worker's hand-over when an event ends, to start its repository's next event without
-        scanning every queue. Same rules and guarantees as `claim_due`; the caller reads the
-        event itself (from its own memory, or with `get`, which may still show it queued).
+        scanning every queue. Same rules and guarantees as `claim_due`: the event is running (its
+        attempt counted) as soon as this returns, and every later call sees it so.
         """
         ...
 
