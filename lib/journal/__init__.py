@@ -1,7 +1,9 @@
 """The event journal: every delivery is recorded here before it is acknowledged, and handlers run from it.
 
 The vocabulary (`records.py`) and the calls made on a journal (`protocol.py`) are what the rest of
-`lib/` imports; `SQLiteJournal` (`sqlite.py`) is the embedded backend behind them.
+`lib/` imports; `SQLiteJournal` (`sqlite.py`) is the embedded backend behind them, built on its
+schema (`schema.py`), its SQL (`statements.py`), its commit group (`write_behind.py`), its reads on a
+thread (`reader.py`) and its starts file (`starts_file.py`).
 """
 
 from .protocol import Journal
