@@ -16,10 +16,13 @@ import inspect
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.from_thread
+import anyio.to_thread
 import fakehub
 import httpx
 import pytest
@@ -27,9 +30,9 @@ from apprunner import SECRET, fixture_body, running_app, wait_until
 
 from lib import WebhooksServer
 from lib.core.settings import Settings
+from lib.journal.sqlite import SQLiteJournal
 from lib.receiver.delivery import build_delivery
 from lib.receiver.parsing import parse_payload
-from lib.sqlite_journal import SQLiteJournal
 from lib.ui.access import (
     NO_SECRET_MESSAGE,
     AccessControl,
@@ -251,7 +254,7 @@ def test_org_membership_through_the_real_client_against_the_fake_hub(fake_hub) -
 
 
 @pytest.fixture
-def console(tmp_path: Path) -> Console:
+async def console(tmp_path: Path) -> AsyncIterator[Console]:
     """A console over a journal holding one delivery, for a server that is not serving."""
     server = WebhooksServer(
         settings=Settings(webhook_secrets=(SECRET,), data_dir=tmp_path), journal=SQLiteJournal(tmp_path / "j.sqlite3")
@@ -270,11 +273,11 @@ def console(tmp_path: Path) -> Console:
         payload=parse_payload(body),
         order_per_repo=True,
     )
-    recorded = server.journal.record(delivery, skipped_reason=None, max_attempts=3, duplicate_window=600)
-    server.journal.claim_due(now=time.time(), limit=1)
-    server.journal.fail(recorded.event.id, error="Traceback\nKeyError: 'license'", handler_ms=3.0, retry_at=None)
+    recorded = await server.journal.record(delivery, skipped_reason=None, max_attempts=3, duplicate_window=600)
+    await server.journal.claim_due(now=time.time(), limit=1)
+    await server.journal.fail(recorded.event.id, error="Traceback\nKeyError: 'license'", handler_ms=3.0, retry_at=None)
     yield Console(server)
-    server.journal.close()
+    await server.journal.close()
 
 
 STRANGERS = {
@@ -285,16 +288,16 @@ STRANGERS = {
 }
 
 
-def every_console_call(console: Console, grant: object) -> dict[str, object]:
+async def every_console_call(console: Console, grant: object) -> dict[str, object]:
     """Each backend function with plausible arguments; the values, or the exception raised."""
     calls = {
         "deliveries": lambda: console.deliveries(grant, "All", "All", "", "All"),
         "verdict": lambda: console.verdict(grant),
         "event_detail": lambda: console.event_detail(grant, 1),
         "health": lambda: console.health(grant),
-        "replay": lambda: asyncio.run(console.replay(grant, 1)),
-        "replay_dead": lambda: asyncio.run(console.replay_dead(grant, "All")),
-        "send_test": lambda: asyncio.run(console.send_test(grant, "/webhooks/count_runs", "commit", "a/b", "model")),
+        "replay": lambda: console.replay(grant, 1),
+        "replay_dead": lambda: console.replay_dead(grant, "All"),
+        "send_test": lambda: console.send_test(grant, "/webhooks/count_runs", "commit", "a/b", "model"),
         "hub_view": lambda: console.hub_view(grant),
         "hub_sync": lambda: console.hub_sync(grant),
         "hub_enable": lambda: console.hub_enable(grant, "abc"),
@@ -302,42 +305,47 @@ def every_console_call(console: Console, grant: object) -> dict[str, object]:
     results = {}
     for name, call in calls.items():
         try:
-            results[name] = call()
+            result = call()
+            results[name] = await result if inspect.isawaitable(result) else result
         except Exception as exc:
             results[name] = exc
     return results
 
 
+@pytest.mark.anyio
 @pytest.mark.parametrize("who", list(STRANGERS))
-def test_every_console_function_refuses_a_stranger_and_changes_nothing(console: Console, who: str) -> None:
-    results = every_console_call(console, STRANGERS[who])
+async def test_every_console_function_refuses_a_stranger_and_changes_nothing(console: Console, who: str) -> None:
+    results = await every_console_call(console, STRANGERS[who])
     assert {name: type(value).__name__ for name, value in results.items()} == dict.fromkeys(results, "ConsoleLocked")
-    event = console.server.journal.get(1)
+    event = await console.server.journal.get(1)
     assert event.state == "dead" and event.attempts == 1  # neither replay ran
-    assert len(console.server.journal.list_recent()) == 1  # no test event was sent
+    assert len(await console.server.journal.list_recent()) == 1  # no test event was sent
 
 
-def test_the_same_functions_answer_the_operator(console: Console, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.anyio
+async def test_the_same_functions_answer_the_operator(console: Console, monkeypatch: pytest.MonkeyPatch) -> None:
     """The control for the test above: with a grant the data is there, so its absence meant refusal."""
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setattr("lib.hub.registration.hub_token", lambda: None)
     grant = valid_grant()
-    assert console.deliveries(grant)["Repo"].tolist() == [MARKER_REPO]
-    verdict = console.verdict(grant)
+    assert (await console.deliveries(grant))["Repo"].tolist() == [MARKER_REPO]
+    verdict = await console.verdict(grant)
     assert verdict.level == "bad" and "KeyError: 'license'" in verdict.markdown
-    detail = console.event_detail(grant, 1)
+    detail = await console.event_detail(grant, 1)
     assert MARKER_REPO in detail.payload and "KeyError" in detail.attempts
     assert detail.headers == {"content-type": "application/json"}
-    assert console.health(grant).table.count("|") > 10
+    assert (await console.health(grant)).table.count("|") > 10
     assert "No Hugging Face token" in console.hub_view(grant).message
-    assert "Re-running 1 dead event(s)" in asyncio.run(console.replay_dead(grant, "All"))
-    assert console.server.journal.get(1).state == "queued"
+    assert "Re-running 1 dead event(s)" in await console.replay_dead(grant, "All")
+    assert (await console.server.journal.get(1)).state == "queued"
 
 
-def test_console_actions_touch_the_journal_off_the_event_loop(console: Console) -> None:
-    """Replays are async (they notify the worker on its loop), so their journal writes must go to a thread."""
+@pytest.mark.anyio
+async def test_console_actions_await_the_journal_on_the_event_loop(console: Console) -> None:
+    """Replays are async (they notify the worker on its loop), and so is every journal call they make: the
+    journal is awaited on the loop (a write joins the loop's open group), never called on a thread."""
     journal = console.server.journal
-    on_loop = []
+    calls = []
 
     class Watched:
         def __getattr__(self, name: str):
@@ -345,22 +353,24 @@ def test_console_actions_touch_the_journal_off_the_event_loop(console: Console) 
 
             def call(*args, **kwargs):
                 try:
-                    asyncio.get_running_loop()
-                    on_loop.append(name)
+                    on_loop = asyncio.get_running_loop() is not None
                 except RuntimeError:
-                    pass
-                return method(*args, **kwargs)
+                    on_loop = False
+                result = method(*args, **kwargs)
+                calls.append((name, inspect.isawaitable(result), on_loop))
+                return result
 
             return call
 
     console.server._journal = Watched()
     grant = valid_grant()
-    assert "Replaying" in asyncio.run(console.replay(grant, 1))
-    journal.claim_due(now=time.time(), limit=1)
-    journal.fail(1, error="again", handler_ms=1.0, retry_at=None)
-    assert "Re-running" in asyncio.run(console.replay_dead(grant, "All"))
+    assert "Replaying" in await console.replay(grant, 1)
+    await journal.claim_due(now=time.time(), limit=1)
+    await journal.fail(1, error="again", handler_ms=1.0, retry_at=None)
+    assert "Re-running" in await console.replay_dead(grant, "All")
     console.server._journal = journal
-    assert on_loop == []
+    assert [name for name, _, _ in calls] == ["replay", "replay_dead"]
+    assert all(awaited and on_loop for _, awaited, on_loop in calls), calls
 
 
 def console_listeners(console: Console) -> dict[str, Callable[..., Any]]:
@@ -374,31 +384,33 @@ def console_listeners(console: Console) -> dict[str, Callable[..., Any]]:
     return {str(fn.api_name): fn.fn for fn in page.fns.values()}
 
 
-def as_coroutine(method: Callable[..., Any]) -> Callable[..., Any]:
-    """`method` as a coroutine function that, like the journal's async reads, leaves the loop free."""
+def as_plain_function(method: Callable[..., Any]) -> Callable[..., Any]:
+    """`method` (a coroutine function, as the console's actions are) as a plain function, run off the
+    loop like a sync action and calling back into the loop for its journal work."""
 
-    async def wrapped(self, *args):
-        if inspect.iscoroutinefunction(method):
-            return await method(self, *args)
-        return await asyncio.to_thread(method, self, *args)
+    def wrapped(self, *args):
+        return anyio.from_thread.run(method, self, *args)
 
     return wrapped
 
 
-def run(listener: Callable[..., Any], *args: Any) -> Any:
-    """Call a listener as Gradio does: a coroutine function on an event loop, a plain one off it."""
-    return asyncio.run(listener(*args)) if inspect.iscoroutinefunction(listener) else listener(*args)
+async def run(listener: Callable[..., Any], *args: Any) -> Any:
+    """Call a listener as Gradio does: a coroutine function on the event loop, a plain one off it."""
+    if inspect.iscoroutinefunction(listener):
+        return await listener(*args)
+    return await anyio.to_thread.run_sync(listener, *args)
 
 
+@pytest.mark.anyio
 @pytest.mark.parametrize("actions", ["sync", "async"])
-def test_the_listeners_take_console_actions_sync_or_async(
+async def test_the_listeners_take_console_actions_sync_or_async(
     console: Console, monkeypatch: pytest.MonkeyPatch, actions: str
 ) -> None:
-    """Same screens either way, and a sync action never reads the journal on the loop the deliveries use."""
+    """Same screens either way, and no journal read is made synchronously on the loop the deliveries use."""
     monkeypatch.setattr("lib.hub.registration.hub_token", lambda: None)
-    if actions == "async":
-        for name in ("verdict", "deliveries", "event_detail", "health", "hub_view"):
-            monkeypatch.setattr(Console, name, as_coroutine(getattr(Console, name)))
+    if actions == "sync":
+        for name in ("verdict", "deliveries", "event_detail", "health"):
+            monkeypatch.setattr(Console, name, as_plain_function(getattr(Console, name)))
     journal, on_loop = console.server.journal, []
 
     class Watched:
@@ -417,15 +429,15 @@ def test_the_listeners_take_console_actions_sync_or_async(
     listeners = console_listeners(console)
     console.server._journal = Watched()
     grant = valid_grant()
-    refreshed = run(listeners["console_refresh"], grant, "All", "All", "", "All")
+    refreshed = await run(listeners["console_refresh"], grant, "All", "All", "", "All")
     assert "KeyError: 'license'" in refreshed[-3].value and refreshed[-1]["Repo"].tolist() == [MARKER_REPO]
     for api_name in ("console_show", "console_show_test"):
-        _title, attempts, payload, _headers = run(listeners[api_name], grant, 1)
+        _title, attempts, payload, _headers = await run(listeners[api_name], grant, 1)
         assert MARKER_REPO in payload and "KeyError" in attempts
-    assert run(listeners["console_health"], grant)[0].count("|") > 10
-    assert "No Hugging Face token" in run(listeners["console_hub_list"], grant)[0]
+    assert (await run(listeners["console_health"], grant))[0].count("|") > 10
+    assert "No Hugging Face token" in (await run(listeners["console_hub_list"], grant))[0]
     with pytest.raises(ConsoleLocked):
-        run(listeners["console_show"], None, 1)
+        await run(listeners["console_show"], None, 1)
     console.server._journal = journal
     assert on_loop == []
 
@@ -673,26 +685,28 @@ def test_tracebacks_show_the_handler_frames_relative_to_the_app() -> None:
     )
 
 
-def test_the_verdict_follows_the_event_from_dead_to_retrying_to_working(console: Console) -> None:
+@pytest.mark.anyio
+async def test_the_verdict_follows_the_event_from_dead_to_retrying_to_working(console: Console) -> None:
     grant, journal = valid_grant(), console.server.journal
-    assert console.verdict(grant).level == "bad"
-    journal.replay(1, max_attempts=3)
-    journal.claim_due(now=time.time(), limit=1)
-    journal.fail(1, error="Traceback\nTimeoutError: the Hub was slow", handler_ms=1.0, retry_at=time.time() + 60)
-    verdict = console.verdict(grant)
+    assert (await console.verdict(grant)).level == "bad"
+    await journal.replay(1, max_attempts=3)
+    await journal.claim_due(now=time.time(), limit=1)
+    await journal.fail(1, error="Traceback\nTimeoutError: the Hub was slow", handler_ms=1.0, retry_at=time.time() + 60)
+    verdict = await console.verdict(grant)
     assert verdict.level == "warn" and "1 event(s) failing" in verdict.markdown and "TimeoutError" in verdict.markdown
-    journal.replay(1, max_attempts=3)
-    journal.claim_due(now=time.time(), limit=1)
-    journal.finish(1, result={"ok": True}, handler_ms=2.0)
-    verdict = console.verdict(grant)
+    await journal.replay(1, max_attempts=3)
+    await journal.claim_due(now=time.time(), limit=1)
+    await journal.finish(1, result={"ok": True}, handler_ms=2.0)
+    verdict = await console.verdict(grant)
     assert verdict.level == "ok" and "Working" in verdict.markdown and verdict.dead == 0
 
 
-def test_with_no_delivery_yet_the_verdict_says_where_the_hub_must_send(tmp_path: Path) -> None:
+@pytest.mark.anyio
+async def test_with_no_delivery_yet_the_verdict_says_where_the_hub_must_send(tmp_path: Path) -> None:
     server = WebhooksServer(
         settings=Settings(webhook_secrets=(SECRET,), data_dir=tmp_path), journal=SQLiteJournal(tmp_path / "j.sqlite3")
     )
     server.add_webhook("on_commit")(lambda payload: None)
-    verdict = Console(server).verdict(valid_grant())
+    verdict = await Console(server).verdict(valid_grant())
     assert verdict.level == "idle" and "http://127.0.0.1:7860/webhooks/on_commit" in verdict.markdown
-    server.journal.close()
+    await server.journal.close()

@@ -23,7 +23,7 @@ import httpx
 import pytest
 from apprunner import SECRET, RunningApp, base_env, fixture_json, make_space, start_app, wait_until
 
-from lib.sqlite_journal import LAST_ATTEMPT
+from lib.journal.statements import LAST_ATTEMPT
 
 PREAMBLE = '''
 import json, os, sqlite3, time

@@ -6,6 +6,7 @@ arguments and the answers parsed are those the Space would exchange with the Hub
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from pathlib import Path
@@ -26,7 +27,7 @@ from lib.hub.registration import (
     secret_state,
     sync_webhooks,
 )
-from lib.sqlite_journal import SQLiteJournal
+from lib.journal.sqlite import SQLiteJournal
 from lib.ui.access import Grant
 from lib.ui.console_actions import Console, ConsoleLocked
 
@@ -140,7 +141,7 @@ def console(tmp_path: Path, fake_hub: FakeHub, monkeypatch: pytest.MonkeyPatch) 
     for endpoint in ENDPOINTS:
         server.add_endpoint(endpoint)
     yield Console(server)
-    server.journal.close()
+    asyncio.run(server.journal.close())
 
 
 def test_the_console_lists_missing_webhooks_then_registers_them(console: Console, fake_hub: FakeHub) -> None:

@@ -8,6 +8,7 @@ and keep `lib.ui` from importing the receiver again.
 from __future__ import annotations
 
 import ast
+import asyncio
 from pathlib import Path
 from unittest import mock
 
@@ -32,7 +33,7 @@ def test_a_webhooks_server_has_every_member_of_the_view(tmp_path: Path) -> None:
     methods = [name for name in members if callable(vars(ServerView)[name])]
     assert [name for name in methods if not callable(getattr(server, name))] == []
     assert isinstance(server, ServerView)
-    server.journal.close()
+    asyncio.run(server.journal.close())
 
 
 def test_waking_the_worker_notifies_it_and_is_harmless_without_one(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import inspect
 import json
 import logging
 import sqlite3
@@ -33,7 +34,7 @@ from lib.core.errors import ConfigurationError, JournalUnavailable
 from lib.core.settings import Settings
 from lib.hub.client import own_commits
 from lib.journal import Delivery, EventRecord, EventState, retry_delay
-from lib.sqlite_journal import SQLiteJournal
+from lib.journal.sqlite import SQLiteJournal
 
 pytestmark = pytest.mark.anyio
 
@@ -143,6 +144,8 @@ class Harness:
         deadline = time.monotonic() + WAIT_SECONDS
         while time.monotonic() < deadline:
             value = predicate()
+            if inspect.isawaitable(value):  # a predicate that reads the journal
+                value = await value
             if value:
                 return value
             await asyncio.sleep(0.02)
@@ -152,14 +155,14 @@ class Harness:
         """Wait until the event reaches one of `states` (default: succeeded)."""
         wanted = states or (EventState.SUCCEEDED,)
 
-        def reached() -> EventRecord | None:
-            event = self.journal.get(event_id)
+        async def reached() -> EventRecord | None:
+            event = await self.journal.get(event_id)
             return event if event is not None and event.state in wanted else None
 
         return await self.until(reached, f"event {event_id} to be {'/'.join(wanted)}")
 
-    def outcomes(self, event_id: int) -> list[str]:
-        return [attempt.outcome for attempt in self.journal.attempts(event_id)]
+    async def outcomes(self, event_id: int) -> list[str]:
+        return [attempt.outcome for attempt in await self.journal.attempts(event_id)]
 
 
 @contextlib.asynccontextmanager
@@ -298,12 +301,12 @@ async def test_result_within_the_budget_else_202_and_the_handler_finishes_later(
         event_id = int(answer.headers["x-webhook-event-id"])
         assert answer.json() == {"status": "queued", "event_id": event_id}
         assert ended == []  # the 202 came while the handler was still running
-        assert h.journal.get(event_id).state == EventState.RUNNING
+        assert (await h.journal.get(event_id)).state == EventState.RUNNING
         gates["slow"].set()
         event = await h.settled(event_id)
         assert ended == ["org/slow"]
         assert event.result == {"finished": "org/slow"}
-        assert h.outcomes(event_id) == ["succeeded"]
+        assert await h.outcomes(event_id) == ["succeeded"]
 
 
 # --- failures, retries, timeouts ----------------------------------------------------------------
@@ -324,7 +327,7 @@ async def test_failing_handler_is_retried_with_backoff_until_it_succeeds(tmp_pat
         body = answer.json()
         assert body["status"] == "failed" and "will be retried" in body["detail"]
         event = await h.settled(body["event_id"])
-        attempts = h.journal.attempts(event.id)
+        attempts = await h.journal.attempts(event.id)
 
     assert event.attempts == 3 and event.result == "third time lucky" and event.error is None
     assert [a.outcome for a in attempts] == ["failed", "failed", "succeeded"]
@@ -342,7 +345,7 @@ async def test_handler_that_always_fails_ends_dead_after_max_attempts(tmp_path: 
         answer = await h.post("broken", payload())
         assert answer.status_code == 202
         event = await h.settled(answer.json()["event_id"], EventState.DEAD)
-        assert h.outcomes(event.id) == ["failed", "failed", "failed"]
+        assert await h.outcomes(event.id) == ["failed", "failed", "failed"]
         assert event.attempts == 3 and event.next_attempt_at is None
         assert "ValueError: cannot handle this" in event.error
 
@@ -370,7 +373,7 @@ async def test_handler_exceeding_its_timeout_counts_as_failed(tmp_path: Path, ga
         answer = await h.post("stuck", payload())
         assert answer.status_code == 202
         event = await h.settled(answer.json()["event_id"], EventState.DEAD)
-        assert h.outcomes(event.id) == ["failed", "failed"]
+        assert await h.outcomes(event.id) == ["failed", "failed"]
         assert "did not finish within 0.3 s" in event.error
 
 
@@ -420,7 +423,7 @@ async def test_at_most_concurrency_handlers_run_at_once(tmp_path: Path, gates: G
     async with serving(tmp_path, {"busy": busy}, concurrency=2) as h:
         posts = [asyncio.create_task(h.post("busy", payload(repo=f"org/r{n}"))) for n in range(6)]
         await h.until(lambda: len(log) >= 2 and count_events(h.server.settings.journal_path) == 6, "2 handlers")
-        states = [event.state for event in h.journal.list_recent()]
+        states = [event.state for event in await h.journal.list_recent()]
         assert states.count(EventState.RUNNING) == 2 and states.count(EventState.QUEUED) == 4
         assert len(log) == 2
         gates["go"].set()
@@ -482,7 +485,7 @@ async def test_events_of_one_repo_run_one_at_a_time_in_arrival_order(
         gates["go"].set()
         for answer in await asyncio.gather(*posts):
             await h.settled(int(answer.headers["x-webhook-event-id"]))
-        arrival = {event.webhook_id: event.id for event in h.journal.list_recent()}
+        arrival = {event.webhook_id: event.id for event in await h.journal.list_recent()}
 
     sequential = {}
     for repo in repos:
@@ -513,7 +516,7 @@ async def test_a_failing_event_holds_back_later_events_of_its_repo(tmp_path: Pat
         first = await h.post("h", payload(sha="1" * 40))
         second = await h.post("h", payload(sha="2" * 40))
         await h.settled(int(second.headers["x-webhook-event-id"]))
-        assert h.outcomes(first.json()["event_id"]) == ["failed", "succeeded"]
+        assert await h.outcomes(first.json()["event_id"]) == ["failed", "succeeded"]
     assert log == ["1 failed", "1 ok", "2 ok"]
 
 
@@ -532,7 +535,10 @@ async def test_redelivery_while_queued_or_running_is_a_duplicate_not_run_again(t
         running = await h.post("slow", payload(repo="org/one"), webhook_id="wh-1")
         queued = await h.post("slow", payload(repo="org/two"), webhook_id="wh-2")
         running_id, queued_id = running.json()["event_id"], queued.json()["event_id"]
-        assert (h.journal.get(running_id).state, h.journal.get(queued_id).state) == ("running", "queued")
+        assert ((await h.journal.get(running_id)).state, (await h.journal.get(queued_id)).state) == (
+            "running",
+            "queued",
+        )
 
         again_running = await h.post("slow", payload(repo="org/one"), webhook_id="wh-1")
         again_queued = await h.post("slow", payload(repo="org/two"), webhook_id="wh-2")
@@ -629,8 +635,8 @@ async def test_redelivery_of_a_failed_or_dead_event_runs_it_again(tmp_path: Path
         broken.clear()
         again = await h.post("h", payload(), webhook_id="wh-1")
         original = await h.settled(original_id)
-        redelivery = h.journal.get(int(again.headers["x-webhook-event-id"]))
-        outcomes = h.outcomes(original_id)
+        redelivery = await h.journal.get(int(again.headers["x-webhook-event-id"]))
+        outcomes = await h.outcomes(original_id)
 
     assert again.status_code == 200 and again.json() == "recovered"  # the handler's answer, within the budget
     assert original.result == "recovered" and outcomes == ["failed", "succeeded"]
@@ -674,7 +680,7 @@ async def test_full_journal_answers_503_and_records_nothing(tmp_path: Path) -> N
         assert count_events(journal_path) == before
         with contextlib.closing(read_only(journal_path)) as db:
             assert db.execute("SELECT COUNT(*) FROM events WHERE webhook_id = 'wh-big'").fetchone()[0] == 0
-        assert h.journal.get(dead_id).state == EventState.DEAD
+        assert (await h.journal.get(dead_id)).state == EventState.DEAD
 
         # Smaller events keep working.
         after = await h.post("h", payload(sha="2" * 40))
@@ -767,7 +773,7 @@ async def test_a_body_over_the_limit_without_content_length_is_413_even_in_one_m
         assert "larger than 4096 bytes" in too_big.json()["error"]
         fits = await h.post("h", payload())
         assert fits.status_code == 200 and fits.json() == "ran"
-        assert h.journal.list_recent() and len(h.journal.list_recent()) == 1
+        assert await h.journal.list_recent() and len(await h.journal.list_recent()) == 1
 
 
 class AckTimeUnrecordable(SQLiteJournal):
@@ -814,7 +820,7 @@ async def test_no_other_failure_is_answered_with_a_5xx(tmp_path: Path, gates: Ga
         too_big = payload(padding="x" * (h.server.settings.max_body_bytes + 1))
         assert (await h.post("raises", too_big)).status_code == 413
         assert (await h.post("missing", payload())).status_code == 404
-        states = {event.endpoint: event.state for event in h.journal.list_recent()}
+        states = {event.endpoint: event.state for event in await h.journal.list_recent()}
     assert states["/webhooks/unserializable"] == EventState.SUCCEEDED  # stored as its repr
     for name in ("raises", "too_slow", "answers_500", "background_fails"):
         assert states[f"/webhooks/{name}"] == EventState.DEAD, name
@@ -823,10 +829,10 @@ async def test_no_other_failure_is_answered_with_a_5xx(tmp_path: Path, gates: Ga
 class OutcomesUnrecordable(SQLiteJournal):
     """Records deliveries, then cannot write how an attempt ended (the disk filled up meanwhile)."""
 
-    def finish(self, event_id: int, *, result: Any, handler_ms: float) -> EventRecord:
+    async def finish(self, event_id: int, *, result: Any, handler_ms: float) -> EventRecord:
         raise JournalUnavailable("The event journal is full.")
 
-    def fail(self, event_id: int, *, error: str, handler_ms: float, retry_at: float | None) -> EventRecord:
+    async def fail(self, event_id: int, *, error: str, handler_ms: float, retry_at: float | None) -> EventRecord:
         raise JournalUnavailable("The event journal is full.")
 
 
@@ -844,21 +850,21 @@ async def test_an_outcome_that_cannot_be_recorded_reruns_the_event_after_a_resta
         async with serving(tmp_path, {"h": handler}, journal=journal) as h:
             answer = await h.post("h", payload())
             assert answer.status_code == 202 and answer.json()["status"] == "queued"
-            assert h.journal.get(answer.json()["event_id"]).state == EventState.RUNNING
+            assert (await h.journal.get(answer.json()["event_id"])).state == EventState.RUNNING
         assert "will run again after a restart" in caplog.text
         async with serving(tmp_path, {"h": handler}) as h:
             event = await h.settled(answer.json()["event_id"])
     assert event.result == 2 and runs == [1, 1]
 
 
-def test_journal_cap_is_read_from_the_environment_and_validated(tmp_path: Path) -> None:
+async def test_journal_cap_is_read_from_the_environment_and_validated(tmp_path: Path) -> None:
     assert Settings.from_env({}).journal_max_bytes is None
     assert Settings.from_env({"WEBHOOK_JOURNAL_MAX_BYTES": " "}).journal_max_bytes is None
     settings = Settings.from_env({"WEBHOOK_JOURNAL_MAX_BYTES": "1048576", "DATA_DIR": str(tmp_path)})
     assert settings.journal_max_bytes == 1048576
     server = WebhooksServer(settings=settings)
     assert server.journal.max_bytes == 1048576
-    server.journal.close()
+    await server.journal.close()
     for bad in ("1000", "-5", "lots", "1.5e6"):
         with pytest.raises(ConfigurationError, match="WEBHOOK_JOURNAL_MAX_BYTES"):
             Settings.from_env({"WEBHOOK_JOURNAL_MAX_BYTES": bad})
@@ -883,10 +889,12 @@ async def test_request_and_background_tasks_are_rebuilt_for_a_retry(tmp_path: Pa
         )
         attempt = len(seen)
 
-        def after_response() -> None:
+        async def after_response() -> None:
             event_id = request.state.event_id
             journal = server_box[0].journal
-            journal_states.append((journal.get(event_id).state, [a.outcome for a in journal.attempts(event_id)]))
+            journal_states.append(
+                ((await journal.get(event_id)).state, [a.outcome for a in await journal.attempts(event_id)])
+            )
             if attempt == 1:
                 raise RuntimeError("the background task failed")
 
@@ -900,7 +908,7 @@ async def test_request_and_background_tasks_are_rebuilt_for_a_retry(tmp_path: Pa
             "h", raw, webhook_id="wh-1", headers={"x-request-id": "r1"}, params={"secret": SECRET, "page": "2"}
         )
         event = await h.settled(answer.json()["event_id"])
-        attempts = h.journal.attempts(event.id)
+        attempts = await h.journal.attempts(event.id)
 
     assert [a.outcome for a in attempts] == ["failed", "succeeded"]
     assert "the background task failed" in attempts[0].detail
@@ -933,14 +941,14 @@ async def test_restart_resumes_interrupted_and_queued_events_with_the_same_reque
     async with serving(tmp_path, {"slow": slow}, concurrency=1) as h:
         answers = [await h.post("slow", body, webhook_id=f"wh-{n}") for n, body in enumerate(raw)]
         ids = [answer.json()["event_id"] for answer in answers]
-        assert [h.journal.get(i).state for i in ids] == ["running", "queued", "queued"]
+        assert [(await h.journal.get(i)).state for i in ids] == ["running", "queued", "queued"]
     # The lifespan ended with the first handler mid-flight (as when the Space restarts).
 
     restarted.set()
     with caplog.at_level(logging.INFO):
         async with serving(tmp_path, {"slow": slow}, concurrency=1) as h:
             events = [await h.settled(i) for i in ids]
-            outcomes = [h.outcomes(i) for i in ids]
+            outcomes = [await h.outcomes(i) for i in ids]
     assert outcomes == [["interrupted", "succeeded"], ["succeeded"], ["succeeded"]]
     assert [event.attempts for event in events] == [2, 1, 1]
     assert "Resuming 3 event(s)" in caplog.text and "1 interrupted" in caplog.text
@@ -969,7 +977,7 @@ def delivery(n: int, *, received_at: float) -> Delivery:
     )
 
 
-def fill_journal(journal: SQLiteJournal, now: float) -> list[tuple[int, str, float]]:
+async def fill_journal(journal: SQLiteJournal, now: float) -> list[tuple[int, str, float]]:
     """Old (90 days) and recent events in every state: `(id, state, received_at)`, oldest id first."""
     rows: list[tuple[int, str, float]] = []
     plan = ["succeeded"] * 6 + ["failed", "dead", "running", "skipped", "duplicate", "succeeded", "succeeded"]
@@ -977,52 +985,56 @@ def fill_journal(journal: SQLiteJournal, now: float) -> list[tuple[int, str, flo
     for n, state in enumerate(plan):
         received = now - 90 * 86400 if n % 2 == 0 else now - 60
         reason = "not wanted" if state == "skipped" else None
-        event_id = journal.record(
-            delivery(n, received_at=received), skipped_reason=reason, max_attempts=1, duplicate_window=600
+        event_id = (
+            await journal.record(
+                delivery(n, received_at=received), skipped_reason=reason, max_attempts=1, duplicate_window=600
+            )
         ).event.id
         if state in ("succeeded", "failed", "dead", "running", "duplicate"):
-            (claimed,) = journal.claim_due(now=now, limit=1)
+            (claimed,) = await journal.claim_due(now=now, limit=1)
             assert claimed.id == event_id
         if state in ("succeeded", "duplicate"):
-            journal.finish(event_id, result="ok", handler_ms=1)
+            await journal.finish(event_id, result="ok", handler_ms=1)
         elif state in ("failed", "dead"):
-            journal.fail(event_id, error="x", handler_ms=1, retry_at=now + 3600 if state == "failed" else None)
+            await journal.fail(event_id, error="x", handler_ms=1, retry_at=now + 3600 if state == "failed" else None)
         if state == "duplicate":  # the original succeeded moments ago: the redelivery is a duplicate
             rows.append((event_id, "succeeded", received))
-            event_id = journal.record(
-                delivery(n, received_at=received), skipped_reason=None, max_attempts=1, duplicate_window=600
+            event_id = (
+                await journal.record(
+                    delivery(n, received_at=received), skipped_reason=None, max_attempts=1, duplicate_window=600
+                )
             ).event.id
         rows.append((event_id, state, received))
-    assert [journal.get(event_id).state for event_id, _, _ in rows] == [state for _, state, _ in rows]
+    assert [(await journal.get(event_id)).state for event_id, _, _ in rows] == [state for _, state, _ in rows]
     return rows
 
 
 PRUNABLE = ("succeeded", "skipped", "duplicate")
 
 
-def test_prune_removes_finished_events_by_age_and_count_never_unfinished_or_dead(tmp_path: Path) -> None:
+async def test_prune_removes_finished_events_by_age_and_count_never_unfinished_or_dead(tmp_path: Path) -> None:
     now = time.time()
     journal = SQLiteJournal(tmp_path / "journal.sqlite3")
-    rows = fill_journal(journal, now)
+    rows = await fill_journal(journal, now)
     all_ids = {event_id for event_id, _, _ in rows}
 
-    def remaining() -> set[int]:
-        return {event.id for event in journal.list_recent(limit=100)}
+    async def remaining() -> set[int]:
+        return {event.id for event in await journal.list_recent(limit=100)}
 
     cutoff = now - 30 * 86400
     too_old = {event_id for event_id, state, received in rows if state in PRUNABLE and received < cutoff}
-    assert journal.prune(older_than=cutoff, keep_max=1000) == len(too_old) > 0
-    assert remaining() == all_ids - too_old
+    assert await journal.prune(older_than=cutoff, keep_max=1000) == len(too_old) > 0
+    assert await remaining() == all_ids - too_old
 
-    newest_three = set(sorted(remaining())[-3:])  # of every event in the journal, whatever its state
+    newest_three = set(sorted(await remaining())[-3:])  # of every event in the journal, whatever its state
     beyond = {i for i, state, _ in rows if state in PRUNABLE and i not in newest_three and i not in too_old}
-    assert journal.prune(older_than=0, keep_max=3) == len(beyond) > 0
-    assert remaining() == all_ids - too_old - beyond
-    assert {journal.get(i).state for i in remaining() - newest_three} == {"failed", "dead", "running"}
+    assert await journal.prune(older_than=0, keep_max=3) == len(beyond) > 0
+    assert await remaining() == all_ids - too_old - beyond
+    assert {(await journal.get(i)).state for i in await remaining() - newest_three} == {"failed", "dead", "running"}
     with contextlib.closing(read_only(tmp_path / "journal.sqlite3")) as db:
         orphans = db.execute("SELECT COUNT(*) FROM attempts WHERE event_id NOT IN (SELECT id FROM events)")
         assert orphans.fetchone()[0] == 0  # pruned events take their attempts with them
-    journal.close()
+    await journal.close()
 
 
 async def test_server_prunes_at_start_with_its_retention_settings(
@@ -1031,8 +1043,8 @@ async def test_server_prunes_at_start_with_its_retention_settings(
     """The retention task runs once at start, then hourly; the start is what a test can see."""
     now = time.time()
     journal = SQLiteJournal(tmp_path / "journal.sqlite3")
-    rows = fill_journal(journal, now)
-    journal.close()
+    rows = await fill_journal(journal, now)
+    await journal.close()
     unfinished = {event_id for event_id, state, _ in rows if state not in PRUNABLE}
 
     async def other(payload: WebhookPayload) -> None:  # the journal's events are for /webhooks/h
@@ -1041,7 +1053,7 @@ async def test_server_prunes_at_start_with_its_retention_settings(
     with caplog.at_level(logging.INFO):
         async with serving(tmp_path, {"other": other}, retention_max_events=2, retention_days=365) as h:
             await h.until(lambda: "Pruned" in caplog.text, "the retention task to prune")
-            left = {event.id: event.state for event in h.journal.list_recent(limit=100)}
+            left = {event.id: event.state for event in await h.journal.list_recent(limit=100)}
     assert unfinished <= set(left)
     finished = {event_id for event_id, state in left.items() if state in PRUNABLE}
     assert finished <= set(sorted(event_id for event_id, _, _ in rows)[-2:])
@@ -1072,7 +1084,7 @@ async def test_our_commit_coming_back_before_we_recorded_it_is_skipped_when_its_
         gates["committed"].set()
         await h.settled(first.json()["event_id"])
         skipped = await h.settled(echo.json()["event_id"], EventState.SKIPPED)
-        assert h.journal.attempts(skipped.id) == []
+        assert await h.journal.attempts(skipped.id) == []
 
     assert runs == ["b" * 40]
     assert skipped.attempts == 0 and "made by this Space" in skipped.note

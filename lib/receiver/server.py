@@ -32,8 +32,7 @@ from ..core.registry import Endpoint, discover_handlers, webhook_path
 from ..core.settings import Settings, parse_secrets
 from ..hub.client import CommitLedger, own_commits
 from ..hub.setup_guide import HUB_WEBHOOK_SETTINGS
-from ..journal import Delivery, EventState, Journal, Recorded
-from ..sqlite_journal import SQLiteJournal
+from ..journal import Delivery, EventState, Journal, Recorded, SQLiteJournal
 from ..worker.worker import OutcomeFuture, Worker
 from . import connections, tunnel
 from .auth import query_secret, verify_secret
@@ -229,7 +228,7 @@ class WebhookReceiver:
             payload=payload,
             order_per_repo=settings.order_per_repo,
         )
-        recorded = self._record(endpoint, delivery, payload)
+        recorded = await self._record(endpoint, delivery, payload)
         watched = self._watch(recorded)
         token = current_event_id.set(recorded.event.id)
         try:
@@ -273,12 +272,12 @@ class WebhookReceiver:
             return content
         return Acknowledgement(content, status, event_id)
 
-    def _record(self, endpoint: Endpoint, delivery: Delivery, payload: WebhookPayload) -> Recorded:
+    async def _record(self, endpoint: Endpoint, delivery: Delivery, payload: WebhookPayload) -> Recorded:
         """Journal the delivery and, when its repository has nothing pending, start its handler now."""
         settings, worker = self.settings, self.worker
         reserved = worker is not None and worker.reserve(delivery.order_key)
         try:
-            recorded = self.journal.record(
+            recorded = await self.journal.record(
                 delivery,
                 skipped_reason=endpoint.events.rejection(payload),
                 max_attempts=settings.max_attempts,
@@ -359,7 +358,7 @@ class WebhookReceiver:
         finally:
             retention.cancel()
             await self.worker.stop()
-            self.journal.close()
+            await self.journal.close()
 
     def public_url(self) -> str:
         """Where the Hub must send events: the Space's URL, else the share tunnel, else the local URL."""
@@ -587,7 +586,7 @@ def _start_retention(server: WebhookReceiver) -> asyncio.Task[None]:
         while True:
             settings = server.settings
             try:
-                removed = server.journal.prune(
+                removed = await server.journal.prune(
                     older_than=time.time() - settings.retention_days * 86400,
                     keep_max=settings.retention_max_events,
                 )

@@ -16,7 +16,7 @@ else the app serves (a console, a landing page) must check access itself.
 
 Example:
     >>> import os
-    >>> from lib.tunnel import open_share_tunnel, should_share
+    >>> from lib.receiver.tunnel import open_share_tunnel, should_share
     >>> if should_share(None, gradio_share=os.environ.get("GRADIO_SHARE"), space_id=None):  # doctest: +SKIP
     ...     tunnel = open_share_tunnel("127.0.0.1", 7860)
     ...     # On shutdown:

@@ -7,7 +7,7 @@ Hugging Face sign-in (`hf_oauth: true`), by signing in as the Space's owner or a
 owning organisation. Grants live server-side in the visitor's Gradio session, and every console
 function checks one itself: the page hiding a button is not access control.
 
-Wrong secrets are compared in constant time (`lib.auth`) and rate-limited per client address,
+Wrong secrets are compared in constant time (`lib.core.secrets`) and rate-limited per client address,
 per session and in total, so guessing a secret through the page is as hopeless as through the
 webhook endpoints.
 """

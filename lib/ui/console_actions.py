@@ -2,18 +2,17 @@
 
 Every Gradio event listener is an HTTP API anyone can call, so the access check cannot live in the
 layout: each public method of `Console` takes the session's grant first and raises `ConsoleLocked`
-without a valid one. The tab (`lib.console`) only wires its components to these methods, and the
+without a valid one. The tab (`lib.ui.console`) only wires its components to these methods, and the
 tests call them directly, as the operator and as a stranger.
 
-Reads are plain functions (Gradio runs them in its thread pool); the async actions push their
-journal writes to a thread and only notify the worker from the loop, where it lives. Hub
-registration calls the network, so those actions are sync too and run in the thread pool.
+Everything that touches the journal is async: Gradio runs it on the server's event loop, where the
+journal is called (see `lib/journal/protocol.py`) and the worker lives. Hub registration calls the
+network with a blocking client, so those actions are sync and run in Gradio's thread pool.
 User mistakes (no such event, no endpoint picked) raise `gr.Error`, which Gradio shows as a toast.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
@@ -125,9 +124,9 @@ class Console:
         """Raises `AccessDenied` (or `TooManyAttempts`) with a message for the visitor."""
         return self.access.unlock_with_secret(secret, keys=keys)
 
-    # --- reads (run in Gradio's thread pool) -----------------------------------------------
+    # --- reads (async: on the server's loop, like the journal) ----------------------------
 
-    def deliveries(
+    async def deliveries(
         self,
         grant: object,
         endpoint: str | None = None,
@@ -137,7 +136,7 @@ class Console:
     ) -> pd.DataFrame:
         """The newest deliveries matching the filters (`All` or empty means any)."""
         require(grant)
-        events = self.server.journal.list_recent(
+        events = await self.server.journal.list_recent(
             limit=DELIVERIES_LIMIT,
             endpoint=_filter(endpoint),
             state=_filter(state),
@@ -146,11 +145,11 @@ class Console:
         )
         return deliveries_frame(events)
 
-    def verdict(self, grant: object) -> Verdict:
+    async def verdict(self, grant: object) -> Verdict:
         """Working, failing or silent, with the reason and what to do next."""
         require(grant)
         journal, now = self.server.journal, time.time()
-        latest = journal.list_recent(limit=1)
+        latest = await journal.list_recent(limit=1)
         if not latest:
             urls = ", ".join(inline_code(url) for url in self.server.webhook_urls().values()) or "(no endpoint)"
             return Verdict(
@@ -160,8 +159,8 @@ class Console:
             )
         last = latest[0]
         # Counts come from aggregates; only the newest failure of each kind is read whole.
-        everything = journal.stats(since=0)
-        day = journal.stats(since=now - 86400)
+        everything = await journal.stats(since=0)
+        day = await journal.stats(since=now - 86400)
         dead = everything.by_state.get(EventState.DEAD, 0)
         failing = everything.by_state.get(EventState.FAILED, 0)
         recent = (
@@ -176,7 +175,7 @@ class Console:
                 for path, states in everything.by_endpoint.items()
                 if states.get(EventState.DEAD)
             )
-            newest = journal.list_recent(limit=1, state=EventState.DEAD)[0]
+            newest = (await journal.list_recent(limit=1, state=EventState.DEAD))[0]
             return Verdict(
                 f"**💀 {dead} dead event(s)**, the handler gave up after every retry: {where}. "
                 f"Latest, #{newest.id}: {inline_code(last_line(newest.error) or 'no error recorded')}. "
@@ -185,7 +184,7 @@ class Console:
                 dead=dead,
             )
         if failing:
-            newest = journal.list_recent(limit=1, state=EventState.FAILED)[0]
+            newest = (await journal.list_recent(limit=1, state=EventState.FAILED))[0]
             return Verdict(
                 f"**🔁 {failing} event(s) failing and waiting for a retry.** Latest, #{newest.id} on "
                 f"{inline_code(endpoint_name(newest.endpoint))}: "
@@ -201,33 +200,33 @@ class Console:
             )
         return Verdict("**✅ Working.** " + recent, "ok")
 
-    def event_detail(self, grant: object, event_id: int | float | str | None) -> EventDetail:
+    async def event_detail(self, grant: object, event_id: int | float | str | None) -> EventDetail:
         """One event: its payload, its kept headers (never the secret), and every attempt."""
         require(grant)
         try:
             number = int(event_id)  # type: ignore[arg-type]
         except (TypeError, ValueError):
             raise gr.Error("Pick a delivery in the table, or type an event number.") from None
-        event = self.server.journal.get(number)
+        event = await self.server.journal.get(number)
         if event is None:
             raise gr.Error(f"There is no event #{number} (it may have been pruned).")
         return EventDetail(
             title=event_title(event),
             payload=pretty_body(event.body),
             headers=dict(event.headers),
-            attempts=attempts_markdown(event, self.server.journal.attempts(event.id)),
+            attempts=attempts_markdown(event, await self.server.journal.attempts(event.id)),
         )
 
-    def health(self, grant: object) -> Health:
+    async def health(self, grant: object) -> Health:
         """Counts, success rate and latencies for the last hour and day, and usage of the Hub's limit."""
         require(grant)
         now = time.time()
-        hour = self.server.journal.stats(since=now - 3600)
-        day = self.server.journal.stats(since=now - 86400)
+        hour = await self.server.journal.stats(since=now - 3600)
+        day = await self.server.journal.stats(since=now - 86400)
         usage = [(endpoint_name(path), sum(day.by_endpoint.get(path, {}).values())) for path in self.server.endpoints]
         return Health(table=health_table(hour, day), states=states_frame(hour, day), usage_html=usage_bars(usage))
 
-    # --- actions (async: journal writes in a thread, the worker notified on its loop) ---------
+    # --- actions (async: the journal written and the worker notified on the server's loop) ---
 
     async def replay(self, grant: object, event_id: int | float | str | None) -> str:
         """Run one event again now, whatever its state."""
@@ -237,9 +236,7 @@ class Console:
         except (TypeError, ValueError):
             raise gr.Error("Pick a delivery to replay first.") from None
         try:
-            event = await asyncio.to_thread(
-                self.server.journal.replay, number, max_attempts=self.server.settings.max_attempts
-            )
+            event = await self.server.journal.replay(number, max_attempts=self.server.settings.max_attempts)
         except KeyError:
             raise gr.Error(f"There is no event #{number}.") from None
         except WebhookError as exc:
@@ -261,9 +258,7 @@ class Console:
         replayed: dict[str, list[int]] = {}
         for path in paths:
             try:
-                ids = await asyncio.to_thread(
-                    self.server.journal.replay_dead, path, max_attempts=self.server.settings.max_attempts
-                )
+                ids = await self.server.journal.replay_dead(path, max_attempts=self.server.settings.max_attempts)
             except WebhookError as exc:
                 raise gr.Error(exc.message) from None
             if ids:

@@ -1,7 +1,7 @@
 """How the operator console shows journal data: times, tables, tracebacks, Markdown and HTML snippets.
 
 Pure functions from journal records and statistics to text or DataFrames, with no Gradio and no
-access checks, so the actions (`lib.console_actions`) and the tab (`lib.console`) share one
+access checks, so the actions (`lib.ui.console_actions`) and the tab (`lib.ui.console`) share one
 vocabulary and each formatting rule can be tested on its own.
 """
 

@@ -159,8 +159,8 @@ class Worker:
         """The last scan filled every free slot, so events may still wait for one."""
 
     async def start(self) -> None:
-        interrupted = self.journal.recover_interrupted()
-        waiting = self.journal.stats(since=0.0).by_state
+        interrupted = await self.journal.recover_interrupted()
+        waiting = (await self.journal.stats(since=0.0)).by_state
         queued, retrying = waiting.get("queued", 0), waiting.get("failed", 0)  # queued includes the interrupted
         if queued or retrying:
             logger.warning(
@@ -223,13 +223,13 @@ class Worker:
         self._running_keys[event.order_key] += 1
         self._running[event.id] = asyncio.create_task(self._run_lane(event, payload), name=f"event-{event.id}")
 
-    def _start_claimed(self, event_id: int, claimed: EventRecord | None = None) -> None:
+    async def _start_claimed(self, event_id: int, claimed: EventRecord | None = None) -> None:
         """Start an event a claim just marked running."""
-        started = self._claimed(event_id, claimed)
+        started = await self._claimed(event_id, claimed)
         if started is not None:
             self._start(*started)
 
-    def _claimed(
+    async def _claimed(
         self, event_id: int, claimed: EventRecord | None = None
     ) -> tuple[EventRecord, WebhookPayload | None] | None:
         """An event a claim just marked running, from memory when this process queued it."""
@@ -239,7 +239,7 @@ class Worker:
             return event.evolve(state=EventState.RUNNING, attempts=event.attempts + 1), payload
         if claimed is not None:
             return claimed, None
-        event = self.journal.get(event_id)
+        event = await self.journal.get(event_id)
         if event is None:
             return None
         if event.state != EventState.RUNNING:  # claimed, the claim not written yet (`claim_next`)
@@ -279,8 +279,8 @@ class Worker:
             try:
                 if self._scan_needed:
                     self._scan_needed = False
-                    self._claim_and_start()
-                timeout = self._seconds_until_next_due()
+                    await self._claim_and_start()
+                timeout = await self._seconds_until_next_due()
             except JournalUnavailable as exc:
                 logger.error("The worker cannot use the journal (%s); trying again in 5 s.", exc.message)
                 timeout = 5.0
@@ -290,21 +290,21 @@ class Worker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
 
-    def _claim_and_start(self) -> None:
+    async def _claim_and_start(self) -> None:
         free = self.settings.concurrency - len(self._running) - self._reserved
-        claimed = self.journal.claim_due(now=time.time(), limit=free)
+        claimed = await self.journal.claim_due(now=time.time(), limit=free)
         for event in claimed:
-            self._start_claimed(event.id, event)
+            await self._start_claimed(event.id, event)
         # Every slot filled: more may be waiting, so the next free slot must scan again.
         self._capacity_bound = len(claimed) >= free
 
-    def _hand_over(self, finished: EventRecord) -> tuple[EventRecord, WebhookPayload | None] | None:
+    async def _hand_over(self, finished: EventRecord) -> tuple[EventRecord, WebhookPayload | None] | None:
         """After an attempt: claim the next event of the same repository, and scan only if needed."""
         following = None
         if finished.order_key is not None and len(self._running) + self._reserved < self.settings.concurrency:
-            next_id = self.journal.claim_next(finished.order_key, now=time.time())
+            next_id = await self.journal.claim_next(finished.order_key, now=time.time())
             if next_id is not None:
-                following = self._claimed(next_id)
+                following = await self._claimed(next_id)
         if (
             self._capacity_bound
             or finished.state != EventState.SUCCEEDED
@@ -327,7 +327,7 @@ class Worker:
             if outcome is None:
                 return
             try:
-                following = self._hand_over(outcome.event)
+                following = await self._hand_over(outcome.event)
             except JournalUnavailable as exc:
                 logger.error("Could not start the next event (%s); the worker will retry.", exc.message)
                 self.notify()
@@ -342,8 +342,8 @@ class Worker:
                 await asyncio.sleep(0)
                 slice_ends = time.monotonic() + LANE_SLICE_SECONDS
 
-    def _seconds_until_next_due(self) -> float:
-        due = self.journal.next_due_at()
+    async def _seconds_until_next_due(self) -> float:
+        due = await self.journal.next_due_at()
         if due is None:
             self._scan_needed = True  # the idle poll also looks for work other processes recorded
             return IDLE_POLL_SECONDS
@@ -378,7 +378,7 @@ class Worker:
                 raise EndpointGone(f"no handler is registered for {event.endpoint} any more")
             reason = self._loop_guard(event, payload)
             if reason is not None:
-                finished = self.journal.skip(event, reason=reason)
+                finished = await self.journal.skip(event, reason=reason)
                 logger.info("Skipped before running: %s.", reason)
             else:
                 # A timeout scope rather than `wait_for`, which on Python 3.11 wraps the handler in a
@@ -392,7 +392,7 @@ class Worker:
                 if response is not None and not 200 <= response.status_code < 300:
                     raise HandlerRefused(f"the handler returned an HTTP {response.status_code} response")
                 elapsed = (time.perf_counter() - started) * 1000
-                finished = self.journal.finish(event, result=stored, handler_ms=elapsed)
+                finished = await self.journal.finish(event, result=stored, handler_ms=elapsed)
                 logger.debug("Handled by %s in %.1f ms (attempt %d).", event.endpoint, elapsed, event.attempts)
         except asyncio.CancelledError:
             raise
@@ -403,7 +403,7 @@ class Worker:
             else:
                 error = "".join(traceback.format_exception(exc)).strip()
             try:
-                finished = self._record_failure(event, error, elapsed)
+                finished = await self._record_failure(event, error, elapsed)
             except JournalUnavailable as journal_error:
                 # Not even the failure can be written: the event stays `running`, which the next start
                 # turns back into `queued` (at-least-once). Waiting requests answer 202 when their budget ends.
@@ -439,7 +439,7 @@ class Worker:
             return None
         return loop_guard_rejection(payload or WebhookPayload.model_validate_json(event.body), self.ledger)
 
-    def _record_failure(self, event: EventRecord, error: str, elapsed_ms: float) -> EventRecord:
+    async def _record_failure(self, event: EventRecord, error: str, elapsed_ms: float) -> EventRecord:
         retry_at = None
         if event.attempts < event.max_attempts:
             delay = retry_delay(
@@ -462,4 +462,4 @@ class Worker:
                 event.max_attempts,
                 error,
             )
-        return self.journal.fail(event, error=error, handler_ms=elapsed_ms, retry_at=retry_at)
+        return await self.journal.fail(event, error=error, handler_ms=elapsed_ms, retry_at=retry_at)

@@ -1,0 +1,255 @@
+"""The `Journal` protocol: the calls the receiver, the worker and the console make on the journal.
+
+`SQLiteJournal` (`sqlite.py`) is the embedded implementation; a server database a network away
+(several replicas sharing one journal) implements the same protocol and leaves the request path,
+the worker and the console untouched. `tests/test_journal_conformance.py` is the contract in code:
+every backend must pass it unchanged.
+
+Calls are made from one event loop, the server's, never from several threads at once, so an
+implementation needs no locks of its own. The calls that may touch storage are coroutines, so a
+backend that waits on a network or a disk awaits it instead of blocking the loop: deliveries,
+handlers and the console all share that loop. Four calls stay plain functions because they only
+touch memory and sit on the hot path of every event: `is_committed`, `after_commit`,
+`attempt_started` (one append to a local file at most) and `set_ack_ms`.
+
+Writes are all-or-nothing, and "written" is not "durable": a write is seen by every later call as
+soon as it returns, and is safe from a crash of the process once `durable()` returns (or an
+`after_commit` callback runs). Every failure to read or write storage raises `JournalUnavailable`
+(from `lib.core.errors`), which the request path answers 503 so the Hub sends the delivery again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from .records import Attempt, Delivery, EventRecord, JournalStats, Recorded
+
+
+class Journal(Protocol):
+    """Where deliveries are recorded before they are acknowledged, and where handlers run from."""
+
+    # --- the request path ----------------------------------------------------------------------
+
+    async def record(
+        self,
+        delivery: Delivery,
+        *,
+        skipped_reason: str | None,
+        max_attempts: int,
+        duplicate_window: float,
+        start_if_idle: bool = False,
+    ) -> Recorded:
+        """Write a delivery, deciding new / skipped / duplicate / requeued (see `redelivery_outcome`).
+
+        All of it is written or none of it: the new row and, for a redelivery of a failure, the
+        original put back in the queue. The event's id is larger than every id handed out before by
+        this journal, and never handed out again, even if its write is later lost. A second
+        delivery with the same `(endpoint, delivery_key)` is decided against the first one, so
+        recording the Hub's retries is idempotent: a handler runs once per delivery key (unless
+        the first run failed, or ended longer than `duplicate_window` seconds ago).
+
+        With `start_if_idle`, a new event whose order key has nothing unfinished is written as
+        already running (attempt 1), so the caller runs it without going through the queue.
+
+        Not durable on return: await `durable(event.id)` before acknowledging.
+
+        Raises:
+            JournalUnavailable: nothing was written (the journal is full or unreachable).
+        """
+        ...
+
+    async def durable(self, event_id: int | None = None) -> None:
+        """Return once the writes made before this call are safe from a crash of the process.
+
+        This is what an acknowledgement promises. Claims, outcomes and acknowledgement times
+        written before the call are made durable along with the deliveries.
+
+        Args:
+            event_id: wait only for that delivery (one `record` returned): return at once if it is
+                already durable, and raise only if that delivery itself was lost.
+
+        Raises:
+            JournalUnavailable: the writes (or that delivery) were lost and will not be retried by
+                the journal: the delivery does not exist and its request must answer 503. Claims and
+                outcomes lost with them are not: the journal writes them again with its next write.
+        """
+        ...
+
+    def set_ack_ms(self, event_id: int, ack_ms: float) -> None:
+        """Note how long acknowledging `event_id` took, for the console's statistics.
+
+        Only queued: written with a later write, and lost if the process dies first (a statistic
+        is not worth a commit of its own). Never waits.
+
+        Raises:
+            JournalUnavailable: may be raised; the caller treats it as a lost statistic.
+        """
+        ...
+
+    async def prune(self, *, older_than: float, keep_max: int) -> int:
+        """Delete finished events received before `older_than` or beyond the newest `keep_max`; how many.
+
+        Only succeeded, skipped and duplicate events go, with their attempts; queued, running,
+        failed and dead events are never pruned, whatever their age or number.
+
+        Raises:
+            JournalUnavailable: nothing was deleted.
+        """
+        ...
+
+    # --- the worker ----------------------------------------------------------------------------
+
+    async def recover_interrupted(self) -> int:
+        """Put the events a crash left running back in the queue; returns how many. Called once, at start.
+
+        Their attempt is closed as interrupted and still counts, including an attempt whose claim
+        was lost but which `attempt_started` noted. An event cut short on its last allowed attempt
+        is made dead instead (its handler may be what killed the process). Running it twice changes
+        nothing more.
+        """
+        ...
+
+    async def claim_due(self, *, now: float, limit: int) -> list[EventRecord]:
+        """Mark up to `limit` events due at `now` running (attempt + 1) and return them, oldest first.
+
+        Events of one order key run one at a time in id order: only the oldest unfinished event
+        of a key is ever claimable, and only while no event of that key runs; a failed one waiting
+        for its retry holds the others back until it is dead. Events without an order key are
+        claimed side by side. A claimed event is never claimed again while it runs.
+
+        Not durable on return (see `attempt_started`).
+
+        Raises:
+            JournalUnavailable: nothing was claimed.
+        """
+        ...
+
+    async def claim_next(self, order_key: str, *, now: float) -> int | None:
+        """Claim the oldest unfinished event of `order_key` if it may run now; its id, or None.
+
+        The worker's hand-over when an event ends, to start its repository's next event without
+        scanning every queue. Same rules and guarantees as `claim_due`: the event is running (its
+        attempt counted) as soon as this returns, and every later call sees it so.
+        """
+        ...
+
+    def attempt_started(self, event_id: int, attempt: int) -> None:
+        """Note, before a handler runs, that this attempt began, so that it counts even if the process dies.
+
+        A claim may not be durable yet when its handler starts; if the handler kills the process,
+        `recover_interrupted` counts the attempt from this note, so a handler that crashes every
+        start ends dead after its attempts instead of crashing the app for ever. A backend whose
+        claims are durable when `claim_*` returns may do nothing here. Never raises, never waits
+        on a network: at most one append to a local file.
+        """
+        ...
+
+    def is_committed(self, event_id: int) -> bool:
+        """Whether the delivery `record` returned as `event_id` is known durable (a handler must not run before).
+
+        Answered from memory, never from storage: True once the delivery's write is durable;
+        False while it may still be lost, and for ever once it was lost (its id is never reused).
+        A backend whose `record` is durable on return answers True for every id it returned.
+        """
+        ...
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Call `callback` (on the loop) once the writes made before this call are durable, soon.
+
+        It is also called if their commit failed: what it reports (an outcome) is then written
+        again by the journal, never lost. With nothing waiting to be made durable, it is called at
+        once. Only registers the callback: never waits, never raises.
+        """
+        ...
+
+    async def next_due_at(self) -> float | None:
+        """When the earliest failed event waiting for its retry is due, so the worker can sleep until then."""
+        ...
+
+    async def finish(self, event: EventRecord | int, *, result: Any, handler_ms: float) -> EventRecord:
+        """Record that the running attempt of `event` succeeded with `result` (stored as JSON, else its repr).
+
+        Only a running event changes: running it twice has the effect of once. Given the claimed
+        record rather than its id, the returned record is built from it instead of read back (the
+        worker's case). Durable with the next commit (`durable`, `after_commit`): if that commit
+        fails, the journal writes it again with its next write.
+
+        Raises:
+            JournalUnavailable: it could not be written; the event stays running, and the next start
+                runs it again (at least once).
+        """
+        ...
+
+    async def fail(
+        self, event: EventRecord | int, *, error: str, handler_ms: float, retry_at: float | None
+    ) -> EventRecord:
+        """Record that the running attempt of `event` failed with `error`; `retry_at=None` makes it dead.
+
+        A failed event is claimable again from `retry_at`; a dead one only after a replay. The
+        attempt is kept in `attempts` with `error` as its detail. Guarantees as for `finish`.
+        """
+        ...
+
+    async def skip(self, event: EventRecord | int, *, reason: str) -> EventRecord:
+        """A claimed event that must not run after all: skipped with `reason`, its attempt undone.
+
+        Guarantees as for `finish`.
+        """
+        ...
+
+    # --- the console ---------------------------------------------------------------------------
+
+    async def get(self, event_id: int) -> EventRecord | None:
+        """The event as stored, or None (never recorded, lost with a failed commit, or pruned).
+
+        Like every read, it sees every write made on this journal before the call.
+        """
+        ...
+
+    async def attempts(self, event_id: int) -> list[Attempt]:
+        """Every attempt of the event in order, the running or successful one last; [] if none or unknown."""
+        ...
+
+    async def list_recent(
+        self,
+        *,
+        limit: int = 100,
+        endpoint: str | None = None,
+        state: str | None = None,
+        repo: str | None = None,
+        scope: str | None = None,
+    ) -> list[EventRecord]:
+        """The newest events first, at most `limit`, matching every filter given.
+
+        `scope` matches that scope and the scopes under it by dotted segment (`repo` matches
+        `repo.content`, not `repo_content`).
+        """
+        ...
+
+    async def replay(self, event_id: int, *, max_attempts: int) -> EventRecord:
+        """Queue an event to run again now, whatever its state, with `max_attempts` more attempts.
+
+        Replaying a duplicate replays its original; a running event is left running (returned as
+        it is). The earlier attempts stay in its history. Returns the event as it now is.
+
+        Raises:
+            KeyError: there is no such event.
+            JournalUnavailable: nothing was changed.
+        """
+        ...
+
+    async def replay_dead(self, endpoint: str, *, max_attempts: int) -> list[int]:
+        """Queue every dead event of `endpoint` again (as `replay` does); their ids, oldest first."""
+        ...
+
+    async def stats(self, *, since: float) -> JournalStats:
+        """Counts by state and endpoint and acknowledgement and handler times of the events received since `since`."""
+        ...
+
+    async def close(self) -> None:
+        """Make every write durable if it can, then let go of storage. No call may follow.
+
+        A coroutine: a network backend closes its connections by awaiting them.
+        """
+        ...

@@ -1,0 +1,75 @@
+"""The SQL the SQLite journal runs more than once, named after what it does.
+
+Every statement that changes an event after its claim can run twice with the same effect (its
+`state` guards make a second run change nothing): a group whose commit failed runs them again.
+"""
+
+from __future__ import annotations
+
+# Each condition repeats `state IN ('queued', 'running', 'failed')`: SQLite only uses a partial
+# index when the query restates the index's own condition, and without it every claim would scan
+# every event (bodies included) ever recorded.
+UNFINISHED = "state IN ('queued', 'running', 'failed')"
+CLAIMABLE = f"""
+SELECT id FROM events AS e INDEXED BY events_unfinished
+WHERE e.{UNFINISHED} AND e.state != 'running'
+  AND (e.next_attempt_at IS NULL OR e.next_attempt_at <= :now)
+  AND (e.order_key IS NULL OR (
+        e.id = (SELECT MIN(p.id) FROM events AS p WHERE p.order_key = e.order_key AND p.{UNFINISHED})
+        AND NOT EXISTS (
+            SELECT 1 FROM events AS r WHERE r.order_key = e.order_key AND r.{UNFINISHED} AND r.state = 'running')))
+ORDER BY e.id LIMIT :limit
+"""
+REQUEUE = (
+    "UPDATE events SET state = 'queued', next_attempt_at = NULL, finished_at = NULL, "
+    "max_attempts = attempts + ? WHERE id = ? AND state != 'running'"
+)
+"""Run an event again, with a fresh allowance of attempts (a redelivery of a failure, a replay)."""
+NEXT_DUE = (
+    f"SELECT MIN(next_attempt_at) FROM events INDEXED BY events_unfinished WHERE {UNFINISHED} AND state = 'failed'"
+)
+MARK_RUNNING = (
+    "UPDATE events SET state = 'running', attempts = attempts + 1, started_at = ?, next_attempt_at = NULL "
+    "WHERE id = ? AND state != 'running'"
+)
+LANE_HEAD = f"SELECT id, state, next_attempt_at FROM events WHERE order_key = ? AND {UNFINISHED} ORDER BY id LIMIT 1"
+LAST_ATTEMPT = (
+    "SELECT id AS event_id, attempts AS number, COALESCE(started_at, finished_at, received_at) AS started_at, "
+    "CASE state WHEN 'running' THEN NULL ELSE finished_at END AS finished_at, state AS outcome, "
+    "CASE state WHEN 'running' THEN NULL ELSE result END AS detail "
+    "FROM events WHERE state IN ('running', 'succeeded') AND attempts > 0"
+)
+"""The attempt an event's own row holds: the one running, or the one that succeeded. A success is
+the common end of an event, and keeping it on the row spares a write to `attempts` per event."""
+KEEP_LAST_ATTEMPT = f"INSERT OR REPLACE INTO attempts {LAST_ATTEMPT} AND state = 'succeeded' AND id = ?"
+"""Move a success into `attempts` before the event runs again, so the history keeps it."""
+CLOSE_RUNNING_ATTEMPTS = (
+    "INSERT OR REPLACE INTO attempts (event_id, number, started_at, finished_at, outcome, detail) "
+    "SELECT id, attempts, COALESCE(started_at, :now), :now, :outcome, :detail FROM events "
+    f"WHERE {UNFINISHED} AND state = 'running'"
+)
+"""The rows of the attempts running now, ended as `:outcome` (at recovery: all of them)."""
+CLOSE_ATTEMPT = CLOSE_RUNNING_ATTEMPTS + " AND id = :id"
+"""The row of one attempt that just ended. It must run before the event leaves `running`, and
+like every write made after an event was claimed it can run twice with the same effect (see
+`_carry`): the `state` guards make a second run change nothing."""
+INSERT_EVENT = (
+    "INSERT INTO events (id, endpoint, delivery_key, webhook_id, received_at, headers, query, scope, "
+    "action, repo_name, repo_type, order_key, is_test, state, attempts, max_attempts, original_id, note, "
+    "finished_at, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+FINISH = (
+    "UPDATE events SET state = 'succeeded', result = ?, error = NULL, handler_ms = ?, finished_at = ? "
+    "WHERE id = ? AND state = 'running'"
+)
+SKIP = (
+    "UPDATE events SET state = 'skipped', note = ?, attempts = attempts - 1, finished_at = ? "
+    "WHERE id = ? AND state = 'running'"
+)
+"""A claimed event that must not run after all: its attempt undone."""
+FAIL = (
+    "UPDATE events SET state = ?, error = ?, handler_ms = ?, next_attempt_at = ?, finished_at = ? "
+    "WHERE id = ? AND state = 'running'"
+)
+"""After `CLOSE_ATTEMPT`: `failed` with the time of its retry, or `dead`."""
+SET_ACK_MS = "UPDATE events SET ack_ms = ? WHERE id = ?"
