@@ -1,4 +1,4 @@
-"""Tests of lib.receiver.auth and lib.receiver.parsing: the sans-I/O checks the request path runs before a handler.
+"""Tests of lib.receiver.auth, body and parsing: the sans-I/O checks the request path runs before a handler.
 
 The same behaviours over real HTTP are in test_e2e_http.py.
 """
@@ -15,8 +15,9 @@ import pytest
 from lib.core.errors import InvalidSecret, MalformedPayload, MissingSecret, PayloadTooLarge
 from lib.core.payload import WebhookPayload
 from lib.receiver.auth import verify_secret
+from lib.receiver.body import check_declared_length, read_limited
 from lib.receiver.delivery import build_delivery, without_secret
-from lib.receiver.parsing import MAX_REPORTED_ERRORS, BadRequest, check_declared_length, parse_payload, read_limited
+from lib.receiver.parsing import MAX_REPORTED_ERRORS, BadRequest, parse_payload
 
 FIXTURES = Path(__file__).parent / "fixtures"
 VALID = (FIXTURES / "discussion-create-pr-opened.json").read_bytes()

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from journal_helpers import T0, WINDOW, claim_ids, delivery, record, state
 
-from lib.journal import Delivery, EventState, Journal, Recorded, SQLiteJournal, redelivery_outcome, retry_delay
+from lib.journal import EventState, Journal, SQLiteJournal, redelivery_outcome, retry_delay
 
 pytestmark = pytest.mark.anyio
 
@@ -513,21 +513,21 @@ async def test_an_order_key_never_has_two_events_running_however_they_are_claime
     assert await claim_ids(journal) == [ids[2]]
 
 
-async def test_a_delivery_to_an_idle_order_key_may_start_running_at_once(journal: Journal) -> None:
-    def idle_start(d: Delivery) -> Awaitable[Recorded]:
-        return journal.record(d, skipped_reason=None, max_attempts=3, duplicate_window=WINDOW, start_if_idle=True)
+async def test_a_delivery_is_claimed_by_id_only_when_its_order_key_is_free(journal: Journal) -> None:
+    started = await record(journal, delivery(repo="org/a"))
+    behind = await record(journal, delivery(repo="org/a"))
+    unordered = await record(journal, delivery(order=False))
 
-    started = await idle_start(delivery(repo="org/a"))
-    behind = await idle_start(delivery(repo="org/a"))
-    unordered = await idle_start(delivery(order=False))
-
-    assert (started.outcome, started.event.state, started.event.attempts) == ("new", EventState.RUNNING, 1)
-    assert (behind.outcome, behind.event.state, behind.event.attempts) == ("new", EventState.QUEUED, 0)
-    assert (unordered.event.state, unordered.event.attempts) == (EventState.RUNNING, 1)
+    assert await journal.claim(behind.event.id, now=T0) is False  # an earlier event of org/a waits
+    assert await journal.claim(started.event.id, now=T0) is True
+    assert await journal.claim(started.event.id, now=T0) is False  # never claimed twice
+    assert await journal.claim(unordered.event.id, now=T0) is True
+    assert (await journal.get(started.event.id)).attempts == 1
+    assert await state(journal, unordered.event.id) == EventState.RUNNING
     assert await claim_ids(journal) == []  # both running already; the queued one waits behind the first
-    assert await state(journal, started.event.id) == EventState.RUNNING
+    assert await journal.claim(behind.event.id, now=T0) is False  # org/a runs
     await journal.finish(started.event.id, result=None, handler_ms=1)
-    assert await claim_ids(journal) == [behind.event.id]
+    assert await journal.claim(behind.event.id, now=T0) is True
 
 
 # --- outcomes, ids, reads ---------------------------------------------------------------------------------

@@ -38,7 +38,6 @@ class Journal(Protocol):
         skipped_reason: str | None,
         max_attempts: int,
         duplicate_window: float,
-        start_if_idle: bool = False,
     ) -> Recorded:
         """Write a delivery, deciding new / skipped / duplicate / requeued (see `redelivery_outcome`).
 
@@ -48,9 +47,6 @@ class Journal(Protocol):
         delivery with the same `(endpoint, delivery_key)` is decided against the first one, so
         recording the Hub's retries is idempotent: a handler runs once per delivery key (unless
         the first run failed, or ended longer than `duplicate_window` seconds ago).
-
-        With `start_if_idle`, a new event whose order key has nothing unfinished is written as
-        already running (attempt 1), so the caller runs it without going through the queue.
 
         Not durable on return: await `durable(event.id)` before acknowledging.
 
@@ -122,6 +118,15 @@ class Journal(Protocol):
 
         Raises:
             JournalUnavailable: nothing was claimed.
+        """
+        ...
+
+    async def claim(self, event_id: int, *, now: float) -> bool:
+        """Mark one queued event running (attempt + 1) if it may run now; whether it was claimed.
+
+        How the worker starts a delivery it was just handed, without scanning. Same rules as
+        `claim_due`: the event must be due, and, with an order key, the oldest unfinished event of
+        its key with none of its key running; so a second claim of the same event is refused.
         """
         ...
 

@@ -34,6 +34,7 @@ from .schema import check_and_migrate, connect
 from .starts_file import StartsFile
 from .statements import (
     CLAIMABLE,
+    CLAIMABLE_EVENT,
     CLOSE_ATTEMPT,
     CLOSE_RUNNING_ATTEMPTS,
     FAIL,
@@ -185,7 +186,6 @@ class SQLiteJournal:
         skipped_reason: str | None,
         max_attempts: int,
         duplicate_window: float,
-        start_if_idle: bool = False,
     ) -> Recorded:
         with self._writes.write() as connection:
             original_row = connection.execute(
@@ -207,8 +207,6 @@ class SQLiteJournal:
                 state, note, original_id = (
                     (EventState.SKIPPED, skipped_reason, None) if skipped_reason else (EventState.QUEUED, None, None)
                 )
-                if state == EventState.QUEUED and start_if_idle and self._lane_is_idle(connection, delivery.order_key):
-                    state = EventState.RUNNING
             else:
                 state, original_id = EventState.DUPLICATE, original_row["id"]
                 note = (
@@ -261,14 +259,6 @@ class SQLiteJournal:
         if decision == "requeue":
             outcome = "requeued"
         return Recorded(event=event, outcome=outcome, original=original)  # type: ignore[arg-type]
-
-    @staticmethod
-    def _lane_is_idle(connection: sqlite3.Connection, order_key: str | None) -> bool:
-        """No earlier event of this order key is waiting or running, so a new one may start now."""
-        if order_key is None:
-            return True
-        query = f"SELECT 1 FROM events WHERE order_key = ? AND {UNFINISHED} LIMIT 1"
-        return connection.execute(query, (order_key,)).fetchone() is None
 
     async def durable(self, event_id: int | None = None) -> None:
         await self._writes.durable(event_id)
@@ -330,6 +320,13 @@ class SQLiteJournal:
             for event_id in ids:
                 self._writes.keep(MARK_RUNNING, (now, event_id))
             return [self._fetch(connection, event_id) for event_id in ids]
+
+    async def claim(self, event_id: int, *, now: float) -> bool:
+        with self._writes.write(atomic=False) as connection:
+            if connection.execute(CLAIMABLE_EVENT, {"id": event_id, "now": now}).fetchone() is None:
+                return False
+            self._writes.keep(MARK_RUNNING, (now, event_id))
+            return True
 
     async def claim_next(self, order_key: str, *, now: float) -> int | None:
         with self._writes.write(atomic=False) as connection:

@@ -20,6 +20,16 @@ WHERE e.{UNFINISHED} AND e.state != 'running'
             SELECT 1 FROM events AS r WHERE r.order_key = e.order_key AND r.{UNFINISHED} AND r.state = 'running')))
 ORDER BY e.id LIMIT :limit
 """
+CLAIMABLE_EVENT = f"""
+SELECT 1 FROM events AS e
+WHERE e.id = :id AND e.{UNFINISHED} AND e.state != 'running'
+  AND (e.next_attempt_at IS NULL OR e.next_attempt_at <= :now)
+  AND (e.order_key IS NULL OR (
+        e.id = (SELECT MIN(p.id) FROM events AS p WHERE p.order_key = e.order_key AND p.{UNFINISHED})
+        AND NOT EXISTS (
+            SELECT 1 FROM events AS r WHERE r.order_key = e.order_key AND r.{UNFINISHED} AND r.state = 'running')))
+"""
+"""`CLAIMABLE` for one event: whether it may be claimed now."""
 REQUEUE = (
     "UPDATE events SET state = 'queued', next_attempt_at = NULL, finished_at = NULL, "
     "max_attempts = attempts + ? WHERE id = ? AND state != 'running'"

@@ -1,16 +1,13 @@
-"""Turning the bytes of a request into a `WebhookPayload`, with errors a sender can act on.
+"""The request path's third step, validate: the body's bytes as a `WebhookPayload`, or an error a sender can act on.
 
-Sans-I/O: these functions take what arrived (a length header, chunks, bytes) and return or
-raise; the HTTP adapter in `server.py` only feeds them.
+Sans-I/O: it takes bytes and returns or raises; reading them is `body.py`'s job.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 from pydantic import ValidationError
 
-from ..core.errors import MalformedPayload, PayloadTooLarge
+from ..core.errors import MalformedPayload
 from ..core.payload import WebhookPayload
 
 MAX_REPORTED_ERRORS = 10
@@ -20,32 +17,6 @@ class BadRequest(MalformedPayload):
     """The body is not JSON at all (400), as opposed to JSON that is not a payload (422)."""
 
     status_code = 400
-
-
-def check_declared_length(content_length: str | None, *, limit: int) -> None:
-    """Refuse an oversized body from its `Content-Length` alone, before reading a byte of it."""
-    if content_length is None:
-        return
-    if not (content_length.isascii() and content_length.isdigit()):  # int() also takes "-1", "+5", "1_0"
-        raise BadRequest(f"Content-Length must be a whole number of bytes, got {content_length!r}.")
-    declared = int(content_length)
-    if declared > limit:
-        raise PayloadTooLarge(f"The body is {declared} bytes; this endpoint accepts at most {limit} bytes.")
-
-
-async def read_limited(chunks: AsyncIterator[bytes], *, limit: int) -> bytes:
-    """Read a streamed body, stopping as soon as it passes `limit` (no `Content-Length` needed)."""
-    body = bytearray()
-    async for chunk in chunks:
-        body += chunk
-        check_body_size(len(body), limit=limit)
-    return bytes(body)
-
-
-def check_body_size(size: int, *, limit: int) -> None:
-    """Refuse a body (or the part read so far) larger than `limit`."""
-    if size > limit:
-        raise PayloadTooLarge(f"The body is larger than {limit} bytes, the most this endpoint accepts.")
 
 
 def _describe(error: dict) -> str:

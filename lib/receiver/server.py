@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from ..core.errors import WebhookError
@@ -32,20 +32,21 @@ from ..core.registry import Endpoint, discover_handlers, webhook_path
 from ..core.settings import Settings, parse_secrets
 from ..hub.client import CommitLedger, own_commits
 from ..hub.setup_guide import HUB_WEBHOOK_SETTINGS
-from ..journal import Delivery, EventState, Journal, Recorded, SQLiteJournal
-from ..worker.worker import OutcomeFuture, Worker
+from ..journal import Journal, Recorded, SQLiteJournal
+from ..worker import Worker
 from . import connections, tunnel
-from .auth import query_secret, verify_secret
+from .acknowledge import acknowledge
+from .auth import authenticate
+from .body import read_body, request_headers
 from .delivery import build_delivery
 from .page_guard import PageGuard
-from .parsing import BadRequest, check_body_size, check_declared_length, parse_payload, read_limited
+from .parsing import parse_payload
 
 if TYPE_CHECKING:
     import gradio as gr
 
 logger = logging.getLogger(__name__)
 
-EVENT_ID_HEADER = "X-Webhook-Event-Id"
 RETENTION_INTERVAL_SECONDS = 3600.0
 
 UiBuilder = Callable[["WebhookReceiver"], "gr.Blocks"]
@@ -207,18 +208,18 @@ class WebhookReceiver:
         return receive
 
     async def receive(self, endpoint: Endpoint, scope: Scope, receive: Receive) -> Response:
-        """Authenticate, read, validate, record, then acknowledge with the handler's answer or 202."""
+        """One delivery, in the protocol's order: authenticate, read, validate, record, dispatch, acknowledge.
+
+        Every step before `record` refuses with a 4xx (a `WebhookError`) and records nothing; a
+        delivery the journal cannot commit is a 503 and runs nothing. Once it is committed, every
+        answer is a 2xx: the handler's result if it ends within the acknowledgement budget, else 202.
+        """
         started = time.perf_counter()
         settings = self.settings
-        headers = _headers(scope)
+        headers = request_headers(scope)
         query_string = scope["query_string"].decode("latin-1")
-        verify_secret(
-            settings.webhook_secrets,
-            header=headers.get("x-webhook-secret"),
-            query=query_secret(query_string),
-        )
-        check_declared_length(headers.get("content-length"), limit=settings.max_body_bytes)
-        body = await _read_body(receive, limit=settings.max_body_bytes)
+        authenticate(settings.webhook_secrets, headers=headers, query_string=query_string)
+        body = await read_body(receive, headers, limit=settings.max_body_bytes)
         payload = parse_payload(body)
         delivery = build_delivery(
             endpoint=endpoint.path,
@@ -228,123 +229,42 @@ class WebhookReceiver:
             payload=payload,
             order_per_repo=settings.order_per_repo,
         )
-        recorded = await self._record(endpoint, delivery, payload)
-        watched = self._watch(recorded)
+        recorded = await self.journal.record(
+            delivery,
+            skipped_reason=endpoint.events.rejection(payload),
+            max_attempts=settings.max_attempts,
+            duplicate_window=settings.duplicate_window_seconds,
+        )
+        outcome = self.worker.dispatch(recorded, payload) if self.worker is not None else None
         token = current_event_id.set(recorded.event.id)
         try:
-            # Nothing is acknowledged before it is on disk: the delivery, and the outcome the answer
-            # reports (the worker hands it over once committed, one commit shared with the other
-            # answers of this turn). A handler starts only after its delivery is committed, so an
-            # outcome implies that; other answers wait for it below. A delivery that could not be
-            # committed is a 503 (the Hub retries); an outcome that could not, is written later.
-            content, status = await self._acknowledge(recorded, watched)
-            try:
-                await self.journal.durable(recorded.event.id)
-            except BaseException:
-                if self.worker is not None:
-                    self.worker.discard(recorded.event.id)
-                    if watched is not None:
-                        self.worker.forget(*watched)
-                raise
-            ack_ms = (time.perf_counter() - started) * 1000
-            try:
-                self.journal.set_ack_ms(recorded.event.id, ack_ms)
-            except WebhookError as exc:  # the event is recorded: a missing statistic must not turn into a 503
-                logger.warning("Could not record the acknowledgement time: %s", exc.message)
-            # Routine, so DEBUG: the console lists every delivery, and failures are logged as warnings.
-            level = logging.INFO if recorded.outcome != "new" else logging.DEBUG
-            if logger.isEnabledFor(level):
-                logger.log(
-                    level,
-                    "%s %s/%s on %s: %s in %.1f ms",
-                    endpoint.path,
-                    payload.event.scope,
-                    payload.event.action,
-                    payload.repo.name,
-                    recorded.outcome,
-                    ack_ms,
-                )
+            response = await acknowledge(self.journal, recorded, outcome, budget=settings.ack_budget_seconds)
+            self._note_acknowledged(endpoint, payload, recorded, (time.perf_counter() - started) * 1000)
         finally:
             current_event_id.reset(token)
-        event_id = str(recorded.event.id)
-        if isinstance(content, Response):  # the handler's own response, sent as it made it
-            content.headers[EVENT_ID_HEADER] = event_id
-            return content
-        return Acknowledgement(content, status, event_id)
+        return response
 
-    async def _record(self, endpoint: Endpoint, delivery: Delivery, payload: WebhookPayload) -> Recorded:
-        """Journal the delivery and, when its repository has nothing pending, start its handler now."""
-        settings, worker = self.settings, self.worker
-        reserved = worker is not None and worker.reserve(delivery.order_key)
+    def _note_acknowledged(
+        self, endpoint: Endpoint, payload: WebhookPayload, recorded: Recorded, ack_ms: float
+    ) -> None:
+        """Keep the acknowledgement time for the console, and log the delivery (routine ones at DEBUG)."""
         try:
-            recorded = await self.journal.record(
-                delivery,
-                skipped_reason=endpoint.events.rejection(payload),
-                max_attempts=settings.max_attempts,
-                duplicate_window=settings.duplicate_window_seconds,
-                start_if_idle=reserved,
+            self.journal.set_ack_ms(recorded.event.id, ack_ms)
+        except WebhookError as exc:  # the event is recorded: a missing statistic must not turn into a 503
+            logger.warning("Could not record the acknowledgement time: %s", exc.message)
+        # Routine, so DEBUG: the console lists every delivery, and failures are logged as warnings.
+        level = logging.INFO if recorded.outcome != "new" else logging.DEBUG
+        if logger.isEnabledFor(level):
+            logger.log(
+                level,
+                "%s %s/%s on %s: %s in %.1f ms",
+                endpoint.path,
+                payload.event.scope,
+                payload.event.action,
+                payload.repo.name,
+                recorded.outcome,
+                ack_ms,
             )
-        except BaseException:
-            if reserved:
-                worker.release()  # type: ignore[union-attr]
-            raise
-        if worker is not None:
-            if recorded.event.state == EventState.RUNNING:
-                worker.start_now(recorded.event, payload)
-            else:
-                if reserved:
-                    worker.release()
-                if recorded.event.state == EventState.QUEUED:
-                    worker.queued(recorded.event, payload)
-                elif recorded.outcome == "requeued":
-                    worker.notify()
-        return recorded
-
-    def _watch(self, recorded: Recorded) -> tuple[int, OutcomeFuture] | None:
-        """The event whose handler this request waits for, and the future its outcome will resolve."""
-        if self.worker is None or recorded.outcome in ("skipped", "duplicate"):
-            return None
-        return recorded.runs.id, self.worker.outcome(recorded.runs.id)
-
-    async def _acknowledge(self, recorded: Recorded, watched: tuple[int, OutcomeFuture] | None) -> tuple[Any, int]:
-        """The answer's JSON content (or the handler's own `Response`) and status."""
-        event = recorded.event
-        if recorded.outcome == "skipped":
-            return {"status": "skipped", "event_id": event.id, "reason": event.note}, 200
-        if recorded.outcome == "duplicate":
-            original = recorded.original
-            return {
-                "status": "duplicate",
-                "event_id": event.id,
-                "original_event_id": event.original_id,
-                "original_state": original.state if original else None,
-                "detail": event.note,
-            }, 200
-        if watched is None:  # no worker to wait for
-            return {"status": "queued", "event_id": recorded.runs.id}, 202
-        return await self._wait_for_handler(*watched)
-
-    async def _wait_for_handler(self, event_id: int, future: OutcomeFuture) -> tuple[Any, int]:
-        """200 with the handler's result if it ends within the budget, else 202: never the Hub's 30 s."""
-        # A timer that resolves the future with None, rather than a timeout scope around the await:
-        # one timer handle per request and no cancelling of this task.
-        expiry = asyncio.get_running_loop().call_later(self.settings.ack_budget_seconds, _give_up, future)
-        outcome = await future
-        expiry.cancel()
-        if outcome is None:
-            self.worker.forget(event_id, future)  # type: ignore[union-attr]
-            return {"status": "queued", "event_id": event_id}, 202
-        if outcome.event.state == EventState.SKIPPED:
-            return {"status": "skipped", "event_id": event_id, "reason": outcome.event.note}, 200
-        if outcome.event.state == EventState.SUCCEEDED:
-            return (outcome.response if outcome.response is not None else outcome.event.result), 200
-        retrying = outcome.event.state == EventState.FAILED
-        return {
-            "status": outcome.event.state,
-            "event_id": event_id,
-            "detail": "The handler failed; the event is recorded and "
-            + ("will be retried." if retrying else "can be replayed from the console."),
-        }, 202
 
     # --- running ------------------------------------------------------------------------------
 
@@ -526,57 +446,6 @@ def _error_response(scope: Scope, exc: WebhookError) -> JSONResponse:
         extra={"repeat_key": ("answered", exc.status_code, scope["path"])},
     )
     return JSONResponse({"error": exc.message}, status_code=exc.status_code)
-
-
-def _give_up(future: OutcomeFuture) -> None:
-    """The acknowledgement budget is spent: the request answers 202 and the handler carries on."""
-    if not future.done():
-        future.set_result(None)
-
-
-class Acknowledgement(JSONResponse):
-    """The JSON answer to a delivery, naming its event: a `JSONResponse` whose headers are written
-    in one step, since every delivery gets one."""
-
-    def __init__(self, content: Any, status_code: int, event_id: str) -> None:
-        self.status_code = status_code
-        self.background = None
-        self.body = self.render(content)
-        self.raw_headers = [
-            (b"content-length", str(len(self.body)).encode()),
-            (b"content-type", b"application/json"),
-            (EVENT_ID_HEADER.lower().encode(), event_id.encode()),
-        ]
-
-
-def _headers(scope: Scope) -> dict[str, str]:
-    """The request's headers by lower-case name (ASGI servers lower-case them); the first of repeats wins."""
-    headers: dict[str, str] = {}
-    for name, value in scope["headers"]:
-        headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
-    return headers
-
-
-async def _read_body(receive: Receive, *, limit: int) -> bytes:
-    """The whole body, or `read_limited`'s errors; a Hub payload arrives in a single message."""
-    first = await receive()
-    if first["type"] == "http.request" and not first.get("more_body", False):
-        body: bytes = first.get("body", b"")
-        check_body_size(len(body), limit=limit)
-        return body
-    return await read_limited(_body_chunks(receive, first), limit=limit)
-
-
-async def _body_chunks(receive: Receive, first: Message) -> AsyncIterator[bytes]:
-    """The body as the ASGI server hands it over, for `read_limited` to count."""
-    message = first
-    while True:
-        if message["type"] == "http.disconnect":
-            raise BadRequest("The client disconnected before sending the whole body.")
-        yield message.get("body", b"")
-        if not message.get("more_body", False):
-            return
-        message = await receive()
 
 
 def _start_retention(server: WebhookReceiver) -> asyncio.Task[None]:

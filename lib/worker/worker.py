@@ -1,31 +1,25 @@
 """The worker: runs recorded events through their handlers, outside of any request.
 
-One loop claims due events from the journal (at most `concurrency` at once, one at a time per
-repository, in arrival order) and runs each in a task that goes on with its repository's next
-events while they wait (`_run_lane`), writing each outcome back. A handler never starts before its
-delivery is committed. A handler that raises or overruns its time limit never reaches the Hub as
-an error: its event is retried with backoff, then left dead for an operator to replay. A request
-that wants to answer with the handler's result waits on `outcome()` for a short budget; the
-outcome is handed over once it is committed.
+The receiver hands it each committed delivery with one call, `dispatch`, and gets back a future
+for the outcome, which it waits on for a short budget; the outcome is handed over once it is
+committed. Events run at most `concurrency` at once, one at a time per repository, in arrival
+order: each runs in a task that goes on with its repository's next events while they wait
+(`_run_lane`). A loop claims what no lane reaches (retries that fall due, replays, events another
+process recorded). A handler never starts before its delivery is committed. A handler that raises
+or overruns its time limit never reaches the Hub as an error: its event is retried with backoff,
+then left dead for an operator to replay.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
-import json
 import logging
-import threading
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable, Mapping
-from concurrent.futures import Executor, Future
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping
 
-from fastapi.encoders import jsonable_encoder
 from starlette.responses import Response
 
 from ..core.errors import EndpointGone, HandlerRefused, JournalUnavailable
@@ -35,8 +29,10 @@ from ..core.registry import Endpoint
 from ..core.settings import Settings
 from ..hub.client import CommitLedger, using_ledger
 from ..hub.loop_guard import loop_guard_rejection
-from ..journal import EventRecord, EventState, Journal, retry_delay
+from ..journal import EventRecord, EventState, Journal, Recorded, retry_delay
 from .invoke import call_handler
+from .outcome import Outcome, OutcomeFuture, resolve, storable
+from .threads import ThreadPerCall
 
 logger = logging.getLogger(__name__)
 
@@ -46,82 +42,6 @@ LANE_SLICE_SECONDS = 0.005
 """How long one repository's events may run back to back before the loop serves others."""
 IDLE_POLL_SECONDS = 30.0
 """How often an idle worker looks at the journal anyway (another process may have written it)."""
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How one attempt ended, for a request waiting to answer."""
-
-    event: EventRecord
-    response: Response | None = None
-    """What the handler returned, when it returned a Starlette response itself."""
-
-
-OutcomeFuture = asyncio.Future[Outcome | None]
-"""What a waiting request holds: resolved with the outcome, or with None when it stopped waiting."""
-
-
-def _storable(result: Any) -> tuple[Any, Response | None]:
-    """Make a handler's return value storable as JSON (and keep a Response to send as-is)."""
-    if isinstance(result, Response):
-        body = bytes(result.body) if hasattr(result, "body") else b""
-        return {"status_code": result.status_code, "body": body.decode("utf-8", "replace")}, result
-    if _is_json(result):  # the usual case, a dict of strings and numbers: nothing to convert
-        return result, None
-    try:
-        converted = jsonable_encoder(result)
-    except Exception:
-        return repr(result), None
-    return (converted, None) if _is_json(converted) else (repr(result), None)
-
-
-_FLAT = frozenset({str, int, bool, type(None)})
-
-
-def _is_json(value: Any) -> bool:
-    """Whether `value` is already what a JSON answer can carry (no NaN: a JSON response refuses it)."""
-    if type(value) is dict and all(type(key) is str and type(item) in _FLAT for key, item in value.items()):
-        return True  # the usual `{"status": "ok", ...}`, recognised without encoding it
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError):
-        return False
-    return True
-
-
-def _resolve(waiters: list[OutcomeFuture], outcome: Outcome) -> None:
-    for future in waiters:
-        if not future.done():
-            future.set_result(outcome)
-
-
-class ThreadPerCall(Executor):
-    """Runs each plain `def` handler on a thread of its own.
-
-    Python cannot stop a thread, so a handler past its timeout keeps running. In a fixed pool of
-    `concurrency` threads, a few stuck handlers would hold every thread and the events behind them
-    would time out without ever starting, until every event was dead. Here a stuck handler only
-    keeps its own thread; how many attempts run at once is the worker's bound, not the pool's.
-    Threads are daemons: a handler still running at shutdown is interrupted like any other, and its
-    event resumes at the next start.
-    """
-
-    def __init__(self) -> None:
-        self._numbers = itertools.count(1)
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        future: Future[Any] = Future()
-
-        def run() -> None:
-            if not future.set_running_or_notify_cancel():
-                return
-            try:
-                future.set_result(fn(*args, **kwargs))
-            except BaseException as exc:
-                future.set_exception(exc)
-
-        threading.Thread(target=run, name=f"handler-{next(self._numbers)}", daemon=True).start()
-        return future
 
 
 class Worker:
@@ -144,14 +64,14 @@ class Worker:
         self.executor = ThreadPerCall()
         self._wake = asyncio.Event()
         self._running: dict[int, asyncio.Task[None]] = {}
-        self._reserved = 0
-        """Slots promised to requests that may start their event themselves (see `reserve`)."""
         self._waiters: dict[int, list[OutcomeFuture]] = {}
+        self._admitting: set[asyncio.Task[None]] = set()
+        """Tasks of dispatched deliveries waiting to be durable (see `_admit`)."""
         self._loop_task: asyncio.Task[None] | None = None
         self._waiting: dict[int, tuple[EventRecord, WebhookPayload]] = {}
+        """Events dispatched here that wait their turn, with their parsed payload, until a claim takes them."""
         self._waiting_lanes: Counter[str | None] = Counter()
         """How many of `_waiting` each order key has: which repositories have events in memory."""
-        """Events this process queued, with their parsed payload, until a claim takes them."""
         self._running_keys: Counter[str | None] = Counter()
         self._scan_needed = True
         """Whether the journal may hold claimable events that no lane hand-over will reach."""
@@ -175,11 +95,12 @@ class Worker:
 
     async def stop(self) -> None:
         """Stop claiming; running handlers are cancelled and their events resume on next start."""
+        tasks = [*self._admitting, *self._running.values()]
         if self._loop_task is not None:
-            self._loop_task.cancel()
-        for task in list(self._running.values()):
+            tasks.append(self._loop_task)
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._running.values(), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         self.executor.shutdown(wait=False, cancel_futures=True)
 
     def notify(self) -> None:
@@ -187,39 +108,64 @@ class Worker:
         self._scan_needed = True
         self._wake.set()
 
-    def queued(self, event: EventRecord, payload: WebhookPayload) -> None:
-        """The request path queued `event` behind its repository's others: keep its payload for later."""
+    def dispatch(self, recorded: Recorded, payload: WebhookPayload) -> OutcomeFuture | None:
+        """Take a delivery the journal just recorded and run what it asks for; the one way in.
+
+        The delivery is admitted once it is durable (`_admit`): a new event whose repository has
+        nothing running or waiting here then starts at once if a slot is free, claimed in the
+        journal first (which still refuses if another process holds the repository); otherwise it
+        waits its turn, its parsed payload kept for when a claim takes it. A redelivery of a
+        failure puts the original back in the queue, which the worker scans.
+
+        Returns:
+            A future resolved with the outcome of the attempt that runs for this delivery (or with
+            None by whoever stops waiting first); None when nothing runs (skipped, duplicate).
+        """
+        if recorded.outcome in ("skipped", "duplicate"):
+            return None
+        event = recorded.runs
+        future: OutcomeFuture = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(event.id, []).append(future)  # before anything can run it
+        if recorded.outcome == "requeued":
+            self.notify()
+        else:
+            admitting = asyncio.create_task(self._admit(event, payload), name=f"admit-{event.id}")
+            self._admitting.add(admitting)  # held until done: the loop keeps only weak references to tasks
+            admitting.add_done_callback(self._admitting.discard)
+        return future
+
+    async def _admit(self, event: EventRecord, payload: WebhookPayload) -> None:
+        """A dispatched event, once its delivery is durable: run it now in this task, or keep it waiting."""
+        try:
+            await self.journal.durable(event.id)
+        except JournalUnavailable:  # lost with its group: the request answers 503 and the Hub retries
+            for future in self._waiters.pop(event.id, ()):
+                if not future.done():
+                    future.set_result(None)
+            return
+        if event.id in self._running:  # a scan took it meanwhile: its lane hands the outcome over
+            return
+        if self._lane_is_free(event.order_key) and len(self._running) < self.settings.concurrency:
+            self._running_keys[event.order_key] += 1
+            self._running[event.id] = asyncio.current_task()  # type: ignore[assignment]
+            await self._run_lane(event, payload, claimed=False)
+        else:
+            self._keep_waiting(event, payload)
+
+    def _lane_is_free(self, order_key: str | None) -> bool:
+        """Nothing of this repository runs or waits in this process (the journal has the last word)."""
+        return order_key is None or (order_key not in self._running_keys and order_key not in self._waiting_lanes)
+
+    def _keep_waiting(self, event: EventRecord, payload: WebhookPayload) -> None:
+        """Keep an event's payload until a claim takes it; wake the loop if nothing here will hand it over."""
         if len(self._waiting) < MAX_WAITING_IN_MEMORY:
             self._waiting[event.id] = (event, payload)
             self._waiting_lanes[event.order_key] += 1
         if event.order_key is None or event.order_key not in self._running_keys:
             self.notify()
 
-    def reserve(self, order_key: str | None) -> bool:
-        """Hold a slot for a request about to record an event, so it can start the event at once.
-
-        The common case, an event whose repository has nothing pending, then skips the round
-        trip through the queue. The request must hand the slot back with `start_now` or `release`.
-        No slot when this process already runs or holds an event of the same repository: the new
-        one waits its turn anyway, and the journal is spared asking.
-        """
-        if len(self._running) + self._reserved >= self.settings.concurrency:
-            return False
-        if order_key is not None and (order_key in self._running_keys or order_key in self._waiting_lanes):
-            return False
-        self._reserved += 1
-        return True
-
-    def release(self) -> None:
-        """Give back a reserved slot the request did not use (its event was queued or a duplicate)."""
-        self._reserved -= 1
-
-    def start_now(self, event: EventRecord, payload: WebhookPayload) -> None:
-        """Run an event the journal recorded as already running, in a slot from `reserve`."""
-        self._reserved -= 1
-        self._start(event, payload)
-
     def _start(self, event: EventRecord, payload: WebhookPayload | None) -> None:
+        """Run a claimed event in a lane task of its own."""
         self._running_keys[event.order_key] += 1
         self._running[event.id] = asyncio.create_task(self._run_lane(event, payload), name=f"event-{event.id}")
 
@@ -239,22 +185,8 @@ class Worker:
             return event.evolve(state=EventState.RUNNING, attempts=event.attempts + 1), payload
         if claimed is not None:
             return claimed, None
-        event = await self.journal.get(event_id)
-        if event is None:
-            return None
-        if event.state != EventState.RUNNING:  # claimed, the claim not written yet (`claim_next`)
-            event = event.evolve(state=EventState.RUNNING, attempts=event.attempts + 1)
-        return event, None
-
-    def outcome(self, event_id: int) -> OutcomeFuture:
-        """A future resolved when the event's current attempt ends (success or failure)."""
-        future: OutcomeFuture = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(event_id, []).append(future)
-        return future
-
-    def discard(self, event_id: int) -> None:
-        """The delivery of a queued event could not be committed (503): it no longer exists."""
-        self._take_waiting(event_id)
+        event = await self.journal.get(event_id)  # claimed: every later read sees it running
+        return (event, None) if event is not None else None
 
     def _take_waiting(self, event_id: int) -> tuple[EventRecord, WebhookPayload] | None:
         cached = self._waiting.pop(event_id, None)
@@ -264,14 +196,6 @@ class Worker:
             if self._waiting_lanes[order_key] <= 0:
                 del self._waiting_lanes[order_key]
         return cached
-
-    def forget(self, event_id: int, future: OutcomeFuture) -> None:
-        """The request stopped waiting (budget spent): drop its future."""
-        waiters = self._waiters.get(event_id, [])
-        if future in waiters:
-            waiters.remove(future)
-        if not waiters:
-            self._waiters.pop(event_id, None)
 
     async def _run(self) -> None:
         while True:
@@ -291,7 +215,7 @@ class Worker:
                 await asyncio.wait_for(self._wake.wait(), timeout)
 
     async def _claim_and_start(self) -> None:
-        free = self.settings.concurrency - len(self._running) - self._reserved
+        free = self.settings.concurrency - len(self._running)
         claimed = await self.journal.claim_due(now=time.time(), limit=free)
         for event in claimed:
             await self._start_claimed(event.id, event)
@@ -301,7 +225,7 @@ class Worker:
     async def _hand_over(self, finished: EventRecord) -> tuple[EventRecord, WebhookPayload | None] | None:
         """After an attempt: claim the next event of the same repository, and scan only if needed."""
         following = None
-        if finished.order_key is not None and len(self._running) + self._reserved < self.settings.concurrency:
+        if finished.order_key is not None and len(self._running) < self.settings.concurrency:
             next_id = await self.journal.claim_next(finished.order_key, now=time.time())
             if next_id is not None:
                 following = await self._claimed(next_id)
@@ -313,7 +237,7 @@ class Worker:
             self.notify()
         return following
 
-    async def _run_lane(self, event: EventRecord, payload: WebhookPayload | None) -> None:
+    async def _run_lane(self, event: EventRecord, payload: WebhookPayload | None, *, claimed: bool = True) -> None:
         """Run an event, then the next ones of its repository in the same task while they wait.
 
         A burst for one repository then runs in one turn of the event loop when its handlers do
@@ -321,6 +245,11 @@ class Worker:
         committed together, instead of one event, one answer and one commit per turn.
         """
         task = asyncio.current_task()
+        if not claimed:
+            taken = await self._claim(event, payload)
+            if taken is None:
+                return
+            event = taken
         slice_ends = time.monotonic() + LANE_SLICE_SECONDS
         while True:
             outcome = await self._attempt(event, payload)
@@ -342,6 +271,37 @@ class Worker:
                 await asyncio.sleep(0)
                 slice_ends = time.monotonic() + LANE_SLICE_SECONDS
 
+    async def _claim(self, event: EventRecord, payload: WebhookPayload | None) -> EventRecord | None:
+        """Claim a dispatched event in the journal: the event as it runs now, or None if it must wait.
+
+        The journal refuses when the repository is busy elsewhere (another process, an event this
+        process has not seen) or the event was claimed already; it then waits its turn here.
+        """
+        try:
+            taken = await self.journal.claim(event.id, now=time.time())
+        except JournalUnavailable as exc:
+            logger.error("Could not start event %d (%s); the worker will retry.", event.id, exc.message)
+            taken = False
+        if taken:
+            # On disk before the handler starts, as a claim made with its delivery would be: whoever
+            # reads the journal (the console, a restart) sees it running. If the commit fails, the claim
+            # is written again with the next one, and the starts file still counts the attempt.
+            with contextlib.suppress(JournalUnavailable):
+                await self.journal.durable()
+            return event.evolve(state=EventState.RUNNING, attempts=event.attempts + 1)
+        self._release(event)
+        if payload is not None:
+            self._keep_waiting(event, payload)
+        self.notify()
+        return None
+
+    def _release(self, event: EventRecord) -> None:
+        """The event no longer runs in this process: its slot and its repository are free again."""
+        self._running.pop(event.id, None)
+        self._running_keys[event.order_key] -= 1
+        if self._running_keys[event.order_key] <= 0:
+            del self._running_keys[event.order_key]
+
     async def _seconds_until_next_due(self) -> float:
         due = await self.journal.next_due_at()
         if due is None:
@@ -362,12 +322,11 @@ class Worker:
         started = time.perf_counter()
         response: Response | None = None
         try:
-            if not self.journal.is_committed(event.id):  # recorded in this turn: wait for its commit
+            if not self.journal.is_committed(event.id):  # claimed by a scan in the turn it was recorded
                 with contextlib.suppress(JournalUnavailable):
                     await self.journal.durable()
-                if not self.journal.is_committed(event.id):
+                if not self.journal.is_committed(event.id):  # a scan claimed it from a group since lost
                     logger.info("Not run: its delivery could not be recorded (answered 503; the Hub retries).")
-                    self._resolve_waiters(Outcome(event))  # the waiting request answers 503 now
                     self.notify()
                     return None
             # Noted before the handler runs, even if its claim is not committed yet: a handler that
@@ -388,7 +347,7 @@ class Worker:
                         result = await call_handler(
                             endpoint.handler, endpoint.arguments, event, executor=self.executor, payload=payload
                         )
-                stored, response = _storable(result)
+                stored, response = storable(result)
                 if response is not None and not 200 <= response.status_code < 300:
                     raise HandlerRefused(f"the handler returned an HTTP {response.status_code} response")
                 elapsed = (time.perf_counter() - started) * 1000
@@ -415,10 +374,7 @@ class Worker:
                 return None
             response = None
         finally:
-            self._running.pop(event.id, None)
-            self._running_keys[event.order_key] -= 1
-            if self._running_keys[event.order_key] <= 0:
-                del self._running_keys[event.order_key]
+            self._release(event)
             current_event_id.reset(token)
         return Outcome(finished, response)
 
@@ -426,7 +382,7 @@ class Worker:
         """Hand the outcome to the requests waiting for it, once it is committed (they report it)."""
         waiters = self._waiters.pop(outcome.event.id, None)
         if waiters:
-            self.journal.after_commit(lambda: _resolve(waiters, outcome))
+            self.journal.after_commit(lambda: resolve(waiters, outcome))
 
     def _loop_guard(self, event: EventRecord, payload: WebhookPayload | None) -> str | None:
         """Why an event caused by our own commits must not run, or None.
