@@ -27,10 +27,7 @@ def layer_of(module: str) -> str | None:
     parts = module.split(".")
     if parts[0] != "lib" or len(parts) < 2:
         return None
-    if parts[1] in LAYERS:
-        return parts[1]
-    legacy = {"sqlite_journal": "journal", "starts_file": "journal"}  # before the journal became a package
-    return legacy.get(parts[1])
+    return parts[1] if parts[1] in LAYERS else None
 
 
 def module_name(path: Path, lib: Path = LIB) -> str:
@@ -114,6 +111,15 @@ def test_the_layers_have_no_import_cycle() -> None:
 
     for module in sorted(graph):
         walk(module)
+
+
+MAX_MODULE_LINES = 500
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda path: str(path.relative_to(LIB)))
+def test_every_module_can_be_read_in_a_sitting(path: Path) -> None:
+    lines = len(path.read_text().splitlines())
+    assert lines <= MAX_MODULE_LINES, f"{path.relative_to(LIB.parent)} has {lines} lines: split it by concern"
 
 
 def test_the_checker_sees_upward_deferred_and_type_checking_imports(tmp_path: Path) -> None:

@@ -65,8 +65,6 @@ class Worker:
         self._wake = asyncio.Event()
         self._running: dict[int, asyncio.Task[None]] = {}
         self._waiters: dict[int, list[OutcomeFuture]] = {}
-        self._admitting: set[asyncio.Task[None]] = set()
-        """Tasks of dispatched deliveries waiting to be durable (see `_admit`)."""
         self._loop_task: asyncio.Task[None] | None = None
         self._waiting: dict[int, tuple[EventRecord, WebhookPayload]] = {}
         """Events dispatched here that wait their turn, with their parsed payload, until a claim takes them."""
@@ -95,7 +93,7 @@ class Worker:
 
     async def stop(self) -> None:
         """Stop claiming; running handlers are cancelled and their events resume on next start."""
-        tasks = [*self._admitting, *self._running.values()]
+        tasks = list(self._running.values())
         if self._loop_task is not None:
             tasks.append(self._loop_task)
         for task in tasks:
@@ -111,11 +109,11 @@ class Worker:
     def dispatch(self, recorded: Recorded, payload: WebhookPayload) -> OutcomeFuture | None:
         """Take a delivery the journal just recorded and run what it asks for; the one way in.
 
-        The delivery is admitted once it is durable (`_admit`): a new event whose repository has
-        nothing running or waiting here then starts at once if a slot is free, claimed in the
-        journal first (which still refuses if another process holds the repository); otherwise it
-        waits its turn, its parsed payload kept for when a claim takes it. A redelivery of a
-        failure puts the original back in the queue, which the worker scans.
+        A new event is held here with its parsed payload, for whichever claim takes it: its
+        repository's lane when the event before it ends, or `_admit` once its delivery's commit has
+        ended, which starts it at once if its repository runs nothing here and a slot is free (the
+        journal still refuses the claim if another process holds the repository). A redelivery of
+        a failure puts the original back in the queue, which the worker scans.
 
         Returns:
             A future resolved with the outcome of the attempt that runs for this delivery (or with
@@ -129,45 +127,51 @@ class Worker:
         if recorded.outcome == "requeued":
             self.notify()
         else:
-            admitting = asyncio.create_task(self._admit(event, payload), name=f"admit-{event.id}")
-            self._admitting.add(admitting)  # held until done: the loop keeps only weak references to tasks
-            admitting.add_done_callback(self._admitting.discard)
+            held = self._hold(event, payload)
+            self.journal.after_commit(lambda: self._admit(event, held))
         return future
 
-    async def _admit(self, event: EventRecord, payload: WebhookPayload) -> None:
-        """A dispatched event, once its delivery is durable: run it now in this task, or keep it waiting."""
-        try:
-            await self.journal.durable(event.id)
-        except JournalUnavailable:  # lost with its group: the request answers 503 and the Hub retries
+    def _admit(self, event: EventRecord, held: bool) -> None:
+        """A dispatched event, once its delivery's commit ended: start it now, leave it waiting, or drop it."""
+        if not self.journal.is_committed(event.id):  # lost with its group: the request answers 503
+            self._take_waiting(event.id)
             for future in self._waiters.pop(event.id, ()):
                 if not future.done():
                     future.set_result(None)
             return
-        if event.id in self._running:  # a scan took it meanwhile: its lane hands the outcome over
+        if not held:  # too many waiting to keep its payload: a scan will claim it from the journal
+            self.notify()
             return
-        if self._lane_is_free(event.order_key) and len(self._running) < self.settings.concurrency:
-            self._running_keys[event.order_key] += 1
-            self._running[event.id] = asyncio.current_task()  # type: ignore[assignment]
-            await self._run_lane(event, payload, claimed=False)
+        if event.id not in self._waiting:
+            return  # claimed meanwhile: its lane hands the outcome over
+        if event.order_key is not None and event.order_key in self._running_keys:
+            return  # its repository's lane here hands it over when the event before it ends
+        if len(self._running) < self.settings.concurrency:
+            _, payload = self._take_waiting(event.id)  # type: ignore[misc]
+            self._start(event, payload, claimed=False)
         else:
-            self._keep_waiting(event, payload)
+            self.notify()  # the next free slot scans
 
-    def _lane_is_free(self, order_key: str | None) -> bool:
-        """Nothing of this repository runs or waits in this process (the journal has the last word)."""
-        return order_key is None or (order_key not in self._running_keys and order_key not in self._waiting_lanes)
+    def _hold(self, event: EventRecord, payload: WebhookPayload) -> bool:
+        """Keep a waiting event's parsed payload for the claim that takes it; False past the memory bound."""
+        if len(self._waiting) >= MAX_WAITING_IN_MEMORY:
+            return False
+        self._waiting[event.id] = (event, payload)
+        self._waiting_lanes[event.order_key] += 1
+        return True
 
     def _keep_waiting(self, event: EventRecord, payload: WebhookPayload) -> None:
-        """Keep an event's payload until a claim takes it; wake the loop if nothing here will hand it over."""
-        if len(self._waiting) < MAX_WAITING_IN_MEMORY:
-            self._waiting[event.id] = (event, payload)
-            self._waiting_lanes[event.order_key] += 1
+        """An event whose claim was refused waits its turn; wake the loop if nothing here will hand it over."""
+        self._hold(event, payload)
         if event.order_key is None or event.order_key not in self._running_keys:
             self.notify()
 
-    def _start(self, event: EventRecord, payload: WebhookPayload | None) -> None:
-        """Run a claimed event in a lane task of its own."""
+    def _start(self, event: EventRecord, payload: WebhookPayload | None, *, claimed: bool = True) -> None:
+        """Run `event` in a lane task of its own; `claimed=False` has the lane claim it first."""
         self._running_keys[event.order_key] += 1
-        self._running[event.id] = asyncio.create_task(self._run_lane(event, payload), name=f"event-{event.id}")
+        self._running[event.id] = asyncio.create_task(
+            self._run_lane(event, payload, claimed=claimed), name=f"event-{event.id}"
+        )
 
     async def _start_claimed(self, event_id: int, claimed: EventRecord | None = None) -> None:
         """Start an event a claim just marked running."""
