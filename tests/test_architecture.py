@@ -136,3 +136,20 @@ def test_the_checker_sees_upward_deferred_and_type_checking_imports(tmp_path: Pa
     )
     assert runtime_imports(module, tmp_path / "lib") == [(2, "lib.core.payload"), (6, "lib.receiver.server")]
     assert layer_of("lib.receiver.server") == "receiver" and LAYERS["receiver"] > LAYERS["core"]
+
+
+def test_every_error_we_define_has_the_one_root() -> None:
+    """`except HubWebhooksError` catches anything we raise on purpose (lib/core/errors.py)."""
+    import importlib
+    import inspect
+
+    from lib.core.errors import HubWebhooksError
+
+    strays = []
+    for path in MODULES:
+        module = importlib.import_module(module_name(path))
+        for name, value in vars(module).items():
+            ours = inspect.isclass(value) and value.__module__ == module.__name__
+            if ours and issubclass(value, BaseException) and not issubclass(value, HubWebhooksError):
+                strays.append(f"{module.__name__}.{name}")
+    assert strays == []

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from journal_helpers import T0, WINDOW, claim_ids, delivery, record, state
 
+from lib.core.errors import EventNotFound
 from lib.journal import EventState, Journal, SQLiteJournal, redelivery_outcome, retry_delay
 
 pytestmark = pytest.mark.anyio
@@ -330,7 +331,7 @@ async def test_replaying_a_running_event_leaves_it_running(journal: Journal) -> 
 
 
 async def test_replaying_an_unknown_event(journal: Journal) -> None:
-    with pytest.raises(KeyError, match="No event 999"):
+    with pytest.raises(EventNotFound, match="No event 999"):
         await journal.replay(999, max_attempts=1)
 
 

@@ -239,7 +239,7 @@ class Journal(Protocol):
         it is). The earlier attempts stay in its history. Returns the event as it now is.
 
         Raises:
-            KeyError: there is no such event.
+            EventNotFound: there is no such event.
             JournalUnavailable: nothing was changed.
         """
         ...

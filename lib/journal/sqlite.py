@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import ConfigurationError, JournalUnavailable
+from ..core.errors import ConfigurationError, EventNotFound, JournalUnavailable
 from .reader import ReadThread
 from .records import (
     PRUNABLE_STATES,
@@ -441,7 +441,7 @@ class SQLiteJournal:
         with self._writes.write() as connection:
             row = connection.execute("SELECT state, original_id FROM events WHERE id = ?", (event_id,)).fetchone()
             if row is None:
-                raise KeyError(f"No event {event_id} in the journal.")
+                raise EventNotFound(f"No event {event_id} in the journal.")
             target = row["original_id"] if row["state"] == EventState.DUPLICATE else event_id
             connection.execute(KEEP_LAST_ATTEMPT, (target,))
             connection.execute(REQUEUE, (max_attempts, target))

@@ -44,6 +44,8 @@ from typing import Any, ClassVar
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from ..core.errors import HubWebhooksError
+
 try:
     import resource
 except ImportError:  # Windows has no `resource`: the defaults apply
@@ -60,8 +62,8 @@ MAX_WAITING = 1024
 """Waiting connections kept at most, whatever the file descriptors allow: each may hold a head."""
 
 
-class HeadTooLarge(Exception):
-    """Raised in the parser's callback to stop it: the request head passed the cap."""
+class HeadTooLarge(HubWebhooksError):
+    """Raised in the parser's callback to stop it: the request head passed the cap (answered 431)."""
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -133,7 +135,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         # A head that arrived within one chunk no larger than the cap is under it: no need to measure.
         if (self._head_bytes or self._chunk > self.max_head_bytes) and self._head_size() > self.max_head_bytes:
-            raise HeadTooLarge
+            raise HeadTooLarge("The request head is larger than the cap.")
         self._cancel_head_timer()
         self._waiting.pop(self, None)
         self._head_bytes = None

@@ -24,11 +24,11 @@ import gradio as gr
 import httpx
 import pandas as pd
 
-from ..core.errors import WebhookError
+from ..core.errors import EventNotFound, WebhookError
 from ..core.sample_events import SAMPLE_KINDS, sample_payload
 from ..hub import registration as hub_registration
 from ..journal import EventState
-from .access import AccessControl, Grant, is_granted
+from .access import AccessControl, AccessDenied, Grant, is_granted
 from .console_format import (
     STATE_LABELS,
     ago,
@@ -59,11 +59,16 @@ REPO_TYPES = ("model", "dataset", "space")
 _REPO_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 
 
-class ConsoleLocked(gr.Error):
-    """A console function was called without a valid grant (stranger, expired, forged)."""
+class ConsoleLocked(AccessDenied, gr.Error):
+    """A console function was called without a valid grant (stranger, expired, forged).
+
+    Both of ours (an `AccessDenied`, under the project's one root) and Gradio's (`gr.Error`, which
+    the page shows as a toast): a stranger's call is expected, so no traceback is logged for it.
+    """
 
     def __init__(self) -> None:
-        super().__init__(LOCKED_MESSAGE, print_exception=False)
+        super().__init__(LOCKED_MESSAGE)
+        self.print_exception = False
 
 
 def require(grant: object) -> Grant:
@@ -237,7 +242,7 @@ class Console:
             raise gr.Error("Pick a delivery to replay first.") from None
         try:
             event = await self.server.journal.replay(number, max_attempts=self.server.settings.max_attempts)
-        except KeyError:
+        except EventNotFound:
             raise gr.Error(f"There is no event #{number}.") from None
         except WebhookError as exc:
             raise gr.Error(exc.message) from None
