@@ -2,16 +2,29 @@
 
 Wrong secrets are counted per client, by the address the trusted proxy saw: the entry the Hub's
 proxy adds to `X-Forwarded-For` in a Space, the socket's peer where no proxy is trusted. Nothing
-the client chooses (its own `X-Forwarded-For` entries) moves that address. Checked here on the
-functions that decide the address and on the page's middleware.
+the client chooses (its own `X-Forwarded-For` entries, its Gradio session) moves its count, and
+nothing it sends adds to anyone else's. Checked on the functions that decide the address, on the
+page's middleware, and on the real app over HTTP, where clients bound to other loopback addresses
+play the operator and a proxy (`FORWARDED_ALLOW_IPS` names the proxy's address).
 """
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+
+import httpx
 import pytest
+from apprunner import SECRET, RunningApp, fixture_body, running_app
+from test_console_access import COUNTING_HANDLER, Clock, GradioCaller
 
 from lib.core.forwarded import TrustedProxies, client_address, default_trusted_proxies
+from lib.core.settings import Settings
 from lib.receiver.proxy_headers import ProxyHeaders
+from lib.ui.access import AccessControl, AccessDenied, AttemptLimiter, TooManyAttempts
+
+PROXY = "127.0.0.3"
+"""The simulated proxy's address: the app is started with FORWARDED_ALLOW_IPS set to it."""
 
 # --- which address is trusted when ------------------------------------------------------------------
 
@@ -82,3 +95,109 @@ async def test_the_page_sees_the_client_the_proxy_saw_and_a_strangers_headers_ch
     assert await seen_by_the_page("10.0.0.1", forwarded, "*") == ("198.51.100.1", "https")
     assert await seen_by_the_page("203.0.113.7", forwarded, "10.0.0.1") == ("203.0.113.7", "http")
     assert await seen_by_the_page("10.0.0.1", [("x-forwarded-proto", "gopher")], "10.0.0.1") == ("10.0.0.1", "http")
+
+
+# --- the limit itself ----------------------------------------------------------------------------------
+
+
+def test_a_flood_of_new_guessers_forgets_the_oldest_and_stays_bounded() -> None:
+    """Memory stays bounded; a client forgotten that way had not failed for longest (no one is locked out)."""
+    clock = Clock()
+    limiter = AttemptLimiter(per_key=2, max_keys=3, clock=clock)
+    access = AccessControl(Settings(webhook_secrets=("s3cret",)), limiter=limiter)
+    for key in ["ip:a", "ip:a", "ip:b", "ip:c", "ip:d"]:
+        clock.now += 1
+        with pytest.raises(AccessDenied):
+            access.unlock_with_secret("guess", keys=[key])
+    assert list(limiter._by_key) == ["ip:b", "ip:c", "ip:d"]
+    assert limiter.retry_after(["ip:a"]) == 0  # forgotten: the oldest
+    limiter.record_failure(["ip:d"])
+    assert limiter.retry_after(["ip:d"]) > 0 and list(limiter._by_key)[-1] == "ip:d"
+
+
+def test_a_limited_client_counts_only_its_recent_failures() -> None:
+    clock = Clock()
+    access = AccessControl(Settings(webhook_secrets=("s3cret",)), limiter=AttemptLimiter(per_key=3, clock=clock))
+    for _ in range(3):
+        with pytest.raises(AccessDenied):
+            access.unlock_with_secret("guess", keys=["ip:a"])
+    with pytest.raises(TooManyAttempts):
+        access.unlock_with_secret("s3cret", keys=["ip:a"])
+    clock.now += 61
+    with pytest.raises(AccessDenied) as denied:  # one failure in the window: not limited
+        access.unlock_with_secret("guess", keys=["ip:a"])
+    assert not isinstance(denied.value, TooManyAttempts)
+    assert access.unlock_with_secret("s3cret", keys=["ip:a"])
+
+
+# --- the real app, over HTTP -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
+    with running_app(
+        tmp_path_factory.mktemp("console-lockout"),
+        handlers={"count_runs.py": COUNTING_HANDLER},
+        FORWARDED_ALLOW_IPS=PROXY,
+        HF_TOKEN="hf_not_used",
+        HF_ENDPOINT="http://127.0.0.1:9",
+    ) as app:
+        response = app.post("/webhooks/count_runs", fixture_body("discussion-update-pr-closed-space.json"))
+        assert response.status_code == 200, response.text
+        yield app
+
+
+@pytest.fixture(scope="module")
+def callers(app: RunningApp) -> Iterator[dict[str, GradioCaller]]:
+    """A Gradio API caller per loopback address the tests connect from."""
+    clients = {
+        address: httpx.Client(transport=httpx.HTTPTransport(local_address=address))
+        for address in ("127.0.0.1", "127.0.0.2", PROXY, "127.0.0.4", "127.0.0.5")
+    }
+    yield {address: GradioCaller(app.url, http=client) for address, client in clients.items()}
+    for client in clients.values():
+        client.close()
+
+
+def unlock(caller: GradioCaller, secret: str, *, forwarded_for: str | None = None, session: str | None = None) -> str:
+    """What a console_unlock answers, from a fresh session unless one is given."""
+    headers = {"x-forwarded-for": forwarded_for} if forwarded_for else {}
+    kind, text = caller.call("console_unlock", [secret, None], session=session or uuid.uuid4().hex, headers=headers)
+    assert kind == "complete", text
+    return text
+
+
+LIMITED = "Too many wrong attempts: wait"
+WRONG = "not one of this Space's webhook secrets"
+UNLOCKED = "Console unlocked"
+
+
+def test_a_stranger_rotating_forwarded_for_and_sessions_is_limited_and_the_operator_unlocks_at_once(
+    app: RunningApp, callers: dict[str, GradioCaller]
+) -> None:
+    """Not behind the proxy: each guess claims another address and a fresh session, and counts all the same."""
+    stranger, operator = callers["127.0.0.1"], callers["127.0.0.2"]
+    answers = [unlock(stranger, f"guess-{n}", forwarded_for=f"198.51.100.{n}") for n in range(8)]
+    assert [WRONG in answer for answer in answers] == [True] * 4 + [False] * 4
+    assert all(LIMITED in answer for answer in answers[4:])
+    assert LIMITED in unlock(stranger, SECRET, forwarded_for="203.0.113.250")  # even the right secret waits
+    assert UNLOCKED in unlock(operator, SECRET)
+    # Nobody was counted under an address the stranger wrote: one it claimed unlocks through the proxy.
+    assert UNLOCKED in unlock(callers[PROXY], SECRET, forwarded_for="198.51.100.3")
+    assert "(ip:127.0.0.1)" in app.logs() and "ip:198.51.100" not in app.logs()
+
+
+def test_behind_the_proxy_the_limit_follows_the_address_the_proxy_added(callers: dict[str, GradioCaller]) -> None:
+    proxy = callers[PROXY]
+    # The stranger (198.51.100.7, the entry the proxy appends) writes anything to its left.
+    answers = [unlock(proxy, "guess", forwarded_for=f"10.{n}.0.1, 203.0.113.{n}, 198.51.100.7") for n in range(7)]
+    assert [WRONG in answer for answer in answers] == [True] * 4 + [False] * 3
+    assert LIMITED in unlock(proxy, SECRET, forwarded_for="203.0.113.5, 198.51.100.7")
+    # Another visitor through the same proxy unlocks at the first try, even one the stranger pretended to be.
+    assert UNLOCKED in unlock(proxy, SECRET, forwarded_for="198.51.100.7, 203.0.113.5")
+    # A direct client claiming the proxy's entry is counted under its own address.
+    direct = callers["127.0.0.4"]
+    for _ in range(5):
+        unlock(direct, "guess", forwarded_for="198.51.100.99")
+    assert LIMITED in unlock(direct, SECRET)
+    assert UNLOCKED in unlock(proxy, SECRET, forwarded_for="198.51.100.99")
