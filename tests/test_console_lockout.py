@@ -1,4 +1,4 @@
-"""A stranger without the secret cannot lock the operator out of the console.
+"""A stranger without the secret cannot lock the operator out of the console, nor fill its log.
 
 Wrong secrets are counted per client, by the address the trusted proxy saw: the entry the Hub's
 proxy adds to `X-Forwarded-For` in a Space, the socket's peer where no proxy is trusted. Nothing
@@ -6,22 +6,27 @@ the client chooses (its own `X-Forwarded-For` entries, its Gradio session) moves
 nothing it sends adds to anyone else's. Checked on the functions that decide the address, on the
 page's middleware, and on the real app over HTTP, where clients bound to other loopback addresses
 play the operator and a proxy (`FORWARDED_ALLOW_IPS` names the proxy's address).
+
+A call to a console listener with inputs the page never sends (too few, of the wrong kind, no
+grant) is answered plainly, in at most one log line, never with a traceback.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 
 import httpx
 import pytest
 from apprunner import SECRET, RunningApp, fixture_body, running_app
-from test_console_access import COUNTING_HANDLER, Clock, GradioCaller
+from test_console_access import COUNTING_HANDLER, MARKER_REPO, Clock, GradioCaller
 
 from lib.core.forwarded import TrustedProxies, client_address, default_trusted_proxies
 from lib.core.settings import Settings
 from lib.receiver.proxy_headers import ProxyHeaders
 from lib.ui.access import AccessControl, AccessDenied, AttemptLimiter, TooManyAttempts
+from lib.ui.console_actions import INVALID_CALL_MESSAGE, LOCKED_MESSAGE
 
 PROXY = "127.0.0.3"
 """The simulated proxy's address: the app is started with FORWARDED_ALLOW_IPS set to it."""
@@ -201,3 +206,59 @@ def test_behind_the_proxy_the_limit_follows_the_address_the_proxy_added(callers:
         unlock(direct, "guess", forwarded_for="198.51.100.99")
     assert LIMITED in unlock(direct, SECRET)
     assert UNLOCKED in unlock(proxy, SECRET, forwarded_for="198.51.100.99")
+
+
+# --- calls the page never sends ---------------------------------------------------------------------------
+
+MALFORMED = [
+    ("console_show", []),  # fewer values than inputs
+    ("console_show", [None, "one"]),  # not a number
+    ("console_show", [None, {"event": 1}]),
+    ("console_replay", ["1; DROP TABLE events"]),  # the grant's slot left out, as the API allows
+    ("console_replay", [None, [1, 2]]),
+    ("console_replay_dead", [None, "/webhooks/elsewhere"]),  # not one of the dropdown's choices
+    ("console_refresh", [None, "All"]),
+    ("console_refresh", [None, 7, "All", "", "All"]),
+    ("console_send_test", [None, "/webhooks/count_runs"]),
+    ("console_hub_enable", []),
+    ("console_hub_sync", [None, "extra", "values"]),  # more values than inputs: the extra ones are ignored
+    ("console_pick", [None]),  # no event data (the row clicked)
+    ("console_unlock", []),
+]
+
+
+def test_calls_the_page_never_sends_are_answered_plainly_without_a_traceback(
+    app: RunningApp, callers: dict[str, GradioCaller]
+) -> None:
+    caller = callers["127.0.0.5"]
+    log_before = len(app.logs())
+    answers = {}
+    for api_name, data in MALFORMED:
+        kind, text = caller.call(api_name, data, session=uuid.uuid4().hex)
+        answers[(api_name, json.dumps(data))] = (kind, json.loads(text)["error"] if kind == "error" else text)
+    log = app.logs()[log_before:]
+    assert {key: kind for key, (kind, _) in answers.items()} == dict.fromkeys(answers, "error")
+    assert {message for _, message in answers.values()} == {INVALID_CALL_MESSAGE, LOCKED_MESSAGE}
+    assert answers[("console_show", "[]")][1] == INVALID_CALL_MESSAGE
+    assert answers[("console_pick", "[null]")][1] == LOCKED_MESSAGE
+    assert "Traceback" not in log and "Wanted inputs" not in log, log
+    assert len(log.splitlines()) <= len(MALFORMED), log
+    assert "Refused a call to console_show: 0 of its 2 inputs sent" in log
+
+
+def test_with_a_grant_a_malformed_call_or_a_mistake_is_a_plain_answer_too(
+    app: RunningApp, callers: dict[str, GradioCaller]
+) -> None:
+    caller, session = callers["127.0.0.5"], uuid.uuid4().hex
+    assert UNLOCKED in unlock(caller, SECRET, session=session)
+    log_before = len(app.logs())
+    kind, text = caller.call("console_show", [None, "one"], session=session)
+    assert kind == "error" and json.loads(text)["error"] == INVALID_CALL_MESSAGE
+    for number, message in [(99999, "There is no event #99999"), (1e30, "There is no event #"), (None, "Pick a")]:
+        kind, text = caller.call("console_show", [None, number], session=session)
+        assert kind == "error" and message in json.loads(text)["error"], text
+    kind, text = caller.call("console_pick", [None], session=session)  # no row clicked: no event number
+    assert kind == "complete" and json.loads(text) == [None], text
+    kind, text = caller.call("console_show", [None, 1], session=session)  # the control: the session does answer
+    assert kind == "complete" and MARKER_REPO in text
+    assert "Traceback" not in app.logs()[log_before:]
