@@ -161,6 +161,22 @@ def test_where_to_listen_and_what_to_trust_are_read_here_not_at_launch() -> None
     assert default.forwarded_allow_ips == "127.0.0.1,::1"
 
 
+def test_inside_a_space_the_hub_proxy_is_trusted_whatever_its_address() -> None:
+    """The Hub's proxy connects from an internal address nobody knows in advance: `*` (its own entry only)."""
+    in_space = settings(SPACE_ID="owner/name")
+    assert in_space.forwarded_allow_ips == "*"
+    assert in_space.trusted_proxies.any_peer and in_space.trusted_proxies.networks == ()
+    assert settings(SPACE_ID="owner/name", FORWARDED_ALLOW_IPS="10.0.0.0/8").forwarded_allow_ips == "10.0.0.0/8"
+    assert not settings().trusted_proxies.any_peer
+
+
+@pytest.mark.parametrize("value", ["proxy.internal", "10.0.0.1, 300.1.2.3", "10.0.0.0/33"])
+def test_a_trusted_proxy_that_is_no_address_is_refused(value: str) -> None:
+    with pytest.raises(ConfigurationError, match="FORWARDED_ALLOW_IPS must list") as refused:
+        settings(FORWARDED_ALLOW_IPS=value)
+    assert "is neither an IP address nor a network" in refused.value.message
+
+
 @pytest.mark.parametrize("value", ["0", "65536", "100000"])
 def test_a_port_out_of_range_is_refused(value: str) -> None:
     with pytest.raises(ConfigurationError, match="GRADIO_SERVER_PORT"):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigurationError
+from .forwarded import LOOPBACK, TrustedProxies, default_trusted_proxies
 
 PERSISTENT_STORAGE = Path("/data")
 """Where a Space with persistent storage mounts it."""
@@ -143,8 +144,9 @@ class Settings:
     """The port to listen on (`GRADIO_SERVER_PORT`); None for 7860."""
     gradio_share: str | None = None
     """`GRADIO_SHARE` as set, for `launch()` to decide about the share tunnel (see `lib/receiver/tunnel.py`)."""
-    forwarded_allow_ips: str = "127.0.0.1,::1"
-    """Proxies whose `X-Forwarded-*` headers the page trusts (`FORWARDED_ALLOW_IPS`, as uvicorn reads it)."""
+    forwarded_allow_ips: str = LOOPBACK
+    """Proxies whose `X-Forwarded-*` headers the page trusts (`FORWARDED_ALLOW_IPS`): addresses and
+    networks, or `*` for whichever peer connects (the default in a Space); see `lib/core/forwarded.py`."""
     header_timeout_seconds: float = 10.0
     """A connection whose request head has not arrived whole this long after it began is closed
     (`WEBHOOK_HEADER_TIMEOUT`; see `lib/receiver/connections.py`)."""
@@ -182,7 +184,8 @@ class Settings:
             "server_name": env.get("GRADIO_SERVER_NAME") or None,
             "server_port": _read_optional_int(env, "GRADIO_SERVER_PORT", minimum=1, unit="port number"),
             "gradio_share": env.get("GRADIO_SHARE"),
-            "forwarded_allow_ips": env.get("FORWARDED_ALLOW_IPS") or "127.0.0.1,::1",
+            "forwarded_allow_ips": (env.get("FORWARDED_ALLOW_IPS") or "").strip()
+            or default_trusted_proxies(in_space=bool(env.get("SPACE_ID"))),
             "header_timeout_seconds": _read(env, "WEBHOOK_HEADER_TIMEOUT", 10.0, float, minimum=0.1, unit="seconds"),
             "max_header_bytes": int(
                 _read(env, "WEBHOOK_MAX_HEADER_BYTES", 32 * 1024, int, minimum=MIN_HEADER_BYTES, unit="bytes")
@@ -197,11 +200,28 @@ class Settings:
             raise ConfigurationError(
                 "WEBHOOK_ACK_BUDGET must stay well under the Hub's 30 s delivery timeout (use < 25)."
             )
-        return cls(**values)  # type: ignore[arg-type]
+        settings = cls(**values)  # type: ignore[arg-type]
+        _ = settings.trusted_proxies  # a bad FORWARDED_ALLOW_IPS stops the start here, named
+        return settings
 
     @property
     def secret_configured(self) -> bool:
         return bool(self.webhook_secrets)
+
+    @property
+    def trusted_proxies(self) -> TrustedProxies:
+        """`forwarded_allow_ips` parsed.
+
+        Raises:
+            ConfigurationError: an item is neither `*`, an IP address nor a network.
+        """
+        try:
+            return TrustedProxies.parse(self.forwarded_allow_ips)
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"FORWARDED_ALLOW_IPS must list the addresses or networks of the proxies in front of this app, "
+                f"comma-separated, or be * for whichever connects (the default in a Space): {exc}."
+            ) from None
 
     @property
     def journal_path(self) -> Path:

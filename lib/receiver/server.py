@@ -22,7 +22,6 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
-from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from ..core.errors import WebhookError
 from ..core.events import Events
@@ -41,6 +40,7 @@ from .body import read_body, request_headers
 from .delivery import build_delivery
 from .page_guard import PageGuard
 from .parsing import parse_payload
+from .proxy_headers import ProxyHeaders
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -96,11 +96,11 @@ class WebhookReceiver:
         self._thread: threading.Thread | None = None
         self._tunnel: tunnel.ShareTunnel | None = None
         self.fastapi_app = FastAPI(title="Hub webhooks", lifespan=self._lifespan, docs_url="/docs")
-        # What uvicorn would wrap around everything (`proxy_headers`), around the page only: a
-        # delivery never uses the client's address, and it is the one path that must be lean.
+        # The client's address as the Space's proxy saw it (proxy_headers.py), around the page only:
+        # a delivery never uses the client's address, and it is the one path that must be lean.
         # In front of it, no uploads and no large bodies to Gradio's routes (see page_guard.py).
         self._page_app = PageGuard(
-            ProxyHeadersMiddleware(self.fastapi_app, trusted_hosts=self.settings.forwarded_allow_ips),
+            ProxyHeaders(self.fastapi_app, trusted=self.settings.trusted_proxies),
             max_body_bytes=self.settings.max_body_bytes,
         )
         self.fastapi_app.add_exception_handler(WebhookError, _answer_error)  # type: ignore[arg-type]

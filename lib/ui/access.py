@@ -7,24 +7,28 @@ Hugging Face sign-in (`hf_oauth: true`), by signing in as the Space's owner or a
 owning organisation. Grants live server-side in the visitor's Gradio session, and every console
 function checks one itself: the page hiding a button is not access control.
 
-Wrong secrets are compared in constant time (`lib.core.secrets`) and rate-limited per client address,
-per session and in total, so guessing a secret through the page is as hopeless as through the
-webhook endpoints.
+Wrong secrets are compared in constant time (`lib.core.secrets`) and rate-limited per client: by
+the address the Space's proxy saw (`client_key`), never by anything the client chooses (its
+`X-Forwarded-For` entries, its Gradio session). There is no limit for all clients together, so a
+stranger's guesses slow down the stranger alone: the operator, from another address, unlocks at
+the first try.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
 import logging
 import os
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..core.errors import HubWebhooksError, InvalidSecret, MissingSecret
+from ..core.forwarded import MAX_HOST_CHARS, parse_address
 from ..core.secrets import verify_secret
 from ..core.settings import Settings
 
@@ -33,9 +37,11 @@ logger = logging.getLogger(__name__)
 GRANT_LIFETIME_SECONDS = 12 * 3600.0
 """How long an unlocked session stays unlocked (a console left open overnight locks itself)."""
 MAX_FAILURES_PER_CLIENT = 5
-MAX_FAILURES_TOTAL = 50
-"""All clients together: rotating addresses or sessions does not buy more guesses than this."""
 FAILURE_WINDOW_SECONDS = 60.0
+IPV6_CLIENT_PREFIX = 64
+"""An IPv6 client counts by its /64: one subscriber is given a whole /64 and may use any address in it."""
+MAX_CLIENTS = 10_000
+"""Clients whose failures are remembered; past it, the one whose last failure is oldest is forgotten."""
 NO_SECRET_MESSAGE = (
     "No webhook secret is configured, so the console cannot be unlocked with one. Set `WEBHOOK_SECRET` "
     "in the Space's settings (Settings → Variables and secrets → New secret; locally in `.env`), restart, "
@@ -52,7 +58,7 @@ class AccessDenied(HubWebhooksError):
 
 
 class TooManyAttempts(AccessDenied):
-    """Too many wrong secrets from this client (or from everyone) in the last minute."""
+    """Too many wrong secrets from this client in the last minute."""
 
     def __init__(self, retry_after: float) -> None:
         self.retry_after = max(1, round(retry_after + 0.5))
@@ -78,71 +84,70 @@ def is_granted(grant: object) -> bool:
 
 
 class AttemptLimiter:
-    """Counts failures in a sliding window per key and in total, thread-safe and bounded in memory."""
+    """Counts each client's failures in a sliding window; thread-safe and bounded in memory.
+
+    There is no count for all clients together: past it, one guesser would lock everyone out, the
+    operator included. Guessing is slowed per client, and a secret's length does the rest (the
+    webhook endpoints answer any number of wrong secrets anyway, 403 each).
+    """
 
     def __init__(
         self,
         *,
         per_key: int = MAX_FAILURES_PER_CLIENT,
-        total: int = MAX_FAILURES_TOTAL,
         window_seconds: float = FAILURE_WINDOW_SECONDS,
-        max_keys: int = 10_000,
+        max_keys: int = MAX_CLIENTS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.per_key = per_key
-        self.total = total
         self.window = window_seconds
         self.max_keys = max_keys
         self.clock = clock
         self._lock = threading.Lock()
-        self._by_key: dict[str, deque[float]] = {}
-        self._all: deque[float] = deque()
-
-    def _expire(self, times: deque[float], now: float) -> None:
-        while times and times[0] <= now - self.window:
-            times.popleft()
+        self._by_key: OrderedDict[str, deque[float]] = OrderedDict()
+        """The last `per_key` failures of each key, the key failed longest ago first."""
 
     def retry_after(self, keys: Iterable[str]) -> float:
         """Seconds until one more attempt is allowed for all of `keys`; 0 when allowed now."""
         now = self.clock()
         wait = 0.0
         with self._lock:
-            self._expire(self._all, now)
-            if len(self._all) >= self.total:
-                wait = self._all[0] + self.window - now
             for key in keys:
                 times = self._by_key.get(key)
-                if times is None:
-                    continue
-                self._expire(times, now)
-                if len(times) >= self.per_key:
+                if times is not None and len(times) >= self.per_key:
                     wait = max(wait, times[0] + self.window - now)
         return max(0.0, wait)
 
     def record_failure(self, keys: Iterable[str]) -> None:
         now = self.clock()
         with self._lock:
-            self._all.append(now)
-            if len(self._by_key) >= self.max_keys:
-                for key in [k for k, times in self._by_key.items() if not times or times[-1] <= now - self.window]:
-                    del self._by_key[key]
             for key in keys:
-                if key in self._by_key or len(self._by_key) < self.max_keys:
-                    self._by_key.setdefault(key, deque()).append(now)
+                times = self._by_key.pop(key, None) or deque(maxlen=self.per_key)
+                times.append(now)
+                self._by_key[key] = times  # last: the key failed most recently
+            while len(self._by_key) > self.max_keys:
+                self._by_key.popitem(last=False)
 
 
-def client_keys(headers: Mapping[str, str] | None, host: str | None, session_hash: str | None) -> list[str]:
-    """What to count failures against: the client's address and its Gradio session.
+def client_key(address: str | None) -> str:
+    """What a client's wrong attempts count against: its address, as the Space's proxy saw it.
 
-    Behind the Spaces proxy every request comes from the proxy, so the first `X-Forwarded-For` hop
-    names the client. That header can be forged where there is no proxy; the total limit still holds.
+    `address` is the request's client (`request.client.host`): the receiver sets it from
+    `X-Forwarded-For` only as far as trusted proxies wrote that header (`lib.core.forwarded`), so
+    it is the entry the Hub's proxy added in a Space, and the socket's peer where no proxy is
+    trusted. The Gradio session is no key: the client picks it, and a fresh one per guess would
+    start a fresh count.
+
+    Example:
+        >>> client_key("2001:db8:1:2:aaaa::1"), client_key("203.0.113.7")
+        ('ip:2001:db8:1:2::/64', 'ip:203.0.113.7')
     """
-    forwarded = (headers or {}).get("x-forwarded-for", "")
-    address = forwarded.split(",")[0].strip() or host or "unknown"
-    keys = [f"ip:{address}"]
-    if session_hash:
-        keys.append(f"session:{session_hash}")
-    return keys
+    parsed = parse_address(address)
+    if parsed is None:
+        return f"ip:{(address or 'unknown')[:MAX_HOST_CHARS]}"
+    if parsed.version == 6:
+        return f"ip:{ipaddress.ip_network((parsed, IPV6_CLIENT_PREFIX), strict=False)}"
+    return f"ip:{parsed}"
 
 
 def _org_handles(items: Iterable[Any], *, key: str) -> set[str]:
@@ -186,7 +191,7 @@ class AccessControl:
 
         Raises:
             AccessDenied: no secret is configured, none was typed, or it is wrong.
-            TooManyAttempts: this client (or everyone together) failed too often in the last minute.
+            TooManyAttempts: this client failed too often in the last minute.
         """
         if not self.settings.secret_configured:
             raise AccessDenied(NO_SECRET_MESSAGE)
@@ -200,7 +205,7 @@ class AccessControl:
             verify_secret(self.settings.webhook_secrets, header=candidate, query=None)
         except (InvalidSecret, MissingSecret):
             self.limiter.record_failure(keys)
-            logger.warning("Wrong secret typed into the console (%s).", ", ".join(k for k in keys if k[:3] == "ip:"))
+            logger.warning("Wrong secret typed into the console (%s).", ", ".join(keys))
             wait = self.limiter.retry_after(keys)
             if wait > 0:
                 raise TooManyAttempts(wait) from None

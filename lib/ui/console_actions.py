@@ -8,7 +8,8 @@ tests call them directly, as the operator and as a stranger.
 Everything that touches the journal is async: Gradio runs it on the server's event loop, where the
 journal is called (see `lib/journal/protocol.py`) and the worker lives. Hub registration calls the
 network with a blocking client, so those actions are sync and run in Gradio's thread pool.
-User mistakes (no such event, no endpoint picked) raise `gr.Error`, which Gradio shows as a toast.
+User mistakes (no such event, no endpoint picked) raise `ConsoleRefusal`, a `gr.Error` that Gradio
+shows as a toast without logging a traceback: they are expected, and so are strangers' calls.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import gradio as gr
 import httpx
 import pandas as pd
 
-from ..core.errors import EventNotFound, WebhookError
+from ..core.errors import EventNotFound, HubWebhooksError, WebhookError
 from ..core.sample_events import SAMPLE_KINDS, sample_payload
 from ..hub import registration as hub_registration
 from ..journal import EventState
@@ -51,6 +52,7 @@ from .view import ServerView
 logger = logging.getLogger(__name__)
 
 LOCKED_MESSAGE = "The console is locked: unlock it with the webhook secret first."
+INVALID_CALL_MESSAGE = "That call does not fit the console (it is not what the page sends): nothing was done."
 DELIVERIES_LIMIT = 100
 """Rows the deliveries table shows: enough to browse (filters narrow it), bounded so a refresh stays cheap."""
 ALL = "All"
@@ -69,6 +71,25 @@ class ConsoleLocked(AccessDenied, gr.Error):
     def __init__(self) -> None:
         super().__init__(LOCKED_MESSAGE)
         self.print_exception = False
+
+
+class ConsoleRefusal(HubWebhooksError, gr.Error):
+    """An action cannot be done as asked (no such event, no endpoint picked): a toast, and no traceback."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.print_exception = False
+
+
+class InvalidCall(ConsoleRefusal):
+    """A console listener was called with inputs the page never sends: too few, of the wrong kind, no event.
+
+    Refused before the listener runs (`lib.ui.console.listeners.refuse_malformed_calls`); anyone can
+    send such a call through Gradio's API, so it is answered plainly and costs one log line.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(INVALID_CALL_MESSAGE)
 
 
 def require(grant: object) -> Grant:
@@ -208,13 +229,10 @@ class Console:
     async def event_detail(self, grant: object, event_id: int | float | str | None) -> EventDetail:
         """One event: its payload, its kept headers (never the secret), and every attempt."""
         require(grant)
-        try:
-            number = int(event_id)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            raise gr.Error("Pick a delivery in the table, or type an event number.") from None
+        number = _event_number(event_id, missing="Pick a delivery in the table, or type an event number.")
         event = await self.server.journal.get(number)
         if event is None:
-            raise gr.Error(f"There is no event #{number} (it may have been pruned).")
+            raise ConsoleRefusal(f"There is no event #{number} (it may have been pruned).")
         return EventDetail(
             title=event_title(event),
             payload=pretty_body(event.body),
@@ -236,16 +254,13 @@ class Console:
     async def replay(self, grant: object, event_id: int | float | str | None) -> str:
         """Run one event again now, whatever its state."""
         require(grant)
-        try:
-            number = int(event_id)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            raise gr.Error("Pick a delivery to replay first.") from None
+        number = _event_number(event_id, missing="Pick a delivery to replay first.")
         try:
             event = await self.server.journal.replay(number, max_attempts=self.server.settings.max_attempts)
         except EventNotFound:
-            raise gr.Error(f"There is no event #{number}.") from None
+            raise ConsoleRefusal(f"There is no event #{number}.") from None
         except WebhookError as exc:
-            raise gr.Error(exc.message) from None
+            raise ConsoleRefusal(exc.message) from None
         self.server.wake_worker()
         if event.state == EventState.RUNNING:
             return f"Event #{event.id} is running right now; it was not queued again."
@@ -259,13 +274,13 @@ class Console:
         paths = list(self.server.endpoints) if _filter(endpoint) is None else [endpoint]
         unknown = [path for path in paths if path not in self.server.endpoints]
         if unknown:
-            raise gr.Error(f"No endpoint {unknown[0]}.")
+            raise ConsoleRefusal(f"No endpoint {unknown[0]}.")
         replayed: dict[str, list[int]] = {}
         for path in paths:
             try:
                 ids = await self.server.journal.replay_dead(path, max_attempts=self.server.settings.max_attempts)
             except WebhookError as exc:
-                raise gr.Error(exc.message) from None
+                raise ConsoleRefusal(exc.message) from None
             if ids:
                 replayed[path] = ids
         if not replayed:
@@ -283,16 +298,16 @@ class Console:
         """POST a sample event to the real endpoint (secret and `X-Webhook-Test: 1` set); (message, event id)."""
         require(grant)
         if endpoint not in self.server.endpoints:
-            raise gr.Error("Pick an endpoint to send the test event to.")
+            raise ConsoleRefusal("Pick an endpoint to send the test event to.")
         if kind not in SAMPLE_KINDS:
-            raise gr.Error("Pick the kind of event to send.")
+            raise ConsoleRefusal("Pick the kind of event to send.")
         repo = (repo or "").strip() or "my-user/my-model"
         if not _REPO_NAME.match(repo):
-            raise gr.Error(f"{repo!r} is not a repo name: use owner/name, e.g. my-user/my-model.")
+            raise ConsoleRefusal(f"{repo!r} is not a repo name: use owner/name, e.g. my-user/my-model.")
         if repo_type not in REPO_TYPES:
             repo_type = "model"
         if not self.server.local_url:
-            raise gr.Error("The server is not running, so there is nothing to send the event to.")
+            raise ConsoleRefusal("The server is not running, so there is nothing to send the event to.")
         payload = sample_payload(kind, repo=repo, repo_type=repo_type)
         headers = {
             "content-type": "application/json",
@@ -310,7 +325,7 @@ class Console:
                     self.server.local_url + endpoint, content=json.dumps(payload).encode(), headers=headers
                 )
         except httpx.HTTPError as exc:
-            raise gr.Error(f"Could not reach {endpoint} on this server: {exc}") from None
+            raise ConsoleRefusal(f"Could not reach {endpoint} on this server: {exc}") from None
         event_header = response.headers.get("x-webhook-event-id")
         event_id = int(event_header) if event_header and event_header.isdigit() else None
         answer = response.text if len(response.text) <= 600 else response.text[:600] + "…"
@@ -372,7 +387,7 @@ class Console:
             return self.hub_view(grant)
         settings = self.server.settings
         if not settings.secret_configured:
-            raise gr.Error(
+            raise ConsoleRefusal(
                 "Set WEBHOOK_SECRET first: a webhook without a secret lets anyone who finds the URL post events."
             )
         try:
@@ -385,7 +400,7 @@ class Console:
                 secrets=settings.webhook_secrets,
             )
         except hub_registration.HubRegistrationError as exc:
-            raise gr.Error(exc.message) from None
+            raise ConsoleRefusal(exc.message) from None
         done = "; ".join(f"{inline_code(endpoint_name(r.path))} {r.action}" for r in results) or "no endpoint"
         return self.hub_view(grant, message=f"**Done:** {done}.")
 
@@ -394,15 +409,30 @@ class Console:
         require(grant)
         token = hub_registration.hub_token()
         if not token or not webhook_id:
-            raise gr.Error("Pick a disabled webhook to enable.")
+            raise ConsoleRefusal("Pick a disabled webhook to enable.")
         try:
             hub_registration.enable_webhook(token, webhook_id, secrets=self.server.settings.webhook_secrets)
         except hub_registration.HubRegistrationError as exc:
-            raise gr.Error(exc.message) from None
+            raise ConsoleRefusal(exc.message) from None
         return self.hub_view(grant, message=f"**Enabled** {inline_code(webhook_id)}.")
 
 
-def _filter(value: str | None) -> str | None:
+def _filter(value: object) -> str | None:
     """A filter's value for the journal: None for `All` or empty."""
-    value = (value or "").strip()
-    return None if not value or value == ALL else value
+    text = "" if value is None else str(value).strip()
+    return None if not text or text == ALL else text
+
+
+MAX_EVENT_NUMBER = 2**63 - 1
+"""The largest id SQLite stores; a larger number would be an error of the database, not "no such event"."""
+
+
+def _event_number(value: object, *, missing: str) -> int:
+    """An event number typed or picked; `ConsoleRefusal` with `missing` when there is none."""
+    try:
+        number = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError):  # None, text, NaN, infinity
+        raise ConsoleRefusal(missing) from None
+    if not 0 < number <= MAX_EVENT_NUMBER:
+        raise ConsoleRefusal(f"There is no event #{number}.")
+    return number

@@ -21,6 +21,7 @@ from ..access import AccessControl
 from ..console_actions import Console
 from ..view import ServerView
 from . import deliveries, health, hub_webhooks, lock, sending
+from .listeners import refuse_malformed_calls
 from .style import CSS
 
 __all__ = ["build_console"]
@@ -30,8 +31,10 @@ def build_console(server: ServerView, page: gr.Blocks, *, access: AccessControl 
     """Lay out the console inside the current Blocks context and wire it to a `Console`.
 
     Everything below the lock panel starts hidden and empty; only listeners holding a grant fill it.
+    A call to one of its listeners with inputs the page never sends is refused before it runs.
     """
     console = Console(server, access)
+    others = set(page.fns)
 
     gr.HTML(f"<style>{CSS}</style>", padding=False)
     session = lock.start_session()
@@ -68,4 +71,5 @@ def build_console(server: ServerView, page: gr.Blocks, *, access: AccessControl 
         console, grant, sending_tab, event_number=deliveries_tab.event_number, refresh=steps.refresh, show=steps.show
     )
     hub_webhooks.wire_hub(console, grant, hub_tab)
+    refuse_malformed_calls(page, [fn for key, fn in page.fns.items() if key not in others])
     return console

@@ -196,10 +196,16 @@ def wire_deliveries(console: Console, gate: Gate, overview: Overview, tab: Deliv
     refresh = refresh_step(console, gate, overview, tab)
     show = show_step(console, grant, tab)
 
-    def pick(current: Any, evt: gr.SelectData) -> Any:
+    def pick(current: Any, evt: gr.EventData) -> Any:
+        """The event number of the row clicked. `gr.EventData`, not `gr.SelectData`: the latter reads
+        the event's data before this runs, and an API call may send none (`_data` is what was sent)."""
         require(current)
-        row = evt.row_value or []
-        return row[0] if row else None
+        data = evt._data if isinstance(evt._data, dict) else {}
+        row = data.get("row_value")
+        number = row[0] if isinstance(row, list) and row else None
+        if isinstance(number, str) and number.isdigit():
+            return int(number)
+        return number if isinstance(number, int | float) and not isinstance(number, bool) else None
 
     refresh.on(gate.session.ticker.tick, "console_refresh", **QUIET)
     for component in (tab.endpoint, tab.state, tab.scope):

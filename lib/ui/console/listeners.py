@@ -8,20 +8,29 @@ replay, a test event), so a tab hands the others a `Step` rather than its compon
 A listener that turns a `Console` action's result into component updates runs the action through
 `call`, which takes a plain function and a coroutine function alike, so the wiring does not depend
 on which an action is (the journal's reads, and so the actions reading it, may be either).
+
+A call whose inputs the page never sends (too few, of the wrong kind) is refused before the
+listener runs, with a plain answer and one log line (`refuse_malformed_calls`).
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
+import logging
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
 import anyio.to_thread
 import gradio as gr
+from gradio.block_function import BlockFunction
 from gradio.blocks import Block
 from gradio.events import Dependency
+
+from ..console_actions import InvalidCall
+
+logger = logging.getLogger(__name__)
 
 PRIVATE: dict[str, Any] = {"api_visibility": "private"}
 """Every console listener: hidden from the API docs and the client libraries."""
@@ -64,3 +73,37 @@ async def call(action: Callable[..., T | Awaitable[T]], *args: Any, **kwargs: An
     if inspect.iscoroutinefunction(action):
         return await action(*args, **kwargs)
     return await resolved(await anyio.to_thread.run_sync(partial(action, *args, **kwargs)))
+
+
+def refuse_malformed_calls(page: gr.Blocks, listeners: Collection[BlockFunction]) -> None:
+    """Answer a call to one of `listeners` whose inputs cannot be prepared with `InvalidCall`, logged in one line.
+
+    Gradio 6.31 prepares a listener's inputs (`Blocks.preprocess_data`) before calling it: fewer
+    values than inputs is a ValueError, a value a component cannot take a ComponentProcessingError,
+    a dropdown value outside its choices a `gr.Error`. Its queue prints the traceback of each
+    (`gradio/queueing.py`: every exception but a `gr.Error` with `print_exception=False`), and its
+    answer lists the listener's components. Anyone can send such calls, so each would be a
+    traceback in the Space's log. Gradio has no hook for it: this wraps the page's own
+    `preprocess_data`, for the console's listeners only (anything else is passed through as is).
+    """
+    prepare = page.preprocess_data
+    guarded = set(listeners)
+
+    async def preprocess_data(block_fn: BlockFunction, inputs: list[Any], *args: Any, **kwargs: Any) -> Any:
+        if block_fn not in guarded:
+            return await prepare(block_fn, inputs, *args, **kwargs)
+        try:
+            return await prepare(block_fn, inputs, *args, **kwargs)
+        except Exception as exc:
+            sent, expected = len(inputs) if isinstance(inputs, list) else 0, len(block_fn.inputs)
+            reason = f"{sent} of its {expected} inputs sent" if sent < expected else "an input it cannot take"
+            logger.info(
+                "Refused a call to %s: %s (%s).",
+                block_fn.api_name,
+                reason,
+                type(exc).__name__,
+                extra={"repeat_key": ("console call refused",)},
+            )
+            raise InvalidCall() from None
+
+    page.preprocess_data = preprocess_data  # type: ignore[method-assign]

@@ -16,7 +16,7 @@ from typing import Any
 import gradio as gr
 from gradio.blocks import Block
 
-from ..access import NO_SECRET_MESSAGE, AccessDenied, Grant, client_keys, is_granted
+from ..access import NO_SECRET_MESSAGE, AccessDenied, Grant, client_key, is_granted
 from ..console_actions import Console
 from .listeners import PRIVATE, QUIET, Step, call
 
@@ -154,11 +154,13 @@ def closed(message: str = "") -> tuple:
 
 
 def _keys(request: gr.Request | None) -> list[str]:
-    """Who is knocking, for the unlock rate limits: client address and session."""
-    if request is None:
-        return ["ip:unknown"]
-    host = request.client.host if request.client else None
-    return client_keys(dict(request.headers), host, request.session_hash)
+    """Who is knocking, for the unlock rate limit: the client's address as the Space's proxy saw it.
+
+    `request.client` is that address already (the receiver's `ProxyHeaders`); the headers and the
+    session hash are the client's to choose, so neither is used.
+    """
+    client = request.client if request is not None else None
+    return [client_key(client.host if client else None)]
 
 
 def wire_lock(console: Console, page: gr.Blocks, gate: Gate, *, after_open: Sequence[tuple[Step, str]]) -> None:
