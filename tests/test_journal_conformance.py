@@ -222,6 +222,27 @@ async def test_claiming_respects_the_limit_and_arrival_order(journal: Journal) -
     assert await claim_ids(journal, limit=10) == ids[2:]
 
 
+async def test_claiming_within_each_endpoints_room_never_hides_the_others(journal: Journal) -> None:
+    """The worker's bulkhead: `per_endpoint` caps how many of an endpoint's events a scan claims, and the
+    oldest due events of the endpoints with room are claimed, however many of a full one are older."""
+    stuck = [(await record(journal, delivery(endpoint="/webhooks/stuck", order=False))).event.id for _ in range(4)]
+    other = [(await record(journal, delivery(endpoint="/webhooks/other", order=False))).event.id for _ in range(2)]
+    ordered = [(await record(journal, delivery(endpoint="/webhooks/other", repo="org/o"))).event.id for _ in range(2)]
+    gone = (await record(journal, delivery(endpoint="/webhooks/gone", order=False))).event.id
+
+    async def claimed(limit: int, **room: int) -> list[int]:
+        per_endpoint = {f"/webhooks/{name}": places for name, places in room.items()}
+        return [event.id for event in await journal.claim_due(now=T0, limit=limit, per_endpoint=per_endpoint)]
+
+    assert await claimed(2, stuck=0, other=5) == other
+    assert await claimed(10, stuck=1, other=0) == [stuck[0], gone]  # not named: limited by `limit` only
+    assert await claimed(10, stuck=0, other=1) == [ordered[0]]  # one of an order key at a time, as ever
+    assert await claimed(10, stuck=2, other=0) == stuck[1:3]
+    assert await claimed(10) == [stuck[3]]  # no room given: `limit` only
+    await journal.finish(ordered[0], result=None, handler_ms=1)
+    assert await claimed(10, stuck=3, other=1) == [ordered[1]]
+
+
 async def test_a_retry_is_due_at_its_time(journal: Journal) -> None:
     event = (await record(journal, delivery())).event.id
     await claim_ids(journal)

@@ -20,7 +20,7 @@ soon as it returns, and is safe from a crash of the process once `durable()` ret
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from .records import Attempt, Delivery, EventRecord, JournalStats, Recorded
@@ -106,13 +106,22 @@ class Journal(Protocol):
         """
         ...
 
-    async def claim_due(self, *, now: float, limit: int) -> list[EventRecord]:
+    async def claim_due(
+        self, *, now: float, limit: int, per_endpoint: Mapping[str, int] | None = None
+    ) -> list[EventRecord]:
         """Mark up to `limit` events due at `now` running (attempt + 1) and return them, oldest first.
 
         Events of one order key run one at a time in id order: only the oldest unfinished event
         of a key is ever claimable, and only while no event of that key runs; a failed one waiting
         for its retry holds the others back until it is dead. Events without an order key are
         claimed side by side. A claimed event is never claimed again while it runs.
+
+        Args:
+            per_endpoint: the most events of each endpoint named to claim (the room each has left of
+                its share of the worker; 0 claims none of it). Endpoints not named are limited by
+                `limit` only. The events claimed are still the oldest due of the endpoints with room:
+                an endpoint without room never keeps another's events from being claimed, however
+                many of its own are due.
 
         Not durable on return (see `attempt_started`).
 

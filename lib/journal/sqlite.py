@@ -14,11 +14,12 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from ..core.errors import ConfigurationError, EventNotFound, JournalUnavailable
+from .claims import anything_due, claim_within
 from .reader import ReadThread
 from .records import (
     PRUNABLE_STATES,
@@ -33,7 +34,6 @@ from .records import (
 from .schema import check_and_migrate, connect
 from .starts_file import StartsFile
 from .statements import (
-    CLAIMABLE,
     CLAIMABLE_EVENT,
     CLOSE_ATTEMPT,
     CLOSE_RUNNING_ATTEMPTS,
@@ -309,16 +309,14 @@ class SQLiteJournal:
         self._starts.recovered()  # emptied with the next commit, once this one is on disk
         return requeued
 
-    async def claim_due(self, *, now: float, limit: int) -> list[EventRecord]:
-        if limit <= 0:
-            return []
-        # Most wake-ups find nothing: answer those without a write transaction.
-        if not self._read_here(CLAIMABLE, {"now": now, "limit": 1}):
+    async def claim_due(
+        self, *, now: float, limit: int, per_endpoint: Mapping[str, int] | None = None
+    ) -> list[EventRecord]:
+        room = per_endpoint or {}
+        if limit <= 0 or not self._read_here(*anything_due(now, room)):  # most wake-ups: no write transaction
             return []
         with self._writes.write() as connection:
-            ids = [row[0] for row in connection.execute(CLAIMABLE, {"now": now, "limit": limit})]
-            for event_id in ids:
-                self._writes.keep(MARK_RUNNING, (now, event_id))
+            ids = claim_within(connection, self._writes.keep, now=now, limit=limit, room=room)
             return [self._fetch(connection, event_id) for event_id in ids]
 
     async def claim(self, event_id: int, *, now: float) -> bool:
