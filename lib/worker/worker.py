@@ -129,7 +129,7 @@ class Worker:
         repository's lane when the event before it ends, or `_admit` once its delivery's commit has
         ended, which starts it at once if its repository runs nothing here and a slot is free (the
         journal still refuses the claim if another process holds the repository). A redelivery of
-        a failure puts the original back in the queue, which the worker scans.
+        a failure puts the original back in the queue, which the worker scans once that is committed.
 
         Returns:
             A future resolved with the outcome of the attempt that runs for this delivery (or with
@@ -141,7 +141,9 @@ class Worker:
         future: OutcomeFuture = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(event.id, []).append(future)  # before anything can run it
         if recorded.outcome == "requeued":
-            self.notify()
+            # Not before the requeue is on disk: a scan would claim it from the open group, and a handler
+            # that kills the process would then run again and again, uncounted, at each of the Hub's retries.
+            self.journal.after_commit(lambda: self._requeued(recorded, future))
         else:
             held = self._hold(event, payload)
             self.journal.after_commit(lambda: self._admit(event, held))
@@ -167,6 +169,19 @@ class Worker:
             self._start(event, payload, claimed=False)
         else:
             self.notify()  # the next free slot (of the pool, or of its endpoint's share) scans
+
+    def _requeued(self, recorded: Recorded, future: OutcomeFuture) -> None:
+        """A redelivery's requeue, once its commit ended: scan for it, or stop waiting if it was lost (503)."""
+        if self.journal.is_committed(recorded.event.id):
+            self.notify()
+            return
+        waiters = self._waiters.get(recorded.runs.id, [])
+        if future in waiters:
+            waiters.remove(future)
+            if not waiters:
+                del self._waiters[recorded.runs.id]
+        if not future.done():
+            future.set_result(None)
 
     def _hold(self, event: EventRecord, payload: WebhookPayload) -> bool:
         """Keep a waiting event's parsed payload for the claim that takes it; False past the memory bound."""
