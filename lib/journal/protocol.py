@@ -46,7 +46,8 @@ class Journal(Protocol):
         this journal, and never handed out again, even if its write is later lost. A second
         delivery with the same `(endpoint, delivery_key)` is decided against the first one, so
         recording the Hub's retries is idempotent: a handler runs once per delivery key (unless
-        the first run failed, or ended longer than `duplicate_window` seconds ago).
+        the first run failed, or ended longer than `duplicate_window` seconds ago). An event that
+        `recover_interrupted` left dead stays dead when redelivered: only `replay` runs it again.
 
         Not durable on return: await `durable(event.id)` before acknowledging.
 
@@ -101,8 +102,9 @@ class Journal(Protocol):
 
         Their attempt is closed as interrupted and still counts, including an attempt whose claim
         was lost but which `attempt_started` noted. An event cut short on its last allowed attempt
-        is made dead instead (its handler may be what killed the process). Running it twice changes
-        nothing more.
+        is made dead instead (its handler may be what killed the process), with the error
+        `STOPPED_ON_LAST_ATTEMPT` (`records.py`), and a redelivery of it is a duplicate: the Hub
+        retries the delivery whose request died with the process. Running it twice changes nothing more.
         """
         ...
 

@@ -91,4 +91,6 @@ FAIL = (
     "WHERE id = ? AND state = 'running'"
 )
 """After `CLOSE_ATTEMPT`: `failed` with the time of its retry, or `dead`."""
+LEFT_DEAD_AT_RECOVERY = "SELECT 1 FROM events WHERE id = ? AND state = 'dead' AND error = ?"
+"""Whether an event is dead because the app stopped during its last attempt (with `STOPPED_ON_LAST_ATTEMPT`)."""
 SET_ACK_MS = "UPDATE events SET ack_ms = ? WHERE id = ?"
