@@ -258,6 +258,12 @@ class Worker:
         free = self.settings.concurrency - len(self._running)
         room = self.bulkhead.room(self.endpoints)
         claimed = await self.journal.claim_due(now=time.time(), limit=free, per_endpoint=room)
+        if claimed:
+            # On disk before any of them starts: the claims, and what queued them (a replay, a redelivery's
+            # requeue) if that was still in the open group. If the commit fails, the claims are written
+            # again with the next one, and the starts file still counts the attempts.
+            with contextlib.suppress(JournalUnavailable):
+                await self.journal.durable()
         for event in claimed:
             await self._start_claimed(event.id, event)
         # Every slot filled: more may be waiting, so the next free slot must scan again. (An endpoint
