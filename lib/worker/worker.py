@@ -198,7 +198,7 @@ class Worker:
             self.notify()
 
     def _start(self, event: EventRecord, payload: WebhookPayload | None, *, claimed: bool = True) -> None:
-        """Run `event` in a lane task of its own; `claimed=False` has the lane claim it first."""
+        """Run `event` in a lane task of its own: claimed by a scan, or (`claimed=False`) to claim first."""
         self._occupy(
             event, asyncio.create_task(self._run_lane(event, payload, claimed=claimed), name=f"event-{event.id}")
         )
@@ -258,13 +258,7 @@ class Worker:
         free = self.settings.concurrency - len(self._running)
         room = self.bulkhead.room(self.endpoints)
         claimed = await self.journal.claim_due(now=time.time(), limit=free, per_endpoint=room)
-        if claimed:
-            # On disk before any of them starts: the claims, and what queued them (a replay, a redelivery's
-            # requeue) if that was still in the open group. If the commit fails, the claims are written
-            # again with the next one, and the starts file still counts the attempts.
-            with contextlib.suppress(JournalUnavailable):
-                await self.journal.durable()
-        for event in claimed:
+        for event in claimed:  # each takes its slot now; its lane waits for the claim's commit (`_run_lane`)
             await self._start_claimed(event.id, event)
         # Every slot filled: more may be waiting, so the next free slot must scan again. (An endpoint
         # at its share scans again when it makes room: see `_release`.)
@@ -302,6 +296,13 @@ class Worker:
             if taken is None:
                 return
             event = taken
+        else:
+            # A scan's claim: on disk before the handler starts, and with it what queued the event (a
+            # replay, a redelivery's requeue) if that was still in the open group. The claims of one scan
+            # share the commit. If it fails, the claim is written again with the next one, and the starts
+            # file still counts the attempt.
+            with contextlib.suppress(JournalUnavailable):
+                await self.journal.durable()
         slice_ends = time.monotonic() + LANE_SLICE_SECONDS
         while True:
             outcome = await self._attempt(event, payload)
