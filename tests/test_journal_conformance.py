@@ -61,6 +61,18 @@ def test_redelivery_outcome(original: EventState, finished_at: float | None, exp
     assert redelivery_outcome(original, finished_at, now=T0, window_seconds=WINDOW) == expected
 
 
+def test_a_redelivery_of_an_event_the_app_died_on_at_its_last_attempt_is_a_duplicate() -> None:
+    """Only that kind of dead: one whose handler raised on its last attempt still runs again."""
+    for ended_the_process, expected in ((True, "duplicate"), (False, "requeue")):
+        decided = redelivery_outcome(
+            EventState.DEAD, T0 - 10, now=T0, window_seconds=WINDOW, ended_the_process=ended_the_process
+        )
+        assert decided == expected
+    assert redelivery_outcome(EventState.FAILED, None, now=T0, window_seconds=WINDOW, ended_the_process=True) == (
+        "requeue"
+    )
+
+
 def test_retry_delay_grows_and_is_capped() -> None:
     for attempt, ceiling in [(1, 10), (2, 20), (3, 40), (10, 100)]:
         for _ in range(20):
@@ -220,6 +232,27 @@ async def test_claiming_respects_the_limit_and_arrival_order(journal: Journal) -
     assert await claim_ids(journal, limit=2) == ids[:2]
     assert await claim_ids(journal, limit=0) == []
     assert await claim_ids(journal, limit=10) == ids[2:]
+
+
+async def test_claiming_within_each_endpoints_room_never_hides_the_others(journal: Journal) -> None:
+    """The worker's bulkhead: `per_endpoint` caps how many of an endpoint's events a scan claims, and the
+    oldest due events of the endpoints with room are claimed, however many of a full one are older."""
+    stuck = [(await record(journal, delivery(endpoint="/webhooks/stuck", order=False))).event.id for _ in range(4)]
+    other = [(await record(journal, delivery(endpoint="/webhooks/other", order=False))).event.id for _ in range(2)]
+    ordered = [(await record(journal, delivery(endpoint="/webhooks/other", repo="org/o"))).event.id for _ in range(2)]
+    gone = (await record(journal, delivery(endpoint="/webhooks/gone", order=False))).event.id
+
+    async def claimed(limit: int, **room: int) -> list[int]:
+        per_endpoint = {f"/webhooks/{name}": places for name, places in room.items()}
+        return [event.id for event in await journal.claim_due(now=T0, limit=limit, per_endpoint=per_endpoint)]
+
+    assert await claimed(2, stuck=0, other=5) == other
+    assert await claimed(10, stuck=1, other=0) == [stuck[0], gone]  # not named: limited by `limit` only
+    assert await claimed(10, stuck=0, other=1) == [ordered[0]]  # one of an order key at a time, as ever
+    assert await claimed(10, stuck=2, other=0) == stuck[1:3]
+    assert await claimed(10) == [stuck[3]]  # no room given: `limit` only
+    await journal.finish(ordered[0], result=None, handler_ms=1)
+    assert await claimed(10, stuck=3, other=1) == [ordered[1]]
 
 
 async def test_a_retry_is_due_at_its_time(journal: Journal) -> None:
@@ -472,6 +505,28 @@ async def test_an_event_cut_short_on_its_last_attempt_is_left_dead_not_rerun_for
     assert await claim_ids(journal) == []
     await journal.replay(poison, max_attempts=1)
     assert await claim_ids(journal) == [poison]
+
+
+async def test_a_redelivery_of_an_event_left_dead_at_recovery_leaves_it_dead_until_a_replay(journal: Journal) -> None:
+    """The Hub retries a delivery whose request died with the process: each retry would run the handler that
+    killed it again. It is answered as a duplicate that says why; a replay from the console runs it again."""
+    first = (await record(journal, delivery("id:x", order=False), max_attempts=1)).event
+    await claim_ids(journal)
+    await journal.recover_interrupted()  # the app stopped during the only attempt
+    assert await state(journal, first.id) == EventState.DEAD
+
+    again = await record(journal, delivery("id:x", order=False, received_at=T0 + 5), max_attempts=1)
+    assert again.outcome == "duplicate"
+    assert (again.original.id, again.original.state) == (first.id, EventState.DEAD)
+    assert "ended the process on its last attempt" in again.event.note
+    assert "stays dead" in again.event.note and "replay it from the console" in again.event.note
+    assert await state(journal, first.id) == EventState.DEAD
+    assert await claim_ids(journal, now=T0 + 5) == []
+
+    await journal.replay(first.id, max_attempts=1)
+    assert await claim_ids(journal, now=T0 + 6) == [first.id]
+    await journal.fail(first.id, error="boom", handler_ms=1, retry_at=None)  # dead by raising, this time
+    assert (await record(journal, delivery("id:x", order=False, received_at=T0 + 7))).outcome == "requeued"
 
 
 # --- claim_next: handing an order key over to its next event ------------------------------------------------

@@ -21,6 +21,7 @@ NUMERIC_VARIABLES = [
     "WEBHOOK_RETRY_BASE",
     "WEBHOOK_RETRY_MAX",
     "WEBHOOK_CONCURRENCY",
+    "WEBHOOK_ENDPOINT_CONCURRENCY",
     "WEBHOOK_DUPLICATE_WINDOW",
     "WEBHOOK_RETENTION_DAYS",
     "WEBHOOK_RETENTION_MAX_EVENTS",
@@ -33,6 +34,7 @@ INTEGER_VARIABLES = [
     "WEBHOOK_MAX_BODY_BYTES",
     "WEBHOOK_MAX_ATTEMPTS",
     "WEBHOOK_CONCURRENCY",
+    "WEBHOOK_ENDPOINT_CONCURRENCY",
     "WEBHOOK_RETENTION_MAX_EVENTS",
     "WEBHOOK_JOURNAL_MAX_BYTES",
     "GRADIO_SERVER_PORT",
@@ -143,7 +145,14 @@ def test_a_fraction_is_refused_where_a_count_is_expected(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["WEBHOOK_MAX_BODY_BYTES", "WEBHOOK_MAX_ATTEMPTS", "WEBHOOK_CONCURRENCY", "WEBHOOK_RETENTION_MAX_EVENTS"]
+    "name",
+    [
+        "WEBHOOK_MAX_BODY_BYTES",
+        "WEBHOOK_MAX_ATTEMPTS",
+        "WEBHOOK_CONCURRENCY",
+        "WEBHOOK_ENDPOINT_CONCURRENCY",
+        "WEBHOOK_RETENTION_MAX_EVENTS",
+    ],
 )
 def test_zero_is_refused_where_at_least_one_is_needed(name: str) -> None:
     with pytest.raises(ConfigurationError, match=name):
@@ -196,6 +205,23 @@ def test_a_header_cap_too_small_for_a_browser_is_refused() -> None:
 def test_zero_header_timeout_is_refused() -> None:
     with pytest.raises(ConfigurationError, match=r"WEBHOOK_HEADER_TIMEOUT must be a number of seconds >= 0\.1"):
         settings(WEBHOOK_HEADER_TIMEOUT="0")
+
+
+@pytest.mark.parametrize(("concurrency", "share"), [(1, 2), (2, 2), (3, 2), (4, 3), (9, 8)])
+def test_one_endpoint_never_holds_every_slot_by_default_when_there_are_three_or_more(
+    concurrency: int, share: int
+) -> None:
+    """Its share is one slot less than all of them, but at least 2 (see `default_endpoint_concurrency`)."""
+    read = settings(WEBHOOK_CONCURRENCY=str(concurrency))
+    assert read.endpoint_concurrency is None
+    assert read.endpoint_share == share
+    assert Settings(concurrency=concurrency).endpoint_share == share  # the same when built in code
+
+
+@pytest.mark.parametrize("value", ["1", "4", "12"])
+def test_an_endpoints_share_may_be_set(value: str) -> None:
+    read = settings(WEBHOOK_CONCURRENCY="4", WEBHOOK_ENDPOINT_CONCURRENCY=value)
+    assert read.endpoint_concurrency == read.endpoint_share == int(value)
 
 
 def test_zero_handler_timeout_is_refused() -> None:

@@ -187,6 +187,17 @@ async def test_the_worker_queries_use_the_partial_indexes_instead_of_scanning_ev
     assert reads and all("USING INDEX events_unfinished" in step for step in reads), plan
 
 
+async def test_a_scan_within_each_endpoints_room_uses_the_partial_index_too(journal: SQLiteJournal) -> None:
+    """The bulkhead's scan leaves out full endpoints in the query (`CLAIMABLE_ELSEWHERE`): still on the index."""
+    from lib.journal.statements import CLAIMABLE_ELSEWHERE
+
+    with contextlib.closing(sqlite3.connect(journal.path)) as db:
+        parameters = {"now": 0, "limit": 1, "full": '["/webhooks/stuck"]'}
+        plan = [row[3] for row in db.execute("EXPLAIN QUERY PLAN " + CLAIMABLE_ELSEWHERE, parameters)]
+    reads = [step for step in plan if step.startswith(("SCAN", "SEARCH")) and "json_each" not in step]
+    assert reads and all("USING INDEX events_unfinished" in step for step in reads), plan
+
+
 # --- schema migration: v1 journals from earlier versions of the app ------------------------------------------
 
 V1_SCHEMA = """

@@ -98,6 +98,18 @@ def _read_bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigurationError(f"{name} must be true or false, got {raw!r}.")
 
 
+def default_endpoint_concurrency(concurrency: int) -> int:
+    """One endpoint's share of the `concurrency` slots when `WEBHOOK_ENDPOINT_CONCURRENCY` is unset.
+
+    One less than every slot, so that handlers of one endpoint that hang can never take the slot the
+    other endpoints run on; but at least 2, so that one hung handler (its thread outlives its timeout
+    and keeps counting) does not stop its endpoint, and so that an app with 1 or 2 slots does not
+    halve its one endpoint's throughput. With 2 slots or fewer, one endpoint may then hold them all,
+    until its handlers' timeout frees them.
+    """
+    return max(2, concurrency - 1)
+
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -124,6 +136,9 @@ class Settings:
     retry_base_seconds: float = 10.0
     retry_max_seconds: float = 3600.0
     concurrency: int = 4
+    endpoint_concurrency: int | None = None
+    """How many of one endpoint's handlers may hold a slot or a thread at once (`WEBHOOK_ENDPOINT_CONCURRENCY`):
+    running, or still running on their thread past their timeout. None: `default_endpoint_concurrency`."""
     duplicate_window_seconds: float = 600.0
     """A redelivery of an event that succeeded this recently is answered without running it again."""
     order_per_repo: bool = True
@@ -169,6 +184,7 @@ class Settings:
             "retry_base_seconds": _read(env, "WEBHOOK_RETRY_BASE", 10.0, float, minimum=0, unit="seconds"),
             "retry_max_seconds": _read(env, "WEBHOOK_RETRY_MAX", 3600.0, float, minimum=0, unit="seconds"),
             "concurrency": int(_read(env, "WEBHOOK_CONCURRENCY", 4, int, minimum=1, unit="handlers")),
+            "endpoint_concurrency": _read_optional_int(env, "WEBHOOK_ENDPOINT_CONCURRENCY", minimum=1, unit="handlers"),
             "duplicate_window_seconds": _read(env, "WEBHOOK_DUPLICATE_WINDOW", 600.0, float, minimum=0, unit="seconds"),
             "order_per_repo": _read_bool(env, "WEBHOOK_ORDER_PER_REPO", True),
             "retention_days": _read(env, "WEBHOOK_RETENTION_DAYS", 30.0, float, minimum=0, unit="days"),
@@ -203,6 +219,13 @@ class Settings:
         settings = cls(**values)  # type: ignore[arg-type]
         _ = settings.trusted_proxies  # a bad FORWARDED_ALLOW_IPS stops the start here, named
         return settings
+
+    @property
+    def endpoint_share(self) -> int:
+        """The most handlers of one endpoint that may hold a slot or a thread at once (its bulkhead)."""
+        if self.endpoint_concurrency is not None:
+            return self.endpoint_concurrency
+        return default_endpoint_concurrency(self.concurrency)
 
     @property
     def secret_configured(self) -> bool:

@@ -3,7 +3,8 @@
 The vocabulary (`records.py`) and the calls made on a journal (`protocol.py`) are what the rest of
 `lib/` imports; `SQLiteJournal` (`sqlite.py`) is the embedded backend behind them, built on its
 schema (`schema.py`), its SQL (`statements.py`), its commit group (`write_behind.py`), its reads on a
-thread (`reader.py`) and its starts file (`starts_file.py`).
+thread (`reader.py`), its scans within each endpoint's room (`claims.py`) and its starts file
+(`starts_file.py`).
 """
 
 from .protocol import Journal

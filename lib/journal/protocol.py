@@ -20,7 +20,7 @@ soon as it returns, and is safe from a crash of the process once `durable()` ret
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from .records import Attempt, Delivery, EventRecord, JournalStats, Recorded
@@ -46,7 +46,8 @@ class Journal(Protocol):
         this journal, and never handed out again, even if its write is later lost. A second
         delivery with the same `(endpoint, delivery_key)` is decided against the first one, so
         recording the Hub's retries is idempotent: a handler runs once per delivery key (unless
-        the first run failed, or ended longer than `duplicate_window` seconds ago).
+        the first run failed, or ended longer than `duplicate_window` seconds ago). An event that
+        `recover_interrupted` left dead stays dead when redelivered: only `replay` runs it again.
 
         Not durable on return: await `durable(event.id)` before acknowledging.
 
@@ -101,18 +102,28 @@ class Journal(Protocol):
 
         Their attempt is closed as interrupted and still counts, including an attempt whose claim
         was lost but which `attempt_started` noted. An event cut short on its last allowed attempt
-        is made dead instead (its handler may be what killed the process). Running it twice changes
-        nothing more.
+        is made dead instead (its handler may be what killed the process), with the error
+        `STOPPED_ON_LAST_ATTEMPT` (`records.py`), and a redelivery of it is a duplicate: the Hub
+        retries the delivery whose request died with the process. Running it twice changes nothing more.
         """
         ...
 
-    async def claim_due(self, *, now: float, limit: int) -> list[EventRecord]:
+    async def claim_due(
+        self, *, now: float, limit: int, per_endpoint: Mapping[str, int] | None = None
+    ) -> list[EventRecord]:
         """Mark up to `limit` events due at `now` running (attempt + 1) and return them, oldest first.
 
         Events of one order key run one at a time in id order: only the oldest unfinished event
         of a key is ever claimable, and only while no event of that key runs; a failed one waiting
         for its retry holds the others back until it is dead. Events without an order key are
         claimed side by side. A claimed event is never claimed again while it runs.
+
+        Args:
+            per_endpoint: the most events of each endpoint named to claim (the room each has left of
+                its share of the worker; 0 claims none of it). Endpoints not named are limited by
+                `limit` only. The events claimed are still the oldest due of the endpoints with room:
+                an endpoint without room never keeps another's events from being claimed, however
+                many of its own are due.
 
         Not durable on return (see `attempt_started`).
 

@@ -130,8 +130,19 @@ class JournalStats:
     deliveries: int = 0
 
 
+STOPPED_ON_LAST_ATTEMPT = (
+    "The app stopped during the last allowed attempt (did the handler crash the process?). Replay it once fixed."
+)
+"""The error of an event that `recover_interrupted` left dead: its handler may be what ended the process."""
+
+
 def redelivery_outcome(
-    original_state: EventState, finished_at: float | None, *, now: float, window_seconds: float
+    original_state: EventState,
+    finished_at: float | None,
+    *,
+    now: float,
+    window_seconds: float,
+    ended_the_process: bool = False,
 ) -> Literal["duplicate", "requeue", "new"]:
     """Decide what a delivery whose key the journal already holds should do.
 
@@ -139,14 +150,33 @@ def redelivery_outcome(
     A repeat of work in progress, or of a success moments ago, is answered without running the
     handler twice; a repeat of a failure runs it again now; a repeat long after a success is
     someone pressing Replay on purpose, and runs as a new event.
+
+    An event left dead because the app stopped during its last attempt (`ended_the_process`: its
+    error is `STOPPED_ON_LAST_ATTEMPT`) stays dead: its handler may be what ended the process, and
+    the Hub retries a delivery whose request died with the process, so running it again at each
+    retry would take the app down again each time. Only a replay from the console runs it again.
     """
     if original_state in (EventState.QUEUED, EventState.RUNNING):
+        return "duplicate"
+    if original_state == EventState.DEAD and ended_the_process:
         return "duplicate"
     if original_state in (EventState.FAILED, EventState.DEAD):
         return "requeue"
     if finished_at is not None and now - finished_at <= window_seconds:
         return "duplicate"
     return "new"
+
+
+def redelivery_note(original_id: int, original_state: str, decision: str, *, ended_the_process: bool = False) -> str:
+    """What the duplicate row of a redelivery says, and its answer's `detail`."""
+    if decision == "requeue":
+        return f"redelivery of event {original_id}, which was {original_state}: run again"
+    if ended_the_process and original_state == EventState.DEAD:
+        return (
+            f"redelivery of event {original_id}, which ended the process on its last attempt: it stays dead, "
+            "not run again; replay it from the console once fixed"
+        )
+    return f"redelivery of event {original_id}, which is {original_state}: not run again"
 
 
 def retry_delay(attempt: int, *, base_seconds: float, max_seconds: float) -> float:

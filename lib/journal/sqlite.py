@@ -14,26 +14,28 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from ..core.errors import ConfigurationError, EventNotFound, JournalUnavailable
+from .claims import anything_due, claim_within
 from .reader import ReadThread
 from .records import (
     PRUNABLE_STATES,
+    STOPPED_ON_LAST_ATTEMPT,
     Attempt,
     Delivery,
     EventRecord,
     EventState,
     JournalStats,
     Recorded,
+    redelivery_note,
     redelivery_outcome,
 )
 from .schema import check_and_migrate, connect
 from .starts_file import StartsFile
 from .statements import (
-    CLAIMABLE,
     CLAIMABLE_EVENT,
     CLOSE_ATTEMPT,
     CLOSE_RUNNING_ATTEMPTS,
@@ -43,6 +45,7 @@ from .statements import (
     KEEP_LAST_ATTEMPT,
     LANE_HEAD,
     LAST_ATTEMPT,
+    LEFT_DEAD_AT_RECOVERY,
     MARK_RUNNING,
     NEXT_DUE,
     REQUEUE,
@@ -193,13 +196,16 @@ class SQLiteJournal:
                 "AND state != 'duplicate' ORDER BY id DESC LIMIT 1",
                 (delivery.endpoint, delivery.delivery_key),
             ).fetchone()
-            decision = "new"
+            decision, ended_the_process = "new", False
             if original_row is not None:
+                left_dead = connection.execute(LEFT_DEAD_AT_RECOVERY, (original_row["id"], STOPPED_ON_LAST_ATTEMPT))
+                ended_the_process = left_dead.fetchone() is not None
                 decision = redelivery_outcome(
                     EventState(original_row["state"]),
                     original_row["finished_at"],
                     now=delivery.received_at,
                     window_seconds=duplicate_window,
+                    ended_the_process=ended_the_process,
                 )
             if decision == "requeue":
                 connection.execute(REQUEUE, (max_attempts, original_row["id"]))
@@ -209,10 +215,8 @@ class SQLiteJournal:
                 )
             else:
                 state, original_id = EventState.DUPLICATE, original_row["id"]
-                note = (
-                    f"redelivery of event {original_id}, which was {original_row['state']}: run again"
-                    if decision == "requeue"
-                    else f"redelivery of event {original_id}, which is {original_row['state']}: not run again"
+                note = redelivery_note(
+                    original_id, original_row["state"], decision, ended_the_process=ended_the_process
                 )
             finished_at = None if state in (EventState.QUEUED, EventState.RUNNING) else delivery.received_at
             attempts = 1 if state == EventState.RUNNING else 0
@@ -296,12 +300,12 @@ class SQLiteJournal:
             if lost_claims:
                 connection.execute(CLOSE_RUNNING_ATTEMPTS, interrupted)
             # An event whose last allowed attempt was cut short may be what crashed the process:
-            # running it again on every start would crash every start, so it is left dead instead.
+            # running it again on every start would crash every start, so it is left dead instead, and a
+            # redelivery of it from the Hub leaves it dead too (`redelivery_outcome`).
             connection.execute(
-                f"UPDATE events SET state = 'dead', finished_at = ?, error = 'The app stopped during the last "
-                "allowed attempt (did the handler crash the process?). Replay it once fixed.' "
+                f"UPDATE events SET state = 'dead', finished_at = ?, error = ? "
                 f"WHERE {UNFINISHED} AND state = 'running' AND attempts >= max_attempts",
-                (now,),
+                (now, STOPPED_ON_LAST_ATTEMPT),
             )
             requeued = connection.execute(
                 f"UPDATE events SET state = 'queued' WHERE {UNFINISHED} AND state = 'running'"
@@ -309,16 +313,14 @@ class SQLiteJournal:
         self._starts.recovered()  # emptied with the next commit, once this one is on disk
         return requeued
 
-    async def claim_due(self, *, now: float, limit: int) -> list[EventRecord]:
-        if limit <= 0:
-            return []
-        # Most wake-ups find nothing: answer those without a write transaction.
-        if not self._read_here(CLAIMABLE, {"now": now, "limit": 1}):
+    async def claim_due(
+        self, *, now: float, limit: int, per_endpoint: Mapping[str, int] | None = None
+    ) -> list[EventRecord]:
+        room = per_endpoint or {}
+        if limit <= 0 or not self._read_here(*anything_due(now, room)):  # most wake-ups: no write transaction
             return []
         with self._writes.write() as connection:
-            ids = [row[0] for row in connection.execute(CLAIMABLE, {"now": now, "limit": limit})]
-            for event_id in ids:
-                self._writes.keep(MARK_RUNNING, (now, event_id))
+            ids = claim_within(connection, self._writes.keep, now=now, limit=limit, room=room)
             return [self._fetch(connection, event_id) for event_id in ids]
 
     async def claim(self, event_id: int, *, now: float) -> bool:

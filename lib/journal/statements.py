@@ -10,16 +10,25 @@ from __future__ import annotations
 # index when the query restates the index's own condition, and without it every claim would scan
 # every event (bodies included) ever recorded.
 UNFINISHED = "state IN ('queued', 'running', 'failed')"
-CLAIMABLE = f"""
-SELECT id FROM events AS e INDEXED BY events_unfinished
-WHERE e.{UNFINISHED} AND e.state != 'running'
+_CLAIMABLE_WHERE = f"""e.{UNFINISHED} AND e.state != 'running'
   AND (e.next_attempt_at IS NULL OR e.next_attempt_at <= :now)
   AND (e.order_key IS NULL OR (
         e.id = (SELECT MIN(p.id) FROM events AS p WHERE p.order_key = e.order_key AND p.{UNFINISHED})
         AND NOT EXISTS (
-            SELECT 1 FROM events AS r WHERE r.order_key = e.order_key AND r.{UNFINISHED} AND r.state = 'running')))
+            SELECT 1 FROM events AS r WHERE r.order_key = e.order_key AND r.{UNFINISHED} AND r.state = 'running')))"""
+"""Due, and the oldest unfinished event of its order key with none of that key running."""
+CLAIMABLE = f"""
+SELECT id FROM events AS e INDEXED BY events_unfinished
+WHERE {_CLAIMABLE_WHERE}
 ORDER BY e.id LIMIT :limit
 """
+CLAIMABLE_ELSEWHERE = f"""
+SELECT id, endpoint FROM events AS e INDEXED BY events_unfinished
+WHERE {_CLAIMABLE_WHERE}
+  AND e.endpoint NOT IN (SELECT value FROM json_each(:full))
+ORDER BY e.id LIMIT :limit
+"""
+"""`CLAIMABLE` with each event's endpoint, leaving out the endpoints in the JSON list `:full`."""
 CLAIMABLE_EVENT = f"""
 SELECT 1 FROM events AS e
 WHERE e.id = :id AND e.{UNFINISHED} AND e.state != 'running'
@@ -82,4 +91,6 @@ FAIL = (
     "WHERE id = ? AND state = 'running'"
 )
 """After `CLOSE_ATTEMPT`: `failed` with the time of its retry, or `dead`."""
+LEFT_DEAD_AT_RECOVERY = "SELECT 1 FROM events WHERE id = ? AND state = 'dead' AND error = ?"
+"""Whether an event is dead because the app stopped during its last attempt (with `STOPPED_ON_LAST_ATTEMPT`)."""
 SET_ACK_MS = "UPDATE events SET ack_ms = ? WHERE id = ?"

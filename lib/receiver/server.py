@@ -14,7 +14,7 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +32,7 @@ from ..core.settings import Settings, parse_secrets
 from ..hub.client import CommitLedger, own_commits
 from ..hub.setup_guide import HUB_WEBHOOK_SETTINGS
 from ..journal import Journal, Recorded, SQLiteJournal
-from ..worker import Worker
+from ..worker import EndpointLoad, Worker
 from . import connections, tunnel
 from .acknowledge import acknowledge
 from .auth import authenticate
@@ -289,6 +289,10 @@ class WebhookReceiver:
     def webhook_urls(self) -> dict[str, str]:
         base = self.public_url()
         return {path: base + path for path in self.endpoints}
+
+    def worker_load(self) -> Mapping[str, EndpointLoad]:
+        """What each endpoint holds of the worker now (see `Worker.load`); empty while no worker runs."""
+        return self.worker.load() if self.worker is not None else {}
 
     def wake_worker(self) -> None:
         """Have the worker look at the journal now, not at its next poll (after a console replay)."""

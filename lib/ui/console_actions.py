@@ -46,6 +46,7 @@ from .console_format import (
     states_frame,
     success_rate,
     usage_bars,
+    worker_load_table,
 )
 from .view import ServerView
 
@@ -121,7 +122,8 @@ class EventDetail:
 
 @dataclass(frozen=True)
 class Health:
-    """The health tab's content: the table, the events-by-state plot data and the Hub usage bars."""
+    """The health tab's content: the tables (the last hour and day, each endpoint's handlers now), the
+    events-by-state plot data and the Hub usage bars."""
 
     table: str
     states: pd.DataFrame
@@ -241,13 +243,17 @@ class Console:
         )
 
     async def health(self, grant: object) -> Health:
-        """Counts, success rate and latencies for the last hour and day, and usage of the Hub's limit."""
+        """Counts, success rate and latencies for the last hour and day, each endpoint's handlers now
+        (running, and stuck past their timeout), and usage of the Hub's limit."""
         require(grant)
         now = time.time()
         hour = await self.server.journal.stats(since=now - 3600)
         day = await self.server.journal.stats(since=now - 86400)
         usage = [(endpoint_name(path), sum(day.by_endpoint.get(path, {}).values())) for path in self.server.endpoints]
-        return Health(table=health_table(hour, day), states=states_frame(hour, day), usage_html=usage_bars(usage))
+        table = "\n\n".join(
+            part for part in (health_table(hour, day), worker_load_table(self.server.worker_load())) if part
+        )
+        return Health(table=table, states=states_frame(hour, day), usage_html=usage_bars(usage))
 
     # --- actions (async: the journal written and the worker notified on the server's loop) ---
 

@@ -12,12 +12,14 @@ import json
 import os
 import re
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import pandas as pd
 
 from ..hub.registration import HubWebhook
 from ..journal import Attempt, EventRecord, EventState, JournalStats
+from ..worker import EndpointLoad
 
 HUB_DAILY_LIMIT = 1000
 """Triggers per webhook per 24 h on a free account (the Hub's documented limit)."""
@@ -253,6 +255,29 @@ def health_table(hour: JournalStats, day: JournalStats) -> str:
         ),
     ]
     return "| | Last hour | Last 24 h |\n|---|---:|---:|\n" + "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows)
+
+
+def worker_load_table(load: Mapping[str, EndpointLoad]) -> str:
+    """Each endpoint's handlers now, against its share of the worker: running, and stuck past their timeout."""
+    if not load:
+        return ""
+    rows = [
+        f"| {inline_code(endpoint_name(path))} | {item.running} | {item.stuck}{' ⚠️' if item.stuck else ''} "
+        f"| {item.share}{' (full)' if item.full else ''} |"
+        for path, item in load.items()
+    ]
+    stuck = [(path, item) for path, item in load.items() if item.stuck]
+    notes = "".join(
+        f"\n\n⚠️ {inline_code(endpoint_name(path))}: {item.stuck} handler thread(s) still running past "
+        "`WEBHOOK_HANDLER_TIMEOUT` (Python cannot stop them). They count in its share until they end"
+        + (", so its events wait; other endpoints are not held up." if item.full else ".")
+        for path, item in stuck
+    )
+    return (
+        "**Handlers now**\n\n| Endpoint | Running | Stuck past their timeout | Share |\n|---|---:|---:|---:|\n"
+        + "\n".join(rows)
+        + notes
+    )
 
 
 def states_frame(hour: JournalStats, day: JournalStats) -> pd.DataFrame:

@@ -16,6 +16,7 @@ from typing import Protocol, runtime_checkable
 from ..core.registry import Endpoint
 from ..core.settings import Settings
 from ..journal import Journal
+from ..worker import EndpointLoad
 
 
 @runtime_checkable
@@ -54,6 +55,11 @@ class ServerView(Protocol):
 
     def webhook_urls(self) -> dict[str, str]:
         """Each endpoint's full public URL, by path: what to paste into the Hub's webhook settings."""
+        ...
+
+    def worker_load(self) -> Mapping[str, EndpointLoad]:
+        """What each endpoint holds of the worker now: attempts running, handler threads still running
+        past their timeout, and its share; empty while no worker runs. The console's Health tab shows it."""
         ...
 
     def wake_worker(self) -> None:

@@ -1,11 +1,13 @@
 """The worker layer: runs recorded events through their handlers, outside of any request.
 
-`worker.py` is the worker (lanes, claims, retries), `invoke.py` calls one handler with the
-arguments it asks for, `threads.py` is where plain `def` handlers run, and `outcome.py` is what an
-attempt ends with, for the request that waits to answer with it.
+`worker.py` is the worker (lanes, claims, retries), `bulkhead.py` each endpoint's share of it,
+`invoke.py` calls one handler with the arguments it asks for, `threads.py` is where plain `def`
+handlers run (and which of them outlive their attempt), and `outcome.py` is what an attempt ends
+with, for the request that waits to answer with it.
 """
 
+from .bulkhead import EndpointLoad
 from .outcome import Outcome, OutcomeFuture
 from .worker import Worker
 
-__all__ = ["Outcome", "OutcomeFuture", "Worker"]
+__all__ = ["EndpointLoad", "Outcome", "OutcomeFuture", "Worker"]

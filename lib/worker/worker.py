@@ -4,7 +4,9 @@ The receiver hands it each committed delivery with one call, `dispatch`, and get
 for the outcome, which it waits on for a short budget; the outcome is handed over once it is
 committed. Events run at most `concurrency` at once, one at a time per repository, in arrival
 order: each runs in a task that goes on with its repository's next events while they wait
-(`_run_lane`). A loop claims what no lane reaches (retries that fall due, replays, events another
+(`_run_lane`). Each endpoint may hold at most its share of them, counting the threads its handlers
+left running past their timeout (`bulkhead.py`), so an endpoint whose handlers hang delays only
+its own events. A loop claims what no lane reaches (retries that fall due, replays, events another
 process recorded). A handler never starts before its delivery is committed. A handler that raises
 or overruns its time limit never reaches the Hub as an error: its event is retried with backoff,
 then left dead for an operator to replay.
@@ -30,6 +32,7 @@ from ..core.settings import Settings
 from ..hub.client import CommitLedger, using_ledger
 from ..hub.loop_guard import loop_guard_rejection
 from ..journal import EventRecord, EventState, Journal, Recorded, retry_delay
+from .bulkhead import Bulkhead, EndpointLoad
 from .invoke import call_handler
 from .outcome import Outcome, OutcomeFuture, resolve, storable
 from .threads import ThreadPerCall
@@ -62,6 +65,10 @@ class Worker:
         """The commits this Space made: the loop guard asks it right before a `repo.content` event runs,
         and handlers' `hub_client()` records into it (see `lib/hub/loop_guard.py`)."""
         self.executor = ThreadPerCall()
+        self.bulkhead = Bulkhead(settings.endpoint_share)
+        """Each endpoint's share of the slots, and the threads its timed-out handlers left running."""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = False
         self._wake = asyncio.Event()
         self._running: dict[int, asyncio.Task[None]] = {}
         self._waiters: dict[int, list[OutcomeFuture]] = {}
@@ -77,6 +84,7 @@ class Worker:
         """The last scan filled every free slot, so events may still wait for one."""
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         interrupted = await self.journal.recover_interrupted()
         waiting = (await self.journal.stats(since=0.0)).by_state
         queued, retrying = waiting.get("queued", 0), waiting.get("failed", 0)  # queued includes the interrupted
@@ -93,6 +101,7 @@ class Worker:
 
     async def stop(self) -> None:
         """Stop claiming; running handlers are cancelled and their events resume on next start."""
+        self._stopping = True
         tasks = list(self._running.values())
         if self._loop_task is not None:
             tasks.append(self._loop_task)
@@ -100,6 +109,13 @@ class Worker:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self.executor.shutdown(wait=False, cancel_futures=True)
+
+    def load(self) -> dict[str, EndpointLoad]:
+        """What each endpoint holds now: attempts running, threads stuck past their timeout, its share.
+
+        Every registered endpoint, and any other still holding a thread (its handler was removed).
+        """
+        return {path: self.bulkhead.load(path) for path in dict.fromkeys([*self.endpoints, *self.bulkhead.busy()])}
 
     def notify(self) -> None:
         """Something changed in the journal (a replay, a requeue): look at it now, not at the next timer."""
@@ -113,7 +129,7 @@ class Worker:
         repository's lane when the event before it ends, or `_admit` once its delivery's commit has
         ended, which starts it at once if its repository runs nothing here and a slot is free (the
         journal still refuses the claim if another process holds the repository). A redelivery of
-        a failure puts the original back in the queue, which the worker scans.
+        a failure puts the original back in the queue, which the worker scans once that is committed.
 
         Returns:
             A future resolved with the outcome of the attempt that runs for this delivery (or with
@@ -125,7 +141,9 @@ class Worker:
         future: OutcomeFuture = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(event.id, []).append(future)  # before anything can run it
         if recorded.outcome == "requeued":
-            self.notify()
+            # Not before the requeue is on disk: a scan would claim it from the open group, and a handler
+            # that kills the process would then run again and again, uncounted, at each of the Hub's retries.
+            self.journal.after_commit(lambda: self._requeued(recorded, future))
         else:
             held = self._hold(event, payload)
             self.journal.after_commit(lambda: self._admit(event, held))
@@ -146,11 +164,24 @@ class Worker:
             return  # claimed meanwhile: its lane hands the outcome over
         if event.order_key is not None and event.order_key in self._running_keys:
             return  # its repository's lane here hands it over when the event before it ends
-        if len(self._running) < self.settings.concurrency:
+        if len(self._running) < self.settings.concurrency and self.bulkhead.has_room(event.endpoint):
             _, payload = self._take_waiting(event.id)  # type: ignore[misc]
             self._start(event, payload, claimed=False)
         else:
-            self.notify()  # the next free slot scans
+            self.notify()  # the next free slot (of the pool, or of its endpoint's share) scans
+
+    def _requeued(self, recorded: Recorded, future: OutcomeFuture) -> None:
+        """A redelivery's requeue, once its commit ended: scan for it, or stop waiting if it was lost (503)."""
+        if self.journal.is_committed(recorded.event.id):
+            self.notify()
+            return
+        waiters = self._waiters.get(recorded.runs.id, [])
+        if future in waiters:
+            waiters.remove(future)
+            if not waiters:
+                del self._waiters[recorded.runs.id]
+        if not future.done():
+            future.set_result(None)
 
     def _hold(self, event: EventRecord, payload: WebhookPayload) -> bool:
         """Keep a waiting event's parsed payload for the claim that takes it; False past the memory bound."""
@@ -167,11 +198,16 @@ class Worker:
             self.notify()
 
     def _start(self, event: EventRecord, payload: WebhookPayload | None, *, claimed: bool = True) -> None:
-        """Run `event` in a lane task of its own; `claimed=False` has the lane claim it first."""
-        self._running_keys[event.order_key] += 1
-        self._running[event.id] = asyncio.create_task(
-            self._run_lane(event, payload, claimed=claimed), name=f"event-{event.id}"
+        """Run `event` in a lane task of its own: claimed by a scan, or (`claimed=False`) to claim first."""
+        self._occupy(
+            event, asyncio.create_task(self._run_lane(event, payload, claimed=claimed), name=f"event-{event.id}")
         )
+
+    def _occupy(self, event: EventRecord, task: asyncio.Task[None]) -> None:
+        """`event` runs in `task`: it holds a slot, its repository and a place in its endpoint's share."""
+        self._running_keys[event.order_key] += 1
+        self._running[event.id] = task
+        self.bulkhead.enter(event.endpoint)
 
     async def _start_claimed(self, event_id: int, claimed: EventRecord | None = None) -> None:
         """Start an event a claim just marked running."""
@@ -220,16 +256,22 @@ class Worker:
 
     async def _claim_and_start(self) -> None:
         free = self.settings.concurrency - len(self._running)
-        claimed = await self.journal.claim_due(now=time.time(), limit=free)
-        for event in claimed:
+        room = self.bulkhead.room(self.endpoints)
+        claimed = await self.journal.claim_due(now=time.time(), limit=free, per_endpoint=room)
+        for event in claimed:  # each takes its slot now; its lane waits for the claim's commit (`_run_lane`)
             await self._start_claimed(event.id, event)
-        # Every slot filled: more may be waiting, so the next free slot must scan again.
+        # Every slot filled: more may be waiting, so the next free slot must scan again. (An endpoint
+        # at its share scans again when it makes room: see `_release`.)
         self._capacity_bound = len(claimed) >= free
 
     async def _hand_over(self, finished: EventRecord) -> tuple[EventRecord, WebhookPayload | None] | None:
         """After an attempt: claim the next event of the same repository, and scan only if needed."""
         following = None
-        if finished.order_key is not None and len(self._running) < self.settings.concurrency:
+        if (
+            finished.order_key is not None
+            and len(self._running) < self.settings.concurrency
+            and self.bulkhead.has_room(finished.endpoint)  # not if its handler left a thread stuck in its place
+        ):
             next_id = await self.journal.claim_next(finished.order_key, now=time.time())
             if next_id is not None:
                 following = await self._claimed(next_id)
@@ -254,6 +296,13 @@ class Worker:
             if taken is None:
                 return
             event = taken
+        else:
+            # A scan's claim: on disk before the handler starts, and with it what queued the event (a
+            # replay, a redelivery's requeue) if that was still in the open group. The claims of one scan
+            # share the commit. If it fails, the claim is written again with the next one, and the starts
+            # file still counts the attempt.
+            with contextlib.suppress(JournalUnavailable):
+                await self.journal.durable()
         slice_ends = time.monotonic() + LANE_SLICE_SECONDS
         while True:
             outcome = await self._attempt(event, payload)
@@ -269,8 +318,7 @@ class Worker:
             if following is None:
                 return
             event, payload = following
-            self._running_keys[event.order_key] += 1
-            self._running[event.id] = task  # type: ignore[assignment]
+            self._occupy(event, task)  # type: ignore[arg-type]
             if time.monotonic() > slice_ends:  # let requests and other repositories have the loop
                 await asyncio.sleep(0)
                 slice_ends = time.monotonic() + LANE_SLICE_SECONDS
@@ -299,12 +347,28 @@ class Worker:
         self.notify()
         return None
 
-    def _release(self, event: EventRecord) -> None:
-        """The event no longer runs in this process: its slot and its repository are free again."""
+    def _release(self, event: EventRecord, *, stuck: int = 0) -> None:
+        """The event no longer runs in this process: its slot and its repository are free again, and its
+        place in its endpoint's share unless its handler left `stuck` threads running."""
         self._running.pop(event.id, None)
         self._running_keys[event.order_key] -= 1
         if self._running_keys[event.order_key] <= 0:
             del self._running_keys[event.order_key]
+        if self.bulkhead.leave(event.endpoint, stuck=stuck):
+            self.notify()  # its endpoint had no room: events of it may wait in the journal
+        if stuck and not self._stopping:
+            self.bulkhead.report_stuck(event.endpoint, timeout=self.settings.handler_timeout_seconds)
+
+    def _stuck_thread_ended(self, endpoint: str) -> None:
+        """Called from a stuck handler's thread as it ends: hand it to the loop."""
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: the app is stopping
+                loop.call_soon_threadsafe(self._free_stuck_place, endpoint)
+
+    def _free_stuck_place(self, endpoint: str) -> None:
+        self.bulkhead.thread_ended(endpoint)
+        self.notify()
 
     async def _seconds_until_next_due(self) -> float:
         due = await self.journal.next_due_at()
@@ -325,6 +389,7 @@ class Worker:
         token = current_event_id.set(event.id)
         started = time.perf_counter()
         response: Response | None = None
+        threads = self.executor.for_attempt()
         try:
             if not self.journal.is_committed(event.id):  # claimed by a scan in the turn it was recorded
                 with contextlib.suppress(JournalUnavailable):
@@ -349,7 +414,7 @@ class Worker:
                 async with asyncio.timeout(self.settings.handler_timeout_seconds):
                     with using_ledger(self.ledger):  # `hub_client()` in the handler records our commits there
                         result = await call_handler(
-                            endpoint.handler, endpoint.arguments, event, executor=self.executor, payload=payload
+                            endpoint.handler, endpoint.arguments, event, executor=threads, payload=payload
                         )
                 stored, response = storable(result)
                 if response is not None and not 200 <= response.status_code < 300:
@@ -378,7 +443,8 @@ class Worker:
                 return None
             response = None
         finally:
-            self._release(event)
+            path = event.endpoint
+            self._release(event, stuck=threads.leave(lambda: self._stuck_thread_ended(path)))
             current_event_id.reset(token)
         return Outcome(finished, response)
 

@@ -1,4 +1,5 @@
-"""The console's Health tab: the last hour and day against the Hub's limits, refreshed every 30 s.
+"""The console's Health tab: the last hour and day against the Hub's limits, and each endpoint's handlers
+now (running, and stuck past their timeout, against its share of the worker), refreshed every 30 s.
 
 Its own timer, slower than the deliveries', because the counts change slowly and cost aggregate
 queries; it also fills once right after an unlock (`fill_step`).
@@ -22,7 +23,7 @@ from .lock import Session
 
 @dataclass(frozen=True)
 class HealthTab:
-    """Counts, success rate and latencies; events by state; each endpoint's use of the Hub's limit."""
+    """Counts, success rate and latencies; handlers now; events by state; each endpoint's use of the Hub's limit."""
 
     table: gr.Markdown
     states_plot: gr.BarPlot
