@@ -45,6 +45,7 @@ from .statements import (
     LAST_ATTEMPT,
     MARK_RUNNING,
     NEXT_DUE,
+    ORIGINAL,
     REQUEUE,
     SET_ACK_MS,
     SKIP,
@@ -188,11 +189,7 @@ class SQLiteJournal:
         duplicate_window: float,
     ) -> Recorded:
         with self._writes.write() as connection:
-            original_row = connection.execute(
-                "SELECT id, state, finished_at FROM events WHERE endpoint = ? AND delivery_key = ? "
-                "AND state != 'duplicate' ORDER BY id DESC LIMIT 1",
-                (delivery.endpoint, delivery.delivery_key),
-            ).fetchone()
+            original_row = connection.execute(ORIGINAL, (delivery.endpoint, delivery.delivery_key)).fetchone()
             decision = "new"
             if original_row is not None:
                 decision = redelivery_outcome(
