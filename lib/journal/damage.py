@@ -256,24 +256,35 @@ class LossCheck:
 
     def _log_current(self) -> None:
         for damage in self.reports.current():
-            logger.error("%s", describe(damage, self.path))
+            logger.error(LOSS_FORMAT, *loss_arguments(damage, self.path))
 
     def close(self) -> None:
         self.acked.close()
 
 
-def describe(damage: JournalDamage, path: Path) -> str:
-    """The ERROR line for a loss: what was lost, why, and what to do."""
+LOSS_FORMAT = (
+    "The event journal at %s lost up to %d acknowledged event(s), #%d to #%d: %s. Their handlers will not run, "
+    "and the Hub will not send them again by itself: in %s, open each webhook's activity and replay the "
+    "deliveries it made %s. Then dismiss this report in the console. New events are numbered from #%d."
+)
+"""The ERROR line for a loss: what was lost, why, and what to do (a format, so no argument is cut short)."""
+
+
+def loss_arguments(damage: JournalDamage, path: Path) -> tuple:
     between = (
         f"between {_utc(damage.kept_until)} and {_utc(damage.acknowledged_until)}"
         if damage.kept_until is not None
         else f"up to {_utc(damage.acknowledged_until)}"
     )
     return (
-        f"The event journal at {path} lost up to {damage.count} acknowledged event(s), #{damage.first_id} to "
-        f"#{damage.last_id}: {damage.cause}. Their handlers will not run, and the Hub will not send them again by "
-        f"itself: in {HUB_WEBHOOK_SETTINGS}, open each webhook's activity and replay the deliveries it made "
-        f"{between}. Then dismiss this report in the console. New events are numbered from #{damage.last_id + 1}."
+        path,
+        damage.count,
+        damage.first_id,
+        damage.last_id,
+        damage.cause,
+        HUB_WEBHOOK_SETTINGS,
+        between,
+        damage.last_id + 1,
     )
 
 

@@ -94,14 +94,24 @@ def disk_is_full(folder: Path) -> bool:
     return stats.f_bavail * stats.f_frsize < LOW_SPACE_BYTES
 
 
+FULL_DISK = (
+    "The disk holding the event journal (%s) is full, so the journal %s (%s). Deliveries are answered 503, "
+    "which the Hub retries, until there is room: free some space there, and the app carries on by itself, "
+    "without a restart."
+)
+REFUSED = (
+    "The event journal at %s cannot be used (%s). If the file is damaged, move it aside (its events are lost "
+    "to the app, not deleted) or point DATA_DIR at another folder."
+)
+
+
+def full_disk_arguments(path: Path, exc: BaseException, *, opening: bool = False) -> tuple:
+    return (path.parent, "cannot be opened" if opening else "cannot record this delivery", exc)
+
+
 def full_disk_message(path: Path, exc: BaseException, *, opening: bool = False) -> str:
-    """What a delivery refused because the journal's disk is full is told, and what the log says."""
-    what = "cannot be opened" if opening else "cannot record this delivery"
-    return (
-        f"The disk holding the event journal ({path.parent}) is full, so the journal {what} ({exc}). "
-        "Deliveries are answered 503, which the Hub retries, until there is room: free some space there, "
-        "and the app carries on by itself, without a restart."
-    )
+    """What a delivery refused because the journal's disk is full is told (the log says it with `FULL_DISK`)."""
+    return FULL_DISK % full_disk_arguments(path, exc, opening=opening)
 
 
 def write_error_message(path: Path, max_bytes: int | None, exc: sqlite3.Error) -> str:
@@ -151,20 +161,17 @@ class Opener:
             opened = open_journal(self.path, max_bytes=self.max_bytes, losses=self.losses)
         except (sqlite3.Error, OSError) as exc:
             self._retry_at = time.monotonic() + REOPEN_SECONDS
-            if out_of_space(exc, self.path.parent):
-                message = full_disk_message(self.path, exc, opening=True)
+            if out_of_space(exc, self.path.parent):  # logged as a format: arguments are cut at 500 characters
+                arguments = full_disk_arguments(self.path, exc, opening=True)
                 if not self._full:
-                    logger.error("%s", message)
+                    logger.error(FULL_DISK, *arguments)
                 self._full = True
-            else:
-                message = (
-                    f"The event journal at {self.path} cannot be used ({exc}). If the file is damaged, move it "
-                    "aside (its events are lost to the app, not deleted) or point DATA_DIR at another folder."
-                )
-                if at_start:
-                    raise ConfigurationError(message) from None
-                logger.error("%s", message)
-            self.error = JournalUnavailable(message)
+                self.error = JournalUnavailable(FULL_DISK % arguments)
+                return None
+            if at_start:
+                raise ConfigurationError(REFUSED % (self.path, exc)) from None
+            logger.error(REFUSED, self.path, exc)
+            self.error = JournalUnavailable(REFUSED % (self.path, exc))
             return None
         if self._full:
             logger.warning("The event journal at %s is open: its disk has room again.", self.path)
