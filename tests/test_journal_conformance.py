@@ -623,6 +623,17 @@ async def test_an_unknown_event_reads_as_none_with_no_attempts(journal: Journal)
     assert await journal.next_due_at() is None
 
 
+async def test_a_journal_that_lost_nothing_reports_no_damage_and_dismissing_changes_nothing(journal: Journal) -> None:
+    """How a loss is noticed belongs to each backend (SQLite's: `test_journal_guards.py`); a healthy journal
+    reports none, before and after recording, and a dismissal with nothing to dismiss is harmless."""
+    assert await journal.damage() == []
+    event_id = (await record(journal, delivery())).event.id
+    await journal.durable(event_id)
+    assert await journal.damage() == []
+    assert await journal.dismiss_damage() == 0
+    assert await journal.get(event_id) is not None
+
+
 # --- durability ------------------------------------------------------------------------------------------
 
 

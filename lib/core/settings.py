@@ -145,8 +145,8 @@ class Settings:
     retention_days: float = 30.0
     retention_max_events: int = 10_000
     journal_max_bytes: int | None = None
-    """A cap on the journal file (`WEBHOOK_JOURNAL_MAX_BYTES`, None = none): past it, deliveries get
-    503 (the Hub retries later) instead of the journal filling the Space's disk."""
+    """A cap on the journal file and its write-ahead log together (`WEBHOOK_JOURNAL_MAX_BYTES`, None = none):
+    past it, deliveries get 503 (the Hub retries later) instead of the journal filling the Space's disk."""
     space_id: str | None = None
     """`owner/name` of the Space we run in (`SPACE_ID`), None when running elsewhere."""
     space_host: str | None = None

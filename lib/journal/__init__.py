@@ -3,8 +3,10 @@
 The vocabulary (`records.py`) and the calls made on a journal (`protocol.py`) are what the rest of
 `lib/` imports; `SQLiteJournal` (`sqlite.py`) is the embedded backend behind them, built on its
 schema (`schema.py`), its SQL (`statements.py`), its commit group (`write_behind.py`), its reads on a
-thread (`reader.py`), its scans within each endpoint's room (`claims.py`) and its starts file
-(`starts_file.py`).
+thread (`reader.py`), its scans within each endpoint's room (`claims.py`), its starts file
+(`starts_file.py`), its opening, on a full disk too (`opening.py`), the files that notice lost
+acknowledged events (`damage.py`), its size cap counting the WAL (`size_cap.py`), its recovery after
+a crash (`recovery.py`) and its rows read back (`rows.py`).
 """
 
 from .protocol import Journal
@@ -15,6 +17,7 @@ from .records import (
     Delivery,
     EventRecord,
     EventState,
+    JournalDamage,
     JournalStats,
     Recorded,
     redelivery_outcome,
@@ -30,6 +33,7 @@ __all__ = [
     "EventRecord",
     "EventState",
     "Journal",
+    "JournalDamage",
     "JournalStats",
     "Recorded",
     "SQLiteJournal",

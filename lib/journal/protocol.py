@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from .records import Attempt, Delivery, EventRecord, JournalStats, Recorded
+from .records import Attempt, Delivery, EventRecord, JournalDamage, JournalStats, Recorded
 
 
 class Journal(Protocol):
@@ -105,6 +105,11 @@ class Journal(Protocol):
         is made dead instead (its handler may be what killed the process), with the error
         `STOPPED_ON_LAST_ATTEMPT` (`records.py`), and a redelivery of it is a duplicate: the Hub
         retries the delivery whose request died with the process. Running it twice changes nothing more.
+
+        Raises:
+            JournalUnavailable: the journal cannot be written now (its disk is full). The recovery is
+                not dropped: the journal makes it before anything else it writes, as soon as it can
+                write, so no event is claimed before the events a crash left running are requeued.
         """
         ...
 
@@ -261,6 +266,27 @@ class Journal(Protocol):
 
     async def stats(self, *, since: float) -> JournalStats:
         """Counts by state and endpoint and acknowledgement and handler times of the events received since `since`."""
+        ...
+
+    async def damage(self) -> list[JournalDamage]:
+        """The acknowledged events this journal found missing when it opened, until an operator dismisses them.
+
+        An acknowledgement promises the event is kept; a journal that finds it broke that promise
+        (its file emptied, replaced by an older copy, its write-ahead log lost after a crash) says so
+        here, for the landing page and the console, and keeps saying so across restarts until
+        `dismiss_damage`. The ids it lost are never handed out again. A backend that cannot lose
+        acknowledged events returns []. Cheap: answered from what the journal keeps in memory.
+        """
+        ...
+
+    async def dismiss_damage(self) -> int:
+        """The operator has dealt with the reported losses: stop reporting them; how many reports were dismissed.
+
+        A loss dismissed is not reported again, not even by a restart before the next delivery.
+
+        Raises:
+            JournalUnavailable: the dismissal could not be kept; the reports stay.
+        """
         ...
 
     async def close(self) -> None:

@@ -183,3 +183,30 @@ def retry_delay(attempt: int, *, base_seconds: float, max_seconds: float) -> flo
     """Exponential backoff with full jitter, so many failing events do not retry in lockstep."""
     ceiling = min(max_seconds, base_seconds * 2 ** max(0, attempt - 1))
     return random.uniform(ceiling / 2, ceiling)
+
+
+@dataclass(frozen=True, kw_only=True)
+class JournalDamage:
+    """Acknowledged events the journal no longer holds, found when it opened; reported until dismissed.
+
+    An acknowledged event is one the Hub will not send again by itself: once lost, only an operator
+    who replays those deliveries from the Hub's webhook activity gets them run.
+    """
+
+    first_id: int
+    last_id: int
+    """The lost events are among ids `first_id`..`last_id`. Some of those ids may never have been
+    acknowledged (a delivery answered 503 keeps its id, which is never reused), so the range says
+    "at most"."""
+    cause: str
+    """What was found, in a sentence: "the journal file was empty (truncated to 0 bytes?)"."""
+    found_at: float
+    acknowledged_until: float | None = None
+    """About when the last of them was acknowledged, if known."""
+    kept_until: float | None = None
+    """When the newest event the journal still holds was received; None when it holds none."""
+
+    @property
+    def count(self) -> int:
+        """How many ids the loss spans: the most events it can have taken."""
+        return self.last_id - self.first_id + 1

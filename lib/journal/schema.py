@@ -103,11 +103,14 @@ def connect(path: Path) -> sqlite3.Connection:
     return connection
 
 
-def check_and_migrate(connection: sqlite3.Connection, *, max_bytes: int | None) -> None:
-    """Refuse a file that cannot be trusted, bring an older journal to `SCHEMA_VERSION`, and apply the size cap.
+def check_and_migrate(connection: sqlite3.Connection) -> None:
+    """Refuse a file that cannot be trusted, and bring an older (or a new, empty) journal to `SCHEMA_VERSION`.
+
+    A journal already at `SCHEMA_VERSION` is only read, so that it opens on a full disk too.
 
     Raises:
         sqlite3.DatabaseError: the file is damaged, newer than this app, or another database.
+        sqlite3.Error: the migration could not be written (then nothing of it was).
     """
     problems = [row[0] for row in connection.execute("PRAGMA quick_check")]
     if problems != ["ok"]:
@@ -115,6 +118,8 @@ def check_and_migrate(connection: sqlite3.Connection, *, max_bytes: int | None) 
     version = connection.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
         raise sqlite3.DatabaseError(f"written by a newer version of this app (schema {version})")
+    if version == SCHEMA_VERSION:
+        return
     tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     if version == 0 and tables - {"sqlite_sequence"}:
         raise sqlite3.DatabaseError(f"not an event journal (it has tables {sorted(tables)})")
@@ -130,7 +135,6 @@ def check_and_migrate(connection: sqlite3.Connection, *, max_bytes: int | None) 
         connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         connection.execute("COMMIT")
     except BaseException:
-        connection.execute("ROLLBACK")
+        if connection.in_transaction:  # a failed COMMIT (a full disk) has rolled back already
+            connection.execute("ROLLBACK")
         raise
-    if max_bytes is not None:
-        connection.execute(f"PRAGMA max_page_count={max(1, max_bytes // PAGE_SIZE)}")

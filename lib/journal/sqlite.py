@@ -3,8 +3,10 @@
 This module holds the domain rules only (what a delivery, a claim or an outcome writes); the rest
 is in modules of their own: the schema and its migrations (`schema.py`), the SQL (`statements.py`),
 when writes are committed (`write_behind.py`: the commit group, and the claims and outcomes kept
-until it commits), the console's reads on a thread (`reader.py`), and the note that keeps an
-attempt counted when its claim was not committed yet (`starts_file.py`).
+until it commits), the console's reads on a thread (`reader.py`), the note that keeps an
+attempt counted when its claim was not committed yet (`starts_file.py`), opening the file
+(`opening.py`), noticing lost acknowledged events (`damage.py`), the size cap (`size_cap.py`) and
+the recovery after a crash (`recovery.py`).
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import ConfigurationError, EventNotFound, JournalUnavailable
+from ..core.errors import EventNotFound, JournalUnavailable
 from .claims import anything_due, claim_within
+from .damage import LossCheck
+from .opening import STARTS_SUFFIX, Opened, Opener, write_error_message
 from .reader import ReadThread
 from .records import (
     PRUNABLE_STATES,
@@ -28,17 +32,20 @@ from .records import (
     Delivery,
     EventRecord,
     EventState,
+    JournalDamage,
     JournalStats,
     Recorded,
     redelivery_note,
     redelivery_outcome,
 )
-from .schema import check_and_migrate, connect
+from .recovery import Recovery
+from .rows import percentile, record_from_row
+from .schema import connect
+from .size_cap import SizeCap
 from .starts_file import StartsFile
 from .statements import (
     CLAIMABLE_EVENT,
     CLOSE_ATTEMPT,
-    CLOSE_RUNNING_ATTEMPTS,
     FAIL,
     FINISH,
     INSERT_EVENT,
@@ -48,53 +55,16 @@ from .statements import (
     LEFT_DEAD_AT_RECOVERY,
     MARK_RUNNING,
     NEXT_DUE,
+    ORIGINAL,
     REQUEUE,
     SET_ACK_MS,
     SKIP,
-    UNFINISHED,
 )
 from .write_behind import WriteBehind
 
 logger = logging.getLogger(__name__)
 
-STARTS_SUFFIX = "-starts"
-"""Beside the journal: the starts file (see `starts_file.py`)."""
-
-
-def _record_from_row(row: sqlite3.Row) -> EventRecord:
-    return EventRecord(
-        id=row["id"],
-        endpoint=row["endpoint"],
-        delivery_key=row["delivery_key"],
-        webhook_id=row["webhook_id"],
-        received_at=row["received_at"],
-        headers=json.loads(row["headers"]),
-        query=row["query"],
-        body=bytes(row["body"]),
-        scope=row["scope"],
-        action=row["action"],
-        repo_name=row["repo_name"],
-        repo_type=row["repo_type"],
-        order_key=row["order_key"],
-        is_test=bool(row["is_test"]),
-        state=EventState(row["state"]),
-        attempts=row["attempts"],
-        max_attempts=row["max_attempts"],
-        next_attempt_at=row["next_attempt_at"],
-        original_id=row["original_id"],
-        note=row["note"],
-        result=json.loads(row["result"]) if row["result"] is not None else None,
-        error=row["error"],
-        ack_ms=row["ack_ms"],
-        handler_ms=row["handler_ms"],
-        finished_at=row["finished_at"],
-    )
-
-
-def _percentile(sorted_values: list[float], fraction: float) -> float | None:
-    if not sorted_values:
-        return None
-    return sorted_values[min(len(sorted_values) - 1, int(fraction * len(sorted_values)))]
+__all__ = ["STARTS_SUFFIX", "SQLiteJournal"]
 
 
 class SQLiteJournal:
@@ -102,14 +72,15 @@ class SQLiteJournal:
 
     Args:
         path: the database file; its folder is created if missing.
-        max_bytes: a cap on the file's size; past it, recording fails (503) instead of filling the
-            Space's disk. None for no cap.
+        max_bytes: a cap on the file and its write-ahead log together; past it, recording fails (503)
+            instead of filling the Space's disk (see `size_cap.py`). None for no cap.
         group_commit: share one commit among the writes of a turn of the event loop (the server,
             and the default), or commit each call on its own (see `write_behind.py`).
 
     Raises:
         ConfigurationError: the file cannot be opened, is not a journal, or is corrupt. It is
-            never replaced silently: the message says how to move it aside.
+            never replaced silently: the message says how to move it aside. A full disk is not
+            refused: the journal answers `JournalUnavailable` until it can open its file.
     """
 
     def __init__(self, path: Path, *, max_bytes: int | None = None, group_commit: bool = True) -> None:
@@ -117,44 +88,59 @@ class SQLiteJournal:
         self.max_bytes = max_bytes
         self.group_commit = group_commit
         self._closed = False
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            writer = connect(path)
-            check_and_migrate(writer, max_bytes=max_bytes)
-            last_id = writer.execute(
-                "SELECT MAX(COALESCE((SELECT MAX(id) FROM events), 0), "
-                "COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0))"
-            ).fetchone()[0]
-            self._starts = StartsFile(path.with_name(path.name + STARTS_SUFFIX))
-        except (sqlite3.Error, OSError) as exc:
-            raise ConfigurationError(
-                f"The event journal at {path} cannot be used ({exc}). If the file is damaged, move it aside "
-                "(its events are lost to the app, not deleted) or point DATA_DIR at another folder."
-            ) from None
-        self._writes = WriteBehind(
-            writer, grouped=group_commit, describe=self._write_error, on_commit=self._committed, next_id=last_id + 1
-        )
+        self._opened: WriteBehind | None = None
+        self._starts: StartsFile | None = None
+        self._cap: SizeCap | None = None
+        self._losses = LossCheck(path)
+        self._recovery: Recovery | None = None
+        """The recovery asked for, until it is committed."""
+        self._opener = Opener(path, max_bytes=max_bytes, losses=self._losses)
+        self._use(self._opener.open(at_start=True))
         self._reads = ReadThread(lambda: connect(self.path))
 
+    def _use(self, opened: Opened | None) -> None:
+        """Write to the file just opened; a recovery asked for while it could not be is made before anything."""
+        if opened is None:
+            return
+        self._starts, self._cap = opened.starts, opened.cap
+        self._opened = WriteBehind(
+            opened.connection,
+            grouped=self.group_commit,
+            describe=self._write_error,
+            on_commit=self._committed,
+            next_id=opened.next_id,
+        )
+        if self._recovery is not None:  # asked for before the file could be opened: its starts file read now
+            self._recovery = Recovery(opened.starts.started(), now=time.time(), deferred=True)
+            self._opened.first(self._recovery, committed=self._recovered)
+
+    @property
+    def _writes(self) -> WriteBehind:
+        """The commit group on the open file; while its disk is full, the file is opened again first.
+
+        Raises:
+            JournalUnavailable: the file cannot be opened yet.
+        """
+        if self._opened is None:
+            if not self._closed:
+                self._use(self._opener.open())
+            if self._opened is None:
+                raise self._opener.error
+        return self._opened
+
     def _committed(self, everything: bool) -> None:
-        """After a commit that left nothing kept in memory, every claim is on disk: the starts file may be
-        emptied once it has grown."""
-        if everything:
+        """After each commit: note the newest delivery on disk beside the journal (see `damage.py`), keep the
+        write-ahead log within its share of the cap, and, after a commit that left nothing kept in memory
+        (every claim on disk), let the starts file be emptied once it has grown."""
+        self._losses.acked.note(self._opened.newest_on_disk)  # type: ignore[union-attr]
+        self._losses.reports.save_if_unsaved()
+        if self._cap is not None:
+            self._cap.after_commit()
+        if everything and self._starts is not None:
             self._starts.all_claims_on_disk()
 
     def _write_error(self, exc: sqlite3.Error) -> str:
-        """Say why a write failed; a full journal is the one an operator can fix by configuration."""
-        if getattr(exc, "sqlite_errorcode", None) != sqlite3.SQLITE_FULL:
-            return f"The event journal cannot be written ({exc}); retry later."
-        limit = (
-            f"its cap of {self.max_bytes} bytes (WEBHOOK_JOURNAL_MAX_BYTES)"
-            if self.max_bytes is not None
-            else "the free space on its disk"
-        )
-        return (
-            f"The event journal is full: recording this would exceed {limit}. Nothing was recorded; retry "
-            "later. Raise the cap or lower WEBHOOK_RETENTION_DAYS / WEBHOOK_RETENTION_MAX_EVENTS."
-        )
+        return write_error_message(self.path, self.max_bytes, exc)
 
     def _read_here(self, sql: str, parameters: Any = ()) -> list[sqlite3.Row]:
         """A cheap read on the loop, through the writer's connection: it sees the open group's writes."""
@@ -178,7 +164,7 @@ class SQLiteJournal:
 
     @staticmethod
     def _fetch(connection: sqlite3.Connection, event_id: int) -> EventRecord:
-        return _record_from_row(connection.execute("SELECT * FROM event_rows WHERE id = ?", (event_id,)).fetchone())
+        return record_from_row(connection.execute("SELECT * FROM event_rows WHERE id = ?", (event_id,)).fetchone())
 
     # --- the request path -------------------------------------------------------------------
 
@@ -191,11 +177,7 @@ class SQLiteJournal:
         duplicate_window: float,
     ) -> Recorded:
         with self._writes.write() as connection:
-            original_row = connection.execute(
-                "SELECT id, state, finished_at FROM events WHERE endpoint = ? AND delivery_key = ? "
-                "AND state != 'duplicate' ORDER BY id DESC LIMIT 1",
-                (delivery.endpoint, delivery.delivery_key),
-            ).fetchone()
+            original_row = connection.execute(ORIGINAL, (delivery.endpoint, delivery.delivery_key)).fetchone()
             decision, ended_the_process = "new", False
             if original_row is not None:
                 left_dead = connection.execute(LEFT_DEAD_AT_RECOVERY, (original_row["id"], STOPPED_ON_LAST_ATTEMPT))
@@ -285,33 +267,25 @@ class SQLiteJournal:
     # --- the worker ---------------------------------------------------------------------------
 
     async def recover_interrupted(self) -> int:
-        now = time.time()
-        lost_claims = [(attempt, event_id) for event_id, attempt in self._starts.started().items()]
-        interrupted = {"now": now, "outcome": "interrupted", "detail": "the app stopped while this attempt ran"}
-        with self._writes.write() as connection:
-            connection.execute(CLOSE_RUNNING_ATTEMPTS, interrupted)
-            # A handler that started while its claim was still uncommitted: the claim died with the
-            # process, the start note did not. That attempt counts too, as if its claim had landed.
-            connection.executemany(
-                "UPDATE events SET state = 'running', attempts = ?, started_at = NULL "
-                f"WHERE id = ? AND {UNFINISHED} AND attempts < ?1",
-                lost_claims,
-            )
-            if lost_claims:
-                connection.execute(CLOSE_RUNNING_ATTEMPTS, interrupted)
-            # An event whose last allowed attempt was cut short may be what crashed the process:
-            # running it again on every start would crash every start, so it is left dead instead, and a
-            # redelivery of it from the Hub leaves it dead too (`redelivery_outcome`).
-            connection.execute(
-                f"UPDATE events SET state = 'dead', finished_at = ?, error = ? "
-                f"WHERE {UNFINISHED} AND state = 'running' AND attempts >= max_attempts",
-                (now, STOPPED_ON_LAST_ATTEMPT),
-            )
-            requeued = connection.execute(
-                f"UPDATE events SET state = 'queued' WHERE {UNFINISHED} AND state = 'running'"
-            ).rowcount
-        self._starts.recovered()  # emptied with the next commit, once this one is on disk
-        return requeued
+        recovery = Recovery(self._starts.started() if self._starts is not None else {}, now=time.time())
+        self._recovery = recovery
+        try:
+            writes = self._writes
+            writes.first(recovery, committed=self._recovered)
+            with writes.write(atomic=False):
+                pass  # the transaction this begins runs the recovery first
+        except JournalUnavailable:
+            recovery.deferred = True  # made first thing once the journal can write (see `_use`)
+            raise
+        return recovery.requeued
+
+    def _recovered(self) -> None:
+        """The recovery is on disk: the starts file may be emptied with the next commit."""
+        recovery, self._recovery = self._recovery, None
+        if self._starts is not None:
+            self._starts.recovered()
+        if recovery is not None and recovery.deferred:
+            logger.warning("The journal can be written again: %d interrupted event(s) queued again.", recovery.requeued)
 
     async def claim_due(
         self, *, now: float, limit: int, per_endpoint: Mapping[str, int] | None = None
@@ -341,13 +315,17 @@ class SQLiteJournal:
             return head[0]
 
     def attempt_started(self, event_id: int, attempt: int) -> None:
-        self._starts.note(event_id, attempt)
+        if self._starts is not None:
+            self._starts.note(event_id, attempt)
 
     def is_committed(self, event_id: int) -> bool:
-        return self._writes.is_committed(event_id)
+        return self._opened is not None and self._opened.is_committed(event_id)
 
     def after_commit(self, callback: Callable[[], None]) -> None:
-        self._writes.after_commit(callback)
+        if self._opened is None:
+            callback()
+        else:
+            self._opened.after_commit(callback)
 
     async def next_due_at(self) -> float | None:
         return self._read_here(NEXT_DUE)[0][0]
@@ -394,7 +372,7 @@ class SQLiteJournal:
 
     async def get(self, event_id: int) -> EventRecord | None:
         rows = await self._read_committed("SELECT * FROM event_rows WHERE id = ?", (event_id,))
-        return _record_from_row(rows[0]) if rows else None
+        return record_from_row(rows[0]) if rows else None
 
     async def attempts(self, event_id: int) -> list[Attempt]:
         """The attempts table's rows, then the one the event row holds (running, or the success)."""
@@ -437,7 +415,7 @@ class SQLiteJournal:
         rows = await self._read_committed(
             f"SELECT * FROM event_rows {where} ORDER BY id DESC LIMIT ?", (*parameters, limit)
         )
-        return [_record_from_row(row) for row in rows]
+        return [record_from_row(row) for row in rows]
 
     async def replay(self, event_id: int, *, max_attempts: int) -> EventRecord:
         with self._writes.write() as connection:
@@ -481,17 +459,29 @@ class SQLiteJournal:
             since=since,
             by_state=by_state,
             by_endpoint=by_endpoint,
-            ack_ms_p50=_percentile(ack, 0.5),
-            ack_ms_p95=_percentile(ack, 0.95),
-            handler_ms_p50=_percentile(handler, 0.5),
-            handler_ms_p95=_percentile(handler, 0.95),
+            ack_ms_p50=percentile(ack, 0.5),
+            ack_ms_p95=percentile(ack, 0.95),
+            handler_ms_p50=percentile(handler, 0.5),
+            handler_ms_p95=percentile(handler, 0.95),
             deliveries=sum(by_state.values()),
         )
+
+    async def damage(self) -> list[JournalDamage]:
+        return self._losses.reports.current()
+
+    async def dismiss_damage(self) -> int:
+        try:
+            return self._losses.reports.dismiss()
+        except OSError as exc:
+            raise JournalUnavailable(f"The dismissal could not be saved ({exc}); the report stays.") from None
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        self._writes.close()
-        self._starts.close()
+        if self._opened is not None:
+            self._opened.close()
+        if self._starts is not None:
+            self._starts.close()
+        self._losses.close()
         self._reads.close()

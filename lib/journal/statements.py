@@ -94,3 +94,16 @@ FAIL = (
 LEFT_DEAD_AT_RECOVERY = "SELECT 1 FROM events WHERE id = ? AND state = 'dead' AND error = ?"
 """Whether an event is dead because the app stopped during its last attempt (with `STOPPED_ON_LAST_ATTEMPT`)."""
 SET_ACK_MS = "UPDATE events SET ack_ms = ? WHERE id = ?"
+ORIGINAL = """
+SELECT id, state, finished_at FROM events WHERE id = COALESCE(
+    (SELECT o.id FROM events AS o WHERE o.id = (
+        SELECT CASE n.state WHEN 'duplicate' THEN n.original_id ELSE n.id END FROM events AS n
+        WHERE n.endpoint = ?1 AND n.delivery_key = ?2 ORDER BY n.id DESC LIMIT 1)),
+    (SELECT p.id FROM events AS p WHERE p.endpoint = ?1 AND p.delivery_key = ?2 AND p.state != 'duplicate'
+     ORDER BY p.id DESC LIMIT 1))
+"""
+"""The event a delivery of `(endpoint, delivery_key)` repeats: the newest one of that key that is not a
+duplicate. Found from the newest row of the key, one index step whatever the number of duplicates (a
+redelivery storm): that row, or the original it names if it is a duplicate, since a duplicate always
+names the newest non-duplicate of its key when it is written. Only when that original was pruned
+(COALESCE evaluates its second argument only then) are the key's rows scanned back past duplicates."""

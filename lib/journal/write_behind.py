@@ -81,7 +81,12 @@ class WriteBehind:
         """Ids are handed out here and never again, not even those of a group that failed to commit:
         the worker may still hold such an event, and must not mistake a later delivery for it."""
         self._recorded_up_to = self._committed_up_to = next_id - 1
-        """The newest event id written, committed or not, and the newest committed."""
+        """The newest event id written, committed or not, and the newest committed (or lost)."""
+        self.newest_on_disk = next_id - 1
+        """The newest event id whose delivery a commit put on disk (never one of a lost group)."""
+        self._first: tuple[Callable[[sqlite3.Connection], None], Callable[[], None]] | None = None
+        self._first_ran = False
+        """Statements every transaction runs first until one that ran them commits (see `first`)."""
         self._lost_ids: set[int] = set()
         """Ids of deliveries whose group failed to commit (answered 503): never on disk."""
         self._lost = JournalUnavailable("The event journal could not record this delivery; retry later.")
@@ -108,6 +113,14 @@ class WriteBehind:
     def defer(self, sql: str, parameters: Any) -> None:
         """Run a statement nobody waits for with the next commit (or earlier, with the next transaction)."""
         self._statements.append((sql, parameters))
+
+    def first(self, statements: Callable[[sqlite3.Connection], None], *, committed: Callable[[], None]) -> None:
+        """Have every transaction from now on run `statements` first, until one that ran them commits; then
+        call `committed`. Nothing is written before them: a transaction whose `statements` fail does not
+        begin (`JournalUnavailable`). They must have the same effect if run twice."""
+        if self._done is not None:  # what was written before them is committed first, on its own
+            self._commit_group()
+        self._first = (statements, committed)
 
     def take_id(self) -> int:
         """A new event id, never handed out before."""
@@ -190,8 +203,12 @@ class WriteBehind:
         loop = asyncio.get_running_loop() if self.grouped else None
         try:
             connection.execute("BEGIN IMMEDIATE")
+            if self._first is not None:
+                self._first[0](connection)
+                self._first_ran = True
             self._run_waiting()
         except sqlite3.Error as exc:
+            self._first_ran = False
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             raise JournalUnavailable(self._describe(exc)) from None
@@ -256,13 +273,20 @@ class WriteBehind:
             raise error from None
         del self._statements[: self._ran]
         self._ran = 0
+        if self._recorded_up_to > self._committed_up_to:
+            self.newest_on_disk = self._recorded_up_to
         self._committed_up_to = self._recorded_up_to
         self._on_commit(not self._statements)
+        if self._first_ran and self._first is not None:
+            committed = self._first[1]
+            self._first, self._first_ran = None, False
+            committed()
 
     def _lost_transaction(self, error: JournalUnavailable) -> None:
         """The open transaction is gone: its deliveries with it (answered 503), its kept statements
-        back to waiting, to run again with the next transaction."""
+        back to waiting, to run again with the next transaction (and what must run first, first)."""
         self._ran = 0
+        self._first_ran = False
         if self._recorded_up_to > self._committed_up_to:
             self._lost = error
             self._lost_ids.update(range(self._committed_up_to + 1, self._recorded_up_to + 1))

@@ -34,6 +34,7 @@ from .console_format import (
     STATE_LABELS,
     ago,
     attempts_markdown,
+    damage_markdown,
     deliveries_frame,
     endpoint_name,
     event_title,
@@ -108,6 +109,8 @@ class Verdict:
     level: str
     """ok, warn, bad or idle: picks the colour."""
     dead: int = 0
+    damaged: bool = False
+    """The journal lost acknowledged events (said first): the dismiss button shows."""
 
 
 @dataclass(frozen=True)
@@ -174,8 +177,15 @@ class Console:
         return deliveries_frame(events)
 
     async def verdict(self, grant: object) -> Verdict:
-        """Working, failing or silent, with the reason and what to do next."""
+        """Working, failing or silent, with the reason and what to do next; acknowledged events lost, first."""
         require(grant)
+        verdict = await self._deliveries_verdict()
+        losses = await self.server.journal.damage()
+        if not losses:
+            return verdict
+        return Verdict(damage_markdown(losses) + "\n\n" + verdict.markdown, "bad", dead=verdict.dead, damaged=True)
+
+    async def _deliveries_verdict(self) -> Verdict:
         journal, now = self.server.journal, time.time()
         latest = await journal.list_recent(limit=1)
         if not latest:
@@ -227,6 +237,16 @@ class Console:
                 "idle",
             )
         return Verdict("**✅ Working.** " + recent, "ok")
+
+    async def dismiss_damage(self, grant: object) -> str:
+        """Stop reporting the acknowledged events the journal lost: the operator has had them replayed."""
+        require(grant)
+        try:
+            dismissed = await self.server.journal.dismiss_damage()
+        except WebhookError as exc:
+            raise gr.Error(exc.message) from None
+        logger.info("The operator dismissed %d report(s) of lost events.", dismissed)
+        return f"Dismissed {dismissed} report(s) of lost events." if dismissed else "There was nothing to dismiss."
 
     async def event_detail(self, grant: object, event_id: int | float | str | None) -> EventDetail:
         """One event: its payload, its kept headers (never the secret), and every attempt."""

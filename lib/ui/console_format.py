@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 import pandas as pd
 
 from ..hub.registration import HubWebhook
-from ..journal import Attempt, EventRecord, EventState, JournalStats
+from ..journal import Attempt, EventRecord, EventState, JournalDamage, JournalStats
 from ..worker import EndpointLoad
 
 HUB_DAILY_LIMIT = 1000
@@ -331,3 +331,29 @@ def hub_webhooks_frame(hooks: list[HubWebhook]) -> pd.DataFrame:
         ],
         columns=HUB_COLUMNS,
     )
+
+
+def utc(timestamp: float | None) -> str:
+    """A full UTC date and time, as the Hub's webhook activity lists deliveries; `an unknown time` for None."""
+    if timestamp is None:
+        return "an unknown time"
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def damage_markdown(losses: list[JournalDamage]) -> str:
+    """For the operator: each loss of acknowledged events, why, and how to get them run after all."""
+    lines = []
+    for loss in losses:
+        made = (
+            f"between {utc(loss.kept_until)} and {utc(loss.acknowledged_until)}"
+            if loss.kept_until is not None
+            else f"up to {utc(loss.acknowledged_until)}"
+        )
+        lines.append(
+            f"**⚠️ The journal lost up to {loss.count} acknowledged event(s)**, #{loss.first_id} to "
+            f"#{loss.last_id} (found {utc(loss.found_at)}): {html.escape(loss.cause, quote=False)}. Their handlers "
+            "did not run, and the Hub will not send them again by itself. In "
+            "[your webhook settings](https://huggingface.co/settings/webhooks), open each webhook's activity and "
+            f"replay the deliveries it made {made}; then **Dismiss** this report."
+        )
+    return "\n\n".join(lines)

@@ -12,6 +12,7 @@ import gradio as gr
 from huggingface_hub import get_token
 
 from ..core.settings import Settings
+from ..journal import JournalDamage
 from .console import build_console
 from .setup_steps import setup_markdown
 from .view import ServerView
@@ -19,6 +20,7 @@ from .view import ServerView
 CSS = """
 .status-ok { border-left: 4px solid #16a34a; padding: 0.5em 1em; background: rgba(22,163,74,0.08); }
 .status-warn { border-left: 4px solid #d97706; padding: 0.5em 1em; background: rgba(217,119,6,0.10); }
+.status-bad { border-left: 4px solid #dc2626; padding: 0.5em 1em; background: rgba(220,38,38,0.08); }
 """
 
 
@@ -57,6 +59,18 @@ def journal_status(settings: Settings) -> tuple[str, str]:
         f"**Event journal on ephemeral disk** (`{settings.journal_path}`): events survive a crash of the app "
         "but not a rebuild of the Space. Enable persistent storage in the Space's settings to keep them.",
         "status-warn",
+    )
+
+
+def damage_status(losses: list[JournalDamage]) -> str:
+    """Whether the journal lost acknowledged events (how many, never which): "" when it did not."""
+    if not losses:
+        return ""
+    count = sum(loss.count for loss in losses)
+    return (
+        f"**⚠️ The event journal lost up to {count} acknowledged event(s)**, whose handlers did not run "
+        "(the Hub will not send them again by itself). The operator's console says which, and how to replay "
+        "them from the Hub; dismiss the report there once done."
     )
 
 
@@ -101,6 +115,7 @@ def build_landing_page(server: ServerView) -> gr.Blocks:
         gr.Markdown(journal_text, elem_classes=[journal_class], elem_id="journal-status")
         token_text, token_class = token_status(get_token() is not None)
         gr.Markdown(token_text, elem_classes=[token_class], elem_id="token-status")
+        damage = gr.Markdown("", visible=False, elem_classes=["status-bad"], elem_id="journal-damage")
         if server.share_url:
             gr.Markdown(
                 f"**Temporary public URL:** `{server.share_url}` forwards to this machine while the app runs. "
@@ -114,4 +129,11 @@ def build_landing_page(server: ServerView) -> gr.Blocks:
             gr.Markdown(setup_markdown(server), elem_id="setup")
         with gr.Tab("Console 🔒", id="console-tab"):
             build_console(server, page)
+
+        async def show_damage() -> gr.Markdown:
+            text = damage_status(await server.journal.damage())
+            return gr.Markdown(text, visible=bool(text))
+
+        # On each visit, not once when the page is built: a report appears after a reopening and goes when dismissed.
+        page.load(show_damage, None, [damage], api_name="journal_damage", api_visibility="private")
     return page

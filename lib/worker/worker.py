@@ -85,8 +85,12 @@ class Worker:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        interrupted = await self.journal.recover_interrupted()
-        waiting = (await self.journal.stats(since=0.0)).by_state
+        try:
+            interrupted = await self.journal.recover_interrupted()
+            waiting = (await self.journal.stats(since=0.0)).by_state
+        except JournalUnavailable as exc:  # a full disk: the app starts anyway, and answers 503 until there is room
+            logger.error("Cannot resume the events in the journal yet: %s", exc.message)
+            interrupted, waiting = 0, {}  # the journal makes the recovery before anything else it writes
         queued, retrying = waiting.get("queued", 0), waiting.get("failed", 0)  # queued includes the interrupted
         if queued or retrying:
             logger.warning(

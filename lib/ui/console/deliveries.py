@@ -34,9 +34,12 @@ def endpoint_choices(server: ServerView) -> list[tuple[str, str]]:
 
 @dataclass(frozen=True)
 class Overview:
-    """Above the tabs: the verdict, the re-run row (shown only with dead events), the last action's result."""
+    """Above the tabs: the verdict, the dismiss and re-run rows (shown only with lost or dead events), the last
+    action's result."""
 
     summary: gr.Markdown
+    damage_row: gr.Row
+    damage_button: gr.Button
     dead_row: gr.Row
     dead_button: gr.Button
     dead_endpoint: gr.Dropdown
@@ -46,6 +49,10 @@ class Overview:
 def build_overview(server: ServerView) -> Overview:
     """Above the tabs, so the verdict and the re-run stay in sight whichever tab is open."""
     summary = gr.Markdown("", elem_id="console-summary")
+    with gr.Row(visible=False, elem_classes=["console-bar"]) as damage_row:
+        damage_button = gr.Button(
+            "Dismiss the report of lost events", size="md", scale=0, min_width=260, elem_id="dismiss-damage"
+        )
     with gr.Row(visible=False, elem_classes=["console-bar"]) as dead_row:
         dead_button = gr.Button(
             "Re-run dead events", variant="stop", size="md", scale=0, min_width=200, elem_id="rerun-dead"
@@ -60,7 +67,7 @@ def build_overview(server: ServerView) -> Overview:
             min_width=220,
         )
     action_message = gr.Markdown("", elem_id="console-action")
-    return Overview(summary, dead_row, dead_button, dead_endpoint, action_message)
+    return Overview(summary, damage_row, damage_button, dead_row, dead_button, dead_endpoint, action_message)
 
 
 @dataclass(frozen=True)
@@ -148,7 +155,7 @@ class DeliveriesSteps:
     """The listeners other tabs run too."""
 
     refresh: Step
-    """Verdict and table (and the lock, should the grant have expired); input: the grant and the filters."""
+    """Verdict (with its rows) and table, and the lock should the grant have expired; input: grant and filters."""
     show: Step
     """One event's detail; input: the grant and the event number."""
 
@@ -158,7 +165,7 @@ def refresh_step(console: Console, gate: Gate, overview: Overview, tab: Deliveri
     locks = len(gate.outputs)
 
     def blank() -> tuple:
-        return gr.Markdown("", elem_classes=[]), gr.Row(visible=False), deliveries_frame([])
+        return gr.Row(visible=False), gr.Markdown("", elem_classes=[]), gr.Row(visible=False), deliveries_frame([])
 
     async def refresh(current: Any, endpoint: str, state: str, repo: str, scope: str) -> tuple:
         if not is_granted(current):
@@ -168,6 +175,7 @@ def refresh_step(console: Console, gate: Gate, overview: Overview, tab: Deliveri
         verdict = await call(console.verdict, current)
         return (
             *unchanged(locks),
+            gr.Row(visible=verdict.damaged),
             gr.Markdown(verdict.markdown, elem_classes=[f"verdict-{verdict.level}"]),
             gr.Row(visible=verdict.dead > 0),
             await call(console.deliveries, current, endpoint, state, repo, scope),
@@ -176,7 +184,7 @@ def refresh_step(console: Console, gate: Gate, overview: Overview, tab: Deliveri
     return Step(
         refresh,
         [gate.session.grant, *tab.filters],
-        [*gate.outputs, overview.summary, overview.dead_row, tab.table],
+        [*gate.outputs, overview.damage_row, overview.summary, overview.dead_row, tab.table],
     )
 
 
@@ -234,4 +242,13 @@ def wire_deliveries(console: Console, gate: Gate, overview: Overview, tab: Deliv
         **PRIVATE,
     )
     refresh.on(rerun.then, "console_refresh_after_replay_dead", **QUIET)
+    dismissed = overview.damage_button.click(
+        console.dismiss_damage,
+        [grant],
+        [overview.action_message],
+        api_name="console_dismiss_damage",
+        concurrency_limit=None,
+        **PRIVATE,
+    )
+    refresh.on(dismissed.then, "console_refresh_after_dismiss", **QUIET)
     return DeliveriesSteps(refresh, show)
