@@ -145,11 +145,18 @@ async def tiny_app(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+SHORT_DEADLINE = 0.3
+"""The head deadline of the tests about it: short, so they wait little for it to pass."""
+
+
 @contextmanager
 def serving(
-    *, header_timeout: float = 0.3, max_head_bytes: int = 4096, max_waiting: int = 100, keep_alive: int = 30
+    *, header_timeout: float = 60, max_head_bytes: int = 4096, max_waiting: int = 100, keep_alive: int = 30
 ) -> Iterator[int]:
-    """uvicorn with the guarded protocol and `tiny_app`, on a thread; yields its port."""
+    """uvicorn with the guarded protocol and `tiny_app`, on a thread; yields its port.
+
+    The head deadline is long unless a test is about it (`SHORT_DEADLINE`): on a busy machine a short
+    one could close a connection whose head is merely slow to be read."""
     port = free_port()
     protocol = guarded_protocol(header_timeout=header_timeout, max_head_bytes=max_head_bytes, max_waiting=max_waiting)
     config = uvicorn.Config(
@@ -174,19 +181,19 @@ def serving(
 
 
 def test_a_connection_that_sends_nothing_is_closed_at_the_deadline() -> None:
-    with serving() as port, connect(port) as sock:
+    with serving(header_timeout=SHORT_DEADLINE) as port, connect(port) as sock:
         assert read_until_closed(sock) == b""  # nothing was asked: closed without an answer
 
 
 def test_a_half_sent_head_gets_408_and_is_closed() -> None:
-    with serving() as port, connect(port) as sock:
+    with serving(header_timeout=SHORT_DEADLINE) as port, connect(port) as sock:
         sock.sendall(HALF_HEAD)
         assert status_of(read_until_closed(sock)) == 408
 
 
 def test_a_head_dribbled_a_byte_at_a_time_is_closed_at_its_deadline() -> None:
     """Each byte used to cancel the only timer uvicorn has; the deadline counts from the head's start."""
-    with serving() as port, connect(port) as sock:
+    with serving(header_timeout=SHORT_DEADLINE) as port, connect(port) as sock:
         sock.sendall(b"GET / HTTP/1.1\r\nX-Slow: ")
         deadline = time.monotonic() + WAIT
         while is_open(sock):
@@ -218,7 +225,7 @@ def test_keep_alive_still_closes_an_idle_connection() -> None:
 def test_the_rest_of_an_unread_body_cannot_hold_the_connection() -> None:
     """Answered early (401 before the body, as the receiver does), the connection keeps getting the
     body; it used to stay open as long as bytes kept coming. The deadline closes it."""
-    with serving() as port, connect(port) as sock:
+    with serving(header_timeout=SHORT_DEADLINE) as port, connect(port) as sock:
         sock.sendall(b"POST /early HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n" + b"x" * 1000)
         assert read_response(sock) == (401, b"no secret")
         deadline = time.monotonic() + WAIT
