@@ -19,9 +19,7 @@ import datetime
 import os
 import platform
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,12 +31,10 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import cpu_model, free_port
+from app_process import baseline_checkout, start_app, stop_app
+from run import HOST, ROOT, SECRET, cpu_model
 
-ROOT = Path(__file__).resolve().parent.parent
 PAYLOAD = ROOT / "tests" / "fixtures" / "discussion-create-with-comment.json"
-SECRET = "bench-secret"
-HOST = "127.0.0.1"
 CHUNK = 256 * 1024
 
 
@@ -58,58 +54,6 @@ def memory_mib(pid: int, field: str) -> float:
         if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     raise RuntimeError(f"no {field} for process {pid}")
-
-
-def lay_out_space(checkout: Path, folder: Path) -> None:
-    folder.mkdir(parents=True)
-    shutil.copy(checkout / "app.py", folder / "app.py")
-    (folder / "lib").symlink_to(checkout / "lib", target_is_directory=True)
-    shutil.copytree(checkout / "handlers", folder / "handlers", ignore=shutil.ignore_patterns("__pycache__"))
-
-
-def start(checkout: Path, folder: Path) -> tuple[subprocess.Popen[bytes], int]:
-    lay_out_space(checkout, folder)
-    port = free_port()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("WEBHOOK_", "GRADIO_", "SPACE_", "HF_")) and key != "DATA_DIR"
-    }
-    env.update(
-        WEBHOOK_SECRET=SECRET,
-        DATA_DIR=str(folder / "data"),
-        GRADIO_ANALYTICS_ENABLED="False",
-        HF_HUB_DISABLE_TELEMETRY="1",
-        HF_HUB_OFFLINE="1",
-        GRADIO_SERVER_NAME=HOST,
-        GRADIO_SERVER_PORT=str(port),
-        PYTHONUNBUFFERED="1",
-    )
-    log = (folder / "app.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "app.py"], cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"app exited:\n{(folder / 'app.log').read_text()}")
-        try:
-            if httpx.get(f"http://{HOST}:{port}/", timeout=2).status_code == 200:
-                return process, port
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("app did not start within 90 s")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
 
 
 def big_header_request(port: int, size: int) -> str:
@@ -134,7 +78,7 @@ def big_header_request(port: int, size: int) -> str:
 
 
 def measure(label: str, checkout: Path, args: argparse.Namespace, workdir: Path) -> Row:
-    process, port = start(checkout, workdir / label.replace(" ", "-"))
+    process, port = start_app(checkout, workdir / label.replace(" ", "-"))
     try:
         time.sleep(args.settle)
         before = memory_mib(process.pid, "VmRSS")
@@ -158,16 +102,7 @@ def measure(label: str, checkout: Path, args: argparse.Namespace, workdir: Path)
             delivery_text = type(exc).__name__
         return Row(label, answers, before, peak, after, delivery_text, seconds)
     finally:
-        stop(process)
-
-
-def baseline_checkout(revision: str, workdir: Path) -> Path:
-    """The tree of `revision` (e.g. the commit before the hardening), exported next to the run."""
-    target = workdir / f"checkout-{revision}"
-    target.mkdir()
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision], check=True, capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
-    return target
+        stop_app(process)
 
 
 def main() -> None:

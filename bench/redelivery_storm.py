@@ -22,20 +22,21 @@ import json
 import os
 import platform
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from app_process import baseline_checkout, start_app, stop_app
+from run import HOST, ROOT, SECRET, cpu_model
+
+QUIET_LOG = {"WEBHOOK_LOG_LEVEL": "WARNING"}
+"""A line per duplicate would measure the log, not the journal."""
+
 PAYLOAD = (ROOT / "tests" / "fixtures" / "discussion-create-with-comment.json").read_bytes()
 HANDLER = ROOT / "bench" / "servers" / "handlers" / "trivial.py"
-SECRET = "bench-secret"
-HOST = "127.0.0.1"
 
 
 @dataclass
@@ -44,65 +45,6 @@ class Row:
     fresh_ms: list[float]
     storm_ms: list[float]
     statuses: dict[str, int]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-def start(checkout: Path, folder: Path) -> tuple[subprocess.Popen[bytes], int]:
-    """The real app of `checkout`, laid out as a Space in `folder` with the `trivial` handler only."""
-    folder.mkdir(parents=True)
-    shutil.copy(checkout / "app.py", folder / "app.py")
-    (folder / "lib").symlink_to(checkout / "lib", target_is_directory=True)
-    (folder / "handlers").mkdir()
-    shutil.copy(HANDLER, folder / "handlers" / "trivial.py")
-    port = free_port()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("WEBHOOK_", "GRADIO_", "SPACE_", "HF_")) and key != "DATA_DIR"
-    }
-    env.update(
-        WEBHOOK_SECRET=SECRET,
-        DATA_DIR=str(folder / "data"),
-        GRADIO_ANALYTICS_ENABLED="False",
-        HF_HUB_DISABLE_TELEMETRY="1",
-        HF_HUB_OFFLINE="1",
-        GRADIO_SERVER_NAME=HOST,
-        GRADIO_SERVER_PORT=str(port),
-        WEBHOOK_LOG_LEVEL="WARNING",  # a line per duplicate would measure the log, not the journal
-        PYTHONUNBUFFERED="1",
-    )
-    log = (folder / "app.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "app.py"], cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"app exited:\n{(folder / 'app.log').read_text()}")
-        try:
-            connection = http.client.HTTPConnection(HOST, port, timeout=2)
-            connection.request("GET", "/")
-            if connection.getresponse().status == 200:
-                return process, port
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("app did not start within 90 s")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
 
 
 def deliver(connection: http.client.HTTPConnection, webhook_id: str, statuses: dict[str, int]) -> float:
@@ -123,7 +65,7 @@ def deliver(connection: http.client.HTTPConnection, webhook_id: str, statuses: d
 
 
 def measure(label: str, checkout: Path, args: argparse.Namespace, workdir: Path) -> Row:
-    process, port = start(checkout, workdir / label.replace(" ", "-"))
+    process, port = start_app(checkout, workdir / label.replace(" ", "-"), handlers=[HANDLER], env=QUIET_LOG)
     statuses: dict[str, int] = {}
     try:
         connection = http.client.HTTPConnection(HOST, port, timeout=60)
@@ -135,16 +77,7 @@ def measure(label: str, checkout: Path, args: argparse.Namespace, workdir: Path)
         connection.close()
         return Row(label, fresh, storm, statuses)
     finally:
-        stop(process)
-
-
-def baseline_checkout(revision: str, workdir: Path) -> Path:
-    """The tree of `revision`, exported next to the run."""
-    target = workdir / f"checkout-{revision}"
-    target.mkdir()
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision], check=True, capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
-    return target
+        stop_app(process)
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -155,16 +88,6 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def pair(values: list[float]) -> str:
     return f"{percentile(values, 0.5):.1f} / {percentile(values, 0.99):.1f}"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
 
 
 def main() -> None:
