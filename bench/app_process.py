@@ -1,15 +1,17 @@
 """The real app of a checkout, started as a Space runs it, for the benchmarks that measure one app process.
 
 `bench/big_headers.py` and `bench/redelivery_storm.py` each start the app of this checkout and, with
-`--baseline REV`, of an earlier revision exported next to the run, so both are measured in one run.
+`--baseline REV`, of an earlier revision exported next to the run, so both are measured in one run;
+they stop it with `run.stop`, as `bench/run.py` stops every server.
 """
 
 from __future__ import annotations
 
+import datetime
 import http.client
 import os
+import platform
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -17,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import HOST, ROOT, SECRET, free_port
+from run import HOST, ROOT, SECRET, cpu_model, free_port
 
 START_TIMEOUT_SECONDS = 90.0
 
@@ -80,15 +82,13 @@ def start_app(
     raise RuntimeError(f"app did not start within {START_TIMEOUT_SECONDS:g} s")
 
 
-def stop_app(process: subprocess.Popen[bytes]) -> None:
-    """SIGINT, as a Space stops it; SIGKILL if it is still there 15 s later."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+def machine_line() -> str:
+    """The line a single-app benchmark's report starts with: the machine, the time, the load."""
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"{cpu_model()}, {os.cpu_count()} CPUs, Linux {platform.release()}, "
+        f"Python {platform.python_version()}, {now}, load average {os.getloadavg()[0]:.2f}"
+    )
 
 
 def baseline_checkout(revision: str, workdir: Path) -> Path:

@@ -15,9 +15,6 @@ real delivery checks that the app still serves. See bench/README.md for results.
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
-import platform
 import shutil
 import socket
 import sys
@@ -31,8 +28,8 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from app_process import baseline_checkout, start_app, stop_app
-from run import HOST, ROOT, SECRET, cpu_model
+from app_process import baseline_checkout, machine_line, start_app
+from run import HOST, ROOT, SECRET, stop
 
 PAYLOAD = ROOT / "tests" / "fixtures" / "discussion-create-with-comment.json"
 CHUNK = 256 * 1024
@@ -102,7 +99,7 @@ def measure(label: str, checkout: Path, args: argparse.Namespace, workdir: Path)
             delivery_text = type(exc).__name__
         return Row(label, answers, before, peak, after, delivery_text, seconds)
     finally:
-        stop_app(process)
+        stop(process)
 
 
 def main() -> None:
@@ -123,11 +120,7 @@ def main() -> None:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    print(
-        f"{cpu_model()}, {os.cpu_count()} CPUs, Linux {platform.release()}, "
-        f"Python {platform.python_version()}, {now}, load average {os.getloadavg()[0]:.2f}"
-    )
+    print(machine_line())
     print(
         f"{args.requests} requests without the secret, {args.concurrency} at a time, "
         f"each with one {args.header_mib:g} MiB header:\n"

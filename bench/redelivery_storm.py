@@ -16,11 +16,8 @@ p99 of the fresh ones and of the storm's first and last `--window` redeliveries.
 from __future__ import annotations
 
 import argparse
-import datetime
 import http.client
 import json
-import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -29,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from app_process import baseline_checkout, start_app, stop_app
-from run import HOST, ROOT, SECRET, cpu_model
+from app_process import baseline_checkout, machine_line, start_app
+from run import HOST, ROOT, SECRET, stop
 
 QUIET_LOG = {"WEBHOOK_LOG_LEVEL": "WARNING"}
 """A line per duplicate would measure the log, not the journal."""
@@ -77,7 +74,7 @@ def measure(label: str, checkout: Path, args: argparse.Namespace, workdir: Path)
         connection.close()
         return Row(label, fresh, storm, statuses)
     finally:
-        stop_app(process)
+        stop(process)
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -110,11 +107,7 @@ def main() -> None:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    print(
-        f"{cpu_model()}, {os.cpu_count()} CPUs, Linux {platform.release()}, "
-        f"Python {platform.python_version()}, {now}, load average {os.getloadavg()[0]:.2f}"
-    )
+    print(machine_line())
     print(
         f"One sender, one request at a time: {args.fresh} fresh deliveries, then one event and "
         f"{args.redeliveries} redeliveries of it. Ack p50 / p99 in ms:\n"
