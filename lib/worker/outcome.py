@@ -59,7 +59,8 @@ def _is_json(value: Any) -> bool:
     return True
 
 
-def resolve(waiters: list[OutcomeFuture], outcome: Outcome) -> None:
+def resolve(waiters: list[OutcomeFuture], outcome: Outcome | None) -> None:
+    """Hand `outcome` (None: nothing to report, stop waiting) to the waiters that still wait."""
     for future in waiters:
         if not future.done():
             future.set_result(outcome)

@@ -157,9 +157,7 @@ class Worker:
         """A dispatched event, once its delivery's commit ended: start it now, leave it waiting, or drop it."""
         if not self.journal.is_committed(event.id):  # lost with its group: the request answers 503
             self._take_waiting(event.id)
-            for future in self._waiters.pop(event.id, ()):
-                if not future.done():
-                    future.set_result(None)
+            resolve(self._waiters.pop(event.id, []), None)
             return
         if not held:  # too many waiting to keep its payload: a scan will claim it from the journal
             self.notify()
