@@ -18,23 +18,28 @@ from journal_helpers import T0, WINDOW, claim_ids, delivery, record, state
 
 from lib.core.errors import EventNotFound
 from lib.journal import EventState, Journal, SQLiteJournal, redelivery_outcome, retry_delay
+from lib.journal.postgres import PostgresJournal
 
 pytestmark = pytest.mark.anyio
 
-BACKENDS: dict[str, Callable[[Path], Journal | Awaitable[Journal]]] = {
-    "sqlite": lambda folder: SQLiteJournal(folder / "data" / "journal.sqlite3"),
-    "sqlite, a transaction per call": lambda folder: SQLiteJournal(
+BACKENDS: dict[str, Callable[[Path, pytest.FixtureRequest], Journal | Awaitable[Journal]]] = {
+    "sqlite": lambda folder, _: SQLiteJournal(folder / "data" / "journal.sqlite3"),
+    "sqlite, a transaction per call": lambda folder, _: SQLiteJournal(
         folder / "data" / "journal.sqlite3", group_commit=False
+    ),
+    "postgresql": lambda _, request: PostgresJournal(
+        request.getfixturevalue("pg_server").create_database(), replica="conformance"
     ),
 }
 """Every implementation of `Journal`, by name: how to open an empty one in a fresh folder (a function
-returning the journal, or a coroutine resolving to it). A new backend is one more entry here; one
-a network away opens its own empty schema (and skips itself when its server is not configured)."""
+returning the journal, or a coroutine resolving to it), given the test's request for the fixtures it
+needs. A new backend is one more entry here; PostgreSQL opens a fresh database on the session's
+throwaway server (`tests/pg_server.py`)."""
 
 
 @pytest.fixture(params=list(BACKENDS))
 async def journal(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Journal]:
-    opened = BACKENDS[request.param](tmp_path)
+    opened = BACKENDS[request.param](tmp_path, request)
     journal = await opened if inspect.isawaitable(opened) else opened
     yield journal
     await journal.close()

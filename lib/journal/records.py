@@ -68,6 +68,8 @@ class EventRecord(Delivery):
     ack_ms: float | None = None
     handler_ms: float | None = None
     finished_at: float | None = None
+    replica: str | None = None
+    """Which replica ran its latest attempt, when the journal is shared by several (PostgreSQL); else None."""
 
     @classmethod
     def from_delivery(cls, delivery: Delivery, **state: Any) -> EventRecord:

@@ -1,0 +1,476 @@
+"""The journal on PostgreSQL: one database shared by several receivers and workers (`DATABASE_URL`).
+
+Each call is a transaction of its own, committed before it returns: a delivery `record` returns is
+durable, so `durable` and `after_commit` have nothing to wait for, and a claim is committed before its
+handler starts, so `attempt_started` has nothing to note. Every guarantee holds across replicas
+because the database keeps it, not a process: a delivery key's row is locked while a copy of it is
+recorded (`delivery_keys`), one order key never has two events running (a unique index), claims skip
+rows another replica is claiming (`FOR UPDATE SKIP LOCKED`), and a running event carries its replica
+and a lease the replica renews (`leases.py`); a live replica takes over the events of one whose lease
+expired. The network is only ever awaited, never waited on: psycopg's async driver and pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from ...core.errors import ConfigurationError, EventNotFound, JournalUnavailable
+from ..records import (
+    STOPPED_ON_LAST_ATTEMPT,
+    Delivery,
+    EventRecord,
+    EventState,
+    JournalDamage,
+    Recorded,
+    redelivery_note,
+    redelivery_outcome,
+)
+from . import statements as sql
+from .connection import DatabaseTarget
+from .leases import Background, Health
+from .reads import ConsoleReads, event_record, event_row
+from .schema import migrate
+
+logger = logging.getLogger(__name__)
+
+POOL_WAIT_SECONDS = 5.0
+"""How long a call waits for a connection before it is a 503: the Hub's timeout is 30 s."""
+DATABASE_ERRORS = (psycopg.Error, PoolTimeout, OSError)
+
+
+def default_replica_id() -> str:
+    """This process among the replicas: its host and process id, so that two on one machine differ, and
+    a restarted container (same host name, same pid) recovers its own events at once."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class PostgresJournal(ConsoleReads):
+    """The `Journal` on a PostgreSQL database; see `protocol.py` for what each call promises.
+
+    Building it touches no network: the pool opens, and the schema is created or migrated, on the
+    first call. A database that cannot be reached makes each call raise `JournalUnavailable` (503)
+    until it can; `health()` says so for the landing page and the console.
+
+    Args:
+        url: the `postgresql://` URL; only its host and database are ever shown (`target.description`).
+        replica: this process's name among the replicas, stored on each event it runs.
+        lease_seconds: how long a running event stays this replica's without a renewal; a replica
+            renews its leases every third of it, and another takes the events over once it lapses.
+        max_bytes: a cap on the journal's tables; past it, recording is a 503. None for no cap.
+        pool_size: the most connections this process opens.
+
+    Raises:
+        ConfigurationError: the URL cannot be parsed.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        replica: str | None = None,
+        lease_seconds: float = 30.0,
+        max_bytes: int | None = None,
+        pool_size: int = 10,
+    ) -> None:
+        self.target = DatabaseTarget(url)
+        self.replica = replica or default_replica_id()
+        self.lease_seconds = lease_seconds
+        self.max_bytes = max_bytes
+        self.pool_size = pool_size
+        self.health_state = Health(self.target.description)
+        self._pool: AsyncConnectionPool | None = None
+        self._opening = asyncio.Lock()
+        self._ready = False
+        self._closed = False
+        self._recovery_pending = False
+        self.recovered = 0
+        """How many events the last recovery put back in the queue."""
+        self._acks: dict[int, float] = {}
+        self._acks_flush: asyncio.Task[None] | None = None
+        self._watchers: list[Callable[[], None]] = []
+        self._background = Background(self)
+        self.full = False
+        """The tables passed `max_bytes` at the last look (`leases.py` looks every few seconds)."""
+
+    def __repr__(self) -> str:
+        return f"PostgresJournal({self.target.description!r}, replica={self.replica!r})"
+
+    # --- connections ----------------------------------------------------------------------------
+
+    async def _open(self) -> AsyncConnectionPool:
+        """The pool, opened and the schema current; the first call to succeed starts the background tasks."""
+        if self._closed:
+            raise JournalUnavailable("The event journal is closed.")
+        if self._ready and self._pool is not None:
+            return self._pool
+        async with self._opening:
+            if self._pool is None:
+                self._pool = AsyncConnectionPool(
+                    self.target.conninfo,
+                    min_size=1,
+                    max_size=self.pool_size,
+                    open=False,
+                    timeout=POOL_WAIT_SECONDS,
+                    reconnect_timeout=60.0,
+                    kwargs={"row_factory": dict_row},
+                    name="journal",
+                )
+                await self._pool.open(wait=False)
+            if not self._ready:
+                async with self._pool.connection() as connection:
+                    try:
+                        await migrate(connection)
+                    except ConfigurationError as exc:
+                        self.health_state.failed(exc.message)
+                        raise JournalUnavailable(exc.message) from None
+                self._ready = True
+                self._background.start()
+        return self._pool
+
+    @contextlib.asynccontextmanager
+    async def transaction(self, doing: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A connection in a transaction, committed on leaving; a database error is a 503 saying what failed.
+
+        Integrity errors are let through (a claim refused by the one-running-per-key index).
+        """
+        recovering = False
+        try:
+            pool = await self._open()
+            async with pool.connection() as connection, connection.transaction():
+                if self._recovery_pending:  # asked for while the database was away: made before any claim
+                    recovering = True
+                    self.recovered = await self._take_over(connection, mine=True)
+                yield connection
+        except psycopg.IntegrityError:
+            raise
+        except DATABASE_ERRORS as exc:
+            error = self.target.unavailable(exc, doing)
+            self.health_state.failed(error.message)
+            raise error from None
+        if recovering:
+            self._recovery_pending = False
+        self.health_state.ok()
+
+    async def _rows(self, doing: str, query: str, parameters: Any = None) -> list[dict[str, Any]]:
+        await self._flush_acks()
+        async with self.transaction(doing) as connection:
+            return await (await connection.execute(query, parameters)).fetchall()  # type: ignore[return-value]
+
+    @staticmethod
+    async def _fetch(connection: psycopg.AsyncConnection[Any], event_id: int) -> EventRecord | None:
+        row = await (await connection.execute("SELECT * FROM events WHERE id = %s", (event_id,))).fetchone()
+        return event_record(row) if row is not None else None
+
+    # --- the request path -----------------------------------------------------------------------
+
+    async def record(
+        self,
+        delivery: Delivery,
+        *,
+        skipped_reason: str | None,
+        max_attempts: int,
+        duplicate_window: float,
+    ) -> Recorded:
+        if self.full:
+            raise JournalUnavailable(
+                f"The event journal's database holds more than WEBHOOK_JOURNAL_MAX_BYTES ({self.max_bytes}) "
+                "bytes: prune it or raise the cap."
+            )
+        async with self.transaction("record the delivery") as connection:
+            if delivery.order_key is not None:
+                await connection.execute(sql.KEY_LOCK, (delivery.order_key,))
+            key = {"endpoint": delivery.endpoint, "key": delivery.delivery_key}
+            original_row = await (await connection.execute(sql.TAKE_KEY, key)).fetchone()
+            decision, ended_the_process = "new", False
+            if original_row is not None:
+                ended_the_process = (
+                    original_row["state"] == EventState.DEAD and original_row["error"] == STOPPED_ON_LAST_ATTEMPT
+                )
+                decision = redelivery_outcome(
+                    EventState(original_row["state"]),
+                    original_row["finished_at"],
+                    now=delivery.received_at,
+                    window_seconds=duplicate_window,
+                    ended_the_process=ended_the_process,
+                )
+            if decision == "requeue":
+                await connection.execute(sql.REQUEUE, (max_attempts, original_row["id"]))  # type: ignore[index]
+            if decision == "new":
+                original_id = None
+                state, note = (EventState.SKIPPED, skipped_reason) if skipped_reason else (EventState.QUEUED, None)
+            else:
+                state, original_id = EventState.DUPLICATE, original_row["id"]  # type: ignore[index]
+                note = redelivery_note(
+                    original_id,
+                    original_row["state"],  # type: ignore[index]
+                    decision,
+                    ended_the_process=ended_the_process,
+                )
+            finished_at = None if state == EventState.QUEUED else delivery.received_at
+            inserted = await connection.execute(
+                sql.INSERT_EVENT, event_row(delivery, state, max_attempts, original_id, note, finished_at)
+            )
+            event_id = (await inserted.fetchone())["id"]  # type: ignore[index]
+            if decision == "new":
+                await connection.execute(sql.SET_ORIGINAL, (event_id, delivery.endpoint, delivery.delivery_key))
+            if state == EventState.QUEUED or decision == "requeue":
+                await connection.execute(sql.NOTIFY, (sql.CHANNEL, self.replica))
+            original = await self._fetch(connection, original_id) if original_id is not None else None
+        event = EventRecord.from_delivery(
+            delivery,
+            id=event_id,
+            state=state,
+            attempts=0,
+            max_attempts=max_attempts,
+            original_id=original_id,
+            note=note,
+            finished_at=finished_at,
+        )
+        outcome = {"new": "skipped" if state == EventState.SKIPPED else "new", "requeue": "requeued"}.get(
+            decision, decision
+        )
+        return Recorded(event=event, outcome=outcome, original=original)  # type: ignore[arg-type]
+
+    async def durable(self, event_id: int | None = None) -> None:
+        """Nothing to wait for: every call committed before it returned."""
+
+    def set_ack_ms(self, event_id: int, ack_ms: float) -> None:
+        """Kept in memory and written in one batch a moment later, off the request path."""
+        self._acks[event_id] = ack_ms
+        if self._acks_flush is None or self._acks_flush.done():
+            self._acks_flush = asyncio.get_running_loop().create_task(self._flush_acks(delay=0.1))
+
+    async def _flush_acks(self, *, delay: float = 0.0) -> None:
+        if delay:
+            await asyncio.sleep(delay)
+        if not self._acks:
+            return
+        acks, self._acks = self._acks, {}
+        try:
+            async with self.transaction("write acknowledgement times") as connection:
+                await connection.execute(sql.SET_ACK_MS, (list(acks), list(acks.values())))
+        except JournalUnavailable:
+            pass  # a lost statistic, as the protocol allows
+
+    async def prune(self, *, older_than: float, keep_max: int) -> int:
+        async with self.transaction("prune finished events") as connection:
+            return (await connection.execute(sql.PRUNE, {"older_than": older_than, "keep": keep_max})).rowcount
+
+    # --- the worker -----------------------------------------------------------------------------
+
+    async def recover_interrupted(self) -> int:
+        """Take back the events this replica (a previous process of the same name) left running."""
+        self._recovery_pending = True  # kept until a transaction that makes it commits (see `transaction`)
+        async with self.transaction("recover interrupted events"):
+            pass
+        return self.recovered
+
+    async def _take_over(self, connection: psycopg.AsyncConnection[Any], *, mine: bool) -> int:
+        """Requeue (or leave dead) the events left running by this replica before (`mine`) or by any
+        replica whose lease expired; how many went back in the queue."""
+        parameters = {"replica": self.replica if mine else None, "now": time.time(), "stopped": STOPPED_ON_LAST_ATTEMPT}
+        rows = await (await connection.execute(sql.TAKE_OVER, parameters)).fetchall()
+        others = sorted({row["replica"] for row in rows if row["replica"] != self.replica})
+        if others:
+            logger.warning(
+                "Took over %d event(s) from replica(s) %s, whose lease expired: they run again here or elsewhere.",
+                len(rows),
+                ", ".join(others),
+            )
+        if rows:
+            await connection.execute(sql.NOTIFY, (sql.CHANNEL, ""))
+        return sum(1 for row in rows if row["state"] == EventState.QUEUED)
+
+    async def take_over_expired(self) -> int:
+        """The heartbeat's look for dead replicas' events (`leases.py`)."""
+        async with self.transaction("take over expired leases") as connection:
+            return await self._take_over(connection, mine=False)
+
+    def _claiming(self, now: float, **more: Any) -> dict[str, Any]:
+        return {"now": now, "replica": self.replica, "lease": self.lease_seconds, **more}
+
+    async def claim_due(
+        self, *, now: float, limit: int, per_endpoint: Mapping[str, int] | None = None
+    ) -> list[EventRecord]:
+        if limit <= 0:
+            return []
+        left = dict(per_endpoint or {})
+        taken: list[dict[str, Any]] = []
+        try:
+            async with self.transaction("claim due events") as connection:
+                while len(taken) < limit:
+                    full = [path for path, places in left.items() if places <= 0]
+                    rows = await (
+                        await connection.execute(
+                            sql.CANDIDATES, {"now": now, "limit": limit - len(taken), "full": full}
+                        )
+                    ).fetchall()
+                    chosen, skipped = [], False
+                    for row in rows:
+                        places = left.get(row["endpoint"])
+                        if places is not None:
+                            if places <= 0:
+                                skipped = True
+                                continue
+                            left[row["endpoint"]] = places - 1
+                        chosen.append(row["id"])
+                    if chosen:
+                        marked = await connection.execute(sql.MARK_RUNNING, self._claiming(now, ids=chosen))
+                        taken += await marked.fetchall()
+                    if not skipped:
+                        break
+        except psycopg.IntegrityError:  # another replica's claim of the same order key won the race
+            return []
+        return sorted((event_record(row) for row in taken), key=lambda event: event.id)
+
+    async def claim(self, event_id: int, *, now: float) -> bool:
+        try:
+            async with self.transaction("claim an event") as connection:
+                claimed = await connection.execute(sql.CLAIM_ONE, self._claiming(now, id=event_id))
+                return (await claimed.fetchone()) is not None
+        except psycopg.IntegrityError:
+            return False
+
+    async def claim_next(self, order_key: str, *, now: float) -> int | None:
+        try:
+            async with self.transaction("claim the next event") as connection:
+                row = await (await connection.execute(sql.CLAIM_NEXT, self._claiming(now, key=order_key))).fetchone()
+                return row["id"] if row is not None else None
+        except psycopg.IntegrityError:
+            return None
+
+    def attempt_started(self, event_id: int, attempt: int) -> None:
+        """Nothing to note: the claim was committed before its handler started."""
+
+    def is_committed(self, event_id: int) -> bool:
+        return True  # `record` commits before it returns, and an id it did not return comes from a commit
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        callback()  # nothing waits to be made durable
+
+    def watch(self, callback: Callable[[], None]) -> None:
+        """Call `callback` when another replica queued something, or a dead replica's events were taken over."""
+        self._watchers.append(callback)
+
+    def changed(self) -> None:
+        for callback in list(self._watchers):
+            callback()
+
+    def health(self) -> str | None:
+        return self.health_state.problem()
+
+    async def next_due_at(self) -> float | None:
+        rows = await self._rows("read the next retry", sql.NEXT_DUE)
+        return rows[0]["min"]
+
+    async def finish(self, event: EventRecord | int, *, result: Any, handler_ms: float) -> EventRecord:
+        now = time.time()
+        parameters = {"result": json.dumps(result, default=repr), "handler_ms": handler_ms, "now": now}
+        changed = await self._outcome(event, sql.FINISH, "record a success", parameters)
+        if changed and not isinstance(event, int):
+            return event.evolve(
+                state=EventState.SUCCEEDED, result=result, error=None, handler_ms=handler_ms, finished_at=now
+            )
+        return await self._current(event)
+
+    async def skip(self, event: EventRecord | int, *, reason: str) -> EventRecord:
+        now = time.time()
+        changed = await self._outcome(event, sql.SKIP, "record a skip", {"reason": reason, "now": now})
+        if changed and not isinstance(event, int):
+            return event.evolve(state=EventState.SKIPPED, note=reason, attempts=event.attempts - 1, finished_at=now)
+        return await self._current(event)
+
+    async def fail(
+        self, event: EventRecord | int, *, error: str, handler_ms: float, retry_at: float | None
+    ) -> EventRecord:
+        now = time.time()
+        state = EventState.FAILED if retry_at is not None else EventState.DEAD
+        finished_at = None if retry_at is not None else now
+        parameters = {
+            "state": state.value,
+            "error": error,
+            "handler_ms": handler_ms,
+            "retry_at": retry_at,
+            "finished_at": finished_at,
+            "now": now,
+        }
+        changed = await self._outcome(event, sql.FAIL, "record a failure", parameters)
+        if changed and not isinstance(event, int):
+            return event.evolve(
+                state=state, error=error, handler_ms=handler_ms, next_attempt_at=retry_at, finished_at=finished_at
+            )
+        return await self._current(event)
+
+    async def _outcome(self, event: EventRecord | int, statement: str, doing: str, parameters: dict[str, Any]) -> bool:
+        """Write how this replica's attempt ended; False when it was not running here (any more)."""
+        event_id = event if isinstance(event, int) else event.id
+        async with self.transaction(doing) as connection:
+            done = await connection.execute(statement, {**parameters, "id": event_id, "replica": self.replica})
+            return (await done.fetchone()) is not None
+
+    async def _current(self, event: EventRecord | int) -> EventRecord:
+        event_id = event if isinstance(event, int) else event.id
+        current = await self.get(event_id)
+        if current is None:
+            raise EventNotFound(f"No event {event_id} in the journal.")
+        return current
+
+    # --- the console ----------------------------------------------------------------------------
+
+    async def replay(self, event_id: int, *, max_attempts: int) -> EventRecord:
+        async with self.transaction("replay an event") as connection:
+            row = await (
+                await connection.execute("SELECT state, original_id FROM events WHERE id = %s FOR UPDATE", (event_id,))
+            ).fetchone()
+            if row is None:
+                raise EventNotFound(f"No event {event_id} in the journal.")
+            target = row["original_id"] if row["state"] == EventState.DUPLICATE else event_id
+            await connection.execute(sql.KEEP_LAST_ATTEMPT, (target,))
+            await connection.execute(sql.REQUEUE, (max_attempts, target))
+            await connection.execute(sql.NOTIFY, (sql.CHANNEL, ""))
+            return await self._fetch(connection, target)  # type: ignore[return-value]
+
+    async def replay_dead(self, endpoint: str, *, max_attempts: int) -> list[int]:
+        async with self.transaction("replay dead events") as connection:
+            rows = await (
+                await connection.execute(
+                    "SELECT id FROM events WHERE endpoint = %s AND state = 'dead' ORDER BY id FOR UPDATE", (endpoint,)
+                )
+            ).fetchall()
+            ids = [row["id"] for row in rows]
+            if ids:
+                await connection.execute(
+                    "UPDATE events SET state = 'queued', next_attempt_at = NULL, finished_at = NULL, "
+                    "max_attempts = attempts + %s WHERE id = ANY(%s) AND state = 'dead'",
+                    (max_attempts, ids),
+                )
+                await connection.execute(sql.NOTIFY, (sql.CHANNEL, ""))
+            return ids
+
+    async def damage(self) -> list[JournalDamage]:
+        return []  # a committed transaction is the database's to keep: nothing acknowledged is lost here
+
+    async def dismiss_damage(self) -> int:
+        return 0
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        with contextlib.suppress(JournalUnavailable):
+            await self._flush_acks()
+        self._closed = True
+        await self._background.stop()
+        if self._pool is not None:
+            await self._pool.close()

@@ -1,0 +1,111 @@
+"""The console's reads on the PostgreSQL journal (events, attempts, the deliveries list, statistics), and how
+its rows read back and are written.
+
+Each read first writes the acknowledgement times still kept in memory, so it sees every write made
+before it was asked for, as the protocol promises.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from ..records import Attempt, Delivery, EventRecord, EventState, JournalStats
+from ..rows import percentile, record_from_row
+from . import statements as sql
+
+
+class ConsoleReads:
+    """`get`, `attempts`, `list_recent` and `stats`, through the journal's `_rows`."""
+
+    async def _rows(self, doing: str, query: str, parameters: Any = None) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    async def get(self, event_id: int) -> EventRecord | None:
+        rows = await self._rows("read an event", "SELECT * FROM events WHERE id = %s", (event_id,))
+        return event_record(rows[0]) if rows else None
+
+    async def attempts(self, event_id: int) -> list[Attempt]:
+        rows = await self._rows("read an event's attempts", sql.ATTEMPTS, {"id": event_id})
+        return [Attempt(**row) for row in rows]
+
+    async def list_recent(
+        self,
+        *,
+        limit: int = 100,
+        endpoint: str | None = None,
+        state: str | None = None,
+        repo: str | None = None,
+        scope: str | None = None,
+    ) -> list[EventRecord]:
+        clauses, parameters = [], []
+        for column, value in (("endpoint", endpoint), ("state", state), ("repo_name", repo)):
+            if value:
+                clauses.append(f"{column} = %s")
+                parameters.append(value)
+        if scope:
+            clauses.append("(scope = %s OR scope LIKE %s)")
+            escaped = scope.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            parameters += [scope, escaped + ".%"]
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        rows = await self._rows(
+            "list events", f"SELECT * FROM events {where} ORDER BY id DESC LIMIT %s", (*parameters, limit)
+        )
+        return [event_record(row) for row in rows]
+
+    async def stats(self, *, since: float) -> JournalStats:
+        counts = await self._rows("read statistics", sql.STATS_COUNTS, (since,))
+        by_state: dict[str, int] = {}
+        by_endpoint: dict[str, dict[str, int]] = {}
+        for row in counts:
+            by_state[row["state"]] = by_state.get(row["state"], 0) + row["count"]
+            by_endpoint.setdefault(row["endpoint"], {})[row["state"]] = row["count"]
+        times = await self._rows("read statistics", sql.STATS_TIMES, (since,))
+        ack = sorted(row["ack_ms"] for row in times if row["ack_ms"] is not None)
+        handler = sorted(row["handler_ms"] for row in times if row["handler_ms"] is not None)
+        return JournalStats(
+            since=since,
+            by_state=by_state,
+            by_endpoint=by_endpoint,
+            ack_ms_p50=percentile(ack, 0.5),
+            ack_ms_p95=percentile(ack, 0.95),
+            handler_ms_p50=percentile(handler, 0.5),
+            handler_ms_p95=percentile(handler, 0.95),
+            deliveries=sum(by_state.values()),
+        )
+
+
+def event_record(row: Mapping[str, Any]) -> EventRecord:
+    """A row of `events` as an `EventRecord`, with the replica that ran it."""
+    return record_from_row(row).evolve(replica=row["replica"])  # type: ignore[arg-type]
+
+
+def event_row(
+    delivery: Delivery,
+    state: EventState,
+    max_attempts: int,
+    original_id: int | None,
+    note: str | None,
+    finished_at: float | None,
+) -> dict[str, Any]:
+    return {
+        "endpoint": delivery.endpoint,
+        "delivery_key": delivery.delivery_key,
+        "webhook_id": delivery.webhook_id,
+        "received_at": delivery.received_at,
+        "headers": json.dumps(delivery.headers),
+        "query": delivery.query,
+        "scope": delivery.scope,
+        "action": delivery.action,
+        "repo_name": delivery.repo_name,
+        "repo_type": delivery.repo_type,
+        "order_key": delivery.order_key,
+        "is_test": delivery.is_test,
+        "state": state.value,
+        "max_attempts": max_attempts,
+        "original_id": original_id,
+        "note": note,
+        "finished_at": finished_at,
+        "body": delivery.body,
+    }
