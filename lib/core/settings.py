@@ -167,6 +167,18 @@ class Settings:
     (`WEBHOOK_HEADER_TIMEOUT`; see `lib/receiver/connections.py`)."""
     max_header_bytes: int = 32 * 1024
     """A request head (request line and headers) larger than this is answered 431 (`WEBHOOK_MAX_HEADER_BYTES`)."""
+    database_url: str | None = field(default=None, repr=False)
+    """`DATABASE_URL`: a `postgresql://` URL puts the journal on PostgreSQL, shared by every replica pointed
+    at it; None keeps it in SQLite under `data_dir`. Holds a password: never shown (see `lib/journal/postgres`)."""
+    replica_id: str | None = None
+    """This process's name among the replicas sharing a PostgreSQL journal (`WEBHOOK_REPLICA_ID`); None for
+    its host name and process id. A replica restarted under the same name takes its events back at once."""
+    lease_seconds: float = 30.0
+    """How long a replica's running event stays its own without a heartbeat (`WEBHOOK_LEASE_SECONDS`): a live
+    replica takes over the events of one silent for longer."""
+    run_handlers: bool = True
+    """Whether this process runs the handlers (`WEBHOOK_RUN_HANDLERS`); false for a receiver that only records
+    deliveries, leaving them to workers elsewhere (`python -m lib.worker`) on a shared PostgreSQL journal."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -206,6 +218,10 @@ class Settings:
             "max_header_bytes": int(
                 _read(env, "WEBHOOK_MAX_HEADER_BYTES", 32 * 1024, int, minimum=MIN_HEADER_BYTES, unit="bytes")
             ),
+            "database_url": (env.get("DATABASE_URL") or "").strip() or None,
+            "replica_id": (env.get("WEBHOOK_REPLICA_ID") or "").strip() or None,
+            "lease_seconds": _read(env, "WEBHOOK_LEASE_SECONDS", 30.0, float, minimum=1, unit="seconds"),
+            "run_handlers": _read_bool(env, "WEBHOOK_RUN_HANDLERS", True),
         }
         values.update(overrides)
         if values["server_port"] is not None and not 1 <= values["server_port"] <= 65535:  # type: ignore[operator]

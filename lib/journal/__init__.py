@@ -6,9 +6,11 @@ schema (`schema.py`), its SQL (`statements.py`), its commit group (`write_behind
 thread (`reader.py`), its scans within each endpoint's room (`claims.py`), its starts file
 (`starts_file.py`), its opening, on a full disk too (`opening.py`), the files that notice lost
 acknowledged events (`damage.py`), its size cap counting the WAL (`size_cap.py`), its recovery after
-a crash (`recovery.py`) and its rows read back (`rows.py`).
+a crash (`recovery.py`) and its rows read back (`rows.py`). `postgres/` is the backend for several
+replicas sharing one database; `backends.py` chooses between them from the settings (`open_journal`).
 """
 
+from .backends import journal_location, open_journal
 from .protocol import Journal
 from .records import (
     PRUNABLE_STATES,
@@ -37,6 +39,8 @@ __all__ = [
     "JournalStats",
     "Recorded",
     "SQLiteJournal",
+    "journal_location",
+    "open_journal",
     "redelivery_outcome",
     "retry_delay",
 ]

@@ -184,6 +184,23 @@ class Journal(Protocol):
         """
         ...
 
+    def watch(self, callback: Callable[[], None]) -> None:
+        """Call `callback` (on the loop) whenever events may have become claimable by no call of this process:
+        another replica queued or requeued them, or took over a dead replica's. Only registers it.
+
+        So a worker sharing a journal hears of work at once, not at its next poll. A backend that no
+        other process writes never calls it.
+        """
+        ...
+
+    def health(self) -> str | None:
+        """What an operator must know about the journal's storage now, in a sentence (its database cannot
+        be reached since when, and that deliveries get 503 meanwhile); None when all is well.
+
+        Cheap, from memory: the landing page and the console ask on every visit.
+        """
+        ...
+
     async def next_due_at(self) -> float | None:
         """When the earliest failed event waiting for its retry is due, so the worker can sleep until then."""
         ...

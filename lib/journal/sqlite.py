@@ -327,6 +327,12 @@ class SQLiteJournal:
         else:
             self._opened.after_commit(callback)
 
+    def watch(self, callback: Callable[[], None]) -> None:
+        """Nothing to watch: only this process writes the file."""
+
+    def health(self) -> str | None:
+        return None  # a full disk or a loss is reported through 503s and `damage()`
+
     async def next_due_at(self) -> float | None:
         return self._read_here(NEXT_DUE)[0][0]
 

@@ -31,7 +31,7 @@ from ..core.registry import Endpoint, discover_handlers, webhook_path
 from ..core.settings import Settings, parse_secrets
 from ..hub.client import CommitLedger, own_commits
 from ..hub.setup_guide import HUB_WEBHOOK_SETTINGS
-from ..journal import Journal, Recorded, SQLiteJournal
+from ..journal import Journal, Recorded, open_journal
 from ..worker import EndpointLoad, Worker
 from . import connections, tunnel
 from .acknowledge import acknowledge
@@ -64,7 +64,8 @@ class WebhookReceiver:
         webhook_secret: the secret the Hub sends (several comma-separated to rotate). Defaults
             to the `WEBHOOK_SECRET` environment variable; with none, the endpoints are open.
         settings: every other option; defaults to `Settings.from_env()` (see `.env.example`).
-        journal: where events are recorded; defaults to SQLite in `settings.data_dir`.
+        journal: where events are recorded; defaults to `open_journal(settings)`: PostgreSQL when
+            `DATABASE_URL` is set, else SQLite in `settings.data_dir`.
 
     Raises:
         ConfigurationError: a setting cannot work (an empty secret, a bad number, an unusable journal).
@@ -85,6 +86,8 @@ class WebhookReceiver:
         configure_logging(self.settings.log_level)
         self._ui = ui
         self._journal = journal
+        if journal is None and self.settings.database_url:  # a bad DATABASE_URL stops the start here, named
+            self._journal = open_journal(self.settings)
         self.ledger: CommitLedger = own_commits(self.settings.data_dir)
         """The commits this Space made, for the loop guard; handlers' `hub_client()` records into it."""
         self.endpoints: dict[str, Endpoint] = {}
@@ -121,7 +124,7 @@ class WebhookReceiver:
     def journal(self) -> Journal:
         """The event journal, opened on first use (so building the server touches no disk)."""
         if self._journal is None:
-            self._journal = SQLiteJournal(self.settings.journal_path, max_bytes=self.settings.journal_max_bytes)
+            self._journal = open_journal(self.settings)
         return self._journal
 
     def add_endpoint(self, endpoint: Endpoint) -> Endpoint:
@@ -270,14 +273,16 @@ class WebhookReceiver:
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: FastAPI) -> AsyncIterator[None]:
-        self.worker = Worker(self.journal, self.endpoints, self.settings, ledger=self.ledger)
-        await self.worker.start()
+        if self.settings.run_handlers:  # else receive only: workers elsewhere run them (`python -m lib.worker`)
+            self.worker = Worker(self.journal, self.endpoints, self.settings, ledger=self.ledger)
+            await self.worker.start()
         retention = _start_retention(self)
         try:
             yield
         finally:
             retention.cancel()
-            await self.worker.stop()
+            if self.worker is not None:
+                await self.worker.stop()
             await self.journal.close()
 
     def public_url(self) -> str:

@@ -179,6 +179,9 @@ class Console:
     async def verdict(self, grant: object) -> Verdict:
         """Working, failing or silent, with the reason and what to do next; acknowledged events lost, first."""
         require(grant)
+        problem = self.server.journal.health()
+        if problem is not None:  # its database cannot be reached: nothing else can be read, say why
+            return Verdict(f"**⚠️ {problem}**", "bad")
         verdict = await self._deliveries_verdict()
         losses = await self.server.journal.damage()
         if not losses:

@@ -182,6 +182,8 @@ def event_title(event: EventRecord) -> str:
         facts.append(f"acknowledged in {milliseconds(event.ack_ms)} ms")
     if event.is_test:
         facts.append("🧪 test event")
+    if event.replica:
+        facts.append(f"run by replica {inline_code(event.replica)}")
     lines = [
         f"### #{event.id} · {inline_code(event.scope + '/' + event.action)} on {inline_code(event.repo_name)} "
         f"({event.repo_type}) → {inline_code(endpoint_name(event.endpoint))}",

@@ -12,7 +12,7 @@ import gradio as gr
 from huggingface_hub import get_token
 
 from ..core.settings import Settings
-from ..journal import JournalDamage
+from ..journal import JournalDamage, journal_location
 from .console import build_console
 from .setup_steps import setup_markdown
 from .view import ServerView
@@ -53,6 +53,12 @@ def token_status(has_token: bool) -> tuple[str, str]:
 
 
 def journal_status(settings: Settings) -> tuple[str, str]:
+    if settings.database_url is not None:  # the host and database only: the URL holds a password
+        return (
+            f"**Event journal:** `{journal_location(settings)}`, shared by every replica pointed at it: "
+            "events survive restarts and rebuilds.",
+            "status-ok",
+        )
     if settings.journal_is_persistent:
         return f"**Event journal:** `{settings.journal_path}`: events survive restarts.", "status-ok"
     return (
@@ -131,7 +137,10 @@ def build_landing_page(server: ServerView) -> gr.Blocks:
             build_console(server, page)
 
         async def show_damage() -> gr.Markdown:
-            text = damage_status(await server.journal.damage())
+            problem = server.journal.health()  # its database unreachable: said first, until it answers again
+            text = "\n\n".join(
+                part for part in (problem and f"**⚠️ {problem}**", damage_status(await server.journal.damage())) if part
+            )
             return gr.Markdown(text, visible=bool(text))
 
         # On each visit, not once when the page is built: a report appears after a reopening and goes when dismissed.

@@ -101,6 +101,7 @@ class Worker:
                 queued - interrupted,
                 retrying,
             )
+        self.journal.watch(self.notify)  # another replica queued work: look now, not at the next poll
         self._loop_task = asyncio.create_task(self._run(), name="webhook-worker")
 
     async def stop(self) -> None:
