@@ -98,7 +98,7 @@ class Background:
     async def beat(self) -> None:
         """Renew this replica's leases, take over expired ones, and look at the size cap."""
         journal = self.journal
-        async with journal.transaction("renew leases") as connection:
+        async with journal.transaction("renew leases", atomic=False) as connection:
             await connection.execute(sql.RENEW_LEASES, {"lease": journal.lease_seconds, "replica": journal.replica})
             if journal.max_bytes is not None:
                 size = (await (await connection.execute(sql.JOURNAL_BYTES)).fetchone())["coalesce"]  # type: ignore[index]

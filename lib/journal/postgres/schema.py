@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS events (
     body BYTEA NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_unfinished ON events (order_key, id) WHERE state IN ('queued', 'running', 'failed');
+CREATE INDEX IF NOT EXISTS events_waiting ON events (id) WHERE state IN ('queued', 'failed');
 CREATE UNIQUE INDEX IF NOT EXISTS events_one_running_per_key ON events (order_key) WHERE state = 'running';
 CREATE INDEX IF NOT EXISTS events_by_received ON events (received_at);
 CREATE TABLE IF NOT EXISTS delivery_keys (
