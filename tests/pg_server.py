@@ -58,12 +58,12 @@ class PostgresServer:
         secret = f":{password}" if password else ""
         return f"postgresql://postgres{secret}@127.0.0.1:{self.port}/{database}"
 
-    def create_database(self) -> str:
-        """A fresh empty database; its URL."""
+    def create_database(self, *, password: str | None = None) -> str:
+        """A fresh empty database; its URL (with `password` in it, which the server ignores: trust)."""
         name = f"journal_{os.getpid()}_{next(_databases)}"
         with psycopg.connect(self.url(), autocommit=True) as connection:
             connection.execute(f'CREATE DATABASE "{name}"')
-        return self.url(name)
+        return self.url(name, password=password)
 
     def _run(self, *command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         if self.run_as is not None:

@@ -47,6 +47,12 @@ logger = logging.getLogger(__name__)
 
 POOL_WAIT_SECONDS = 5.0
 """How long a call waits for a connection before it is a 503: the Hub's timeout is 30 s."""
+DOWN_WAIT_SECONDS = 1.0
+"""The same while the database is known to be away, or before it was ever reached."""
+RECONNECT_GIVE_UP_SECONDS = 5.0
+"""How long the pool keeps retrying one lost connection (1 s, 2 s, 4 s apart) before it drops it; the next
+call then tries at once. Longer, and its doubling delays would leave a database that came back unused
+for tens of seconds."""
 DATABASE_ERRORS = (psycopg.Error, PoolTimeout, OSError)
 
 
@@ -106,6 +112,8 @@ class PostgresJournal(ConsoleReads):
         self._acks: dict[int, float] = {}
         self._acks_flush: asyncio.Task[None] | None = None
         self._watchers: list[Callable[[], None]] = []
+        self._unwritten: list[tuple[str, dict[str, Any]]] = []
+        """Outcomes the worker reported while the database was away, until the heartbeat writes them."""
         self._background = Background(self)
         self.full = False
         """The tables passed `max_bytes` at the last look (`leases.py` looks every few seconds)."""
@@ -121,6 +129,8 @@ class PostgresJournal(ConsoleReads):
             raise JournalUnavailable("The event journal is closed.")
         if self._ready and self._pool is not None:
             return self._pool
+        if self._opening.locked() and self.health_state.reason is not None:  # another call is trying: do not queue
+            raise JournalUnavailable(self.health_state.reason)
         async with self._opening:
             if self._pool is None:
                 self._pool = AsyncConnectionPool(
@@ -129,13 +139,13 @@ class PostgresJournal(ConsoleReads):
                     max_size=self.pool_size,
                     open=False,
                     timeout=POOL_WAIT_SECONDS,
-                    reconnect_timeout=60.0,
+                    reconnect_timeout=RECONNECT_GIVE_UP_SECONDS,
                     kwargs={"row_factory": dict_row, "autocommit": True},
                     name="journal",
                 )
                 await self._pool.open(wait=False)
             if not self._ready:
-                async with self._pool.connection() as connection:
+                async with self._pool.connection(timeout=self._wait_seconds()) as connection:
                     try:
                         await migrate(connection)
                     except ConfigurationError as exc:
@@ -144,6 +154,11 @@ class PostgresJournal(ConsoleReads):
                 self._ready = True
                 self._background.start()
         return self._pool
+
+    def _wait_seconds(self) -> float:
+        """How long a call waits for a connection: briefly while the database is known to be away (or not
+        reached yet), so that a delivery is answered 503 at once and calls do not queue behind each other."""
+        return POOL_WAIT_SECONDS if self._ready and self.health_state.down_since is None else DOWN_WAIT_SECONDS
 
     @contextlib.asynccontextmanager
     async def transaction(self, doing: str, *, atomic: bool = True) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
@@ -156,7 +171,10 @@ class PostgresJournal(ConsoleReads):
         recovering = False
         try:
             pool = await self._open()
-            async with pool.connection() as connection, connection.transaction() if atomic else _alone():
+            async with (
+                pool.connection(timeout=self._wait_seconds()) as connection,
+                connection.transaction() if atomic else _alone(),
+            ):
                 if self._recovery_pending:  # asked for while the database was away: made before any claim
                     recovering = True
                     self.recovered = await self._take_over(connection, mine=True)
@@ -422,11 +440,31 @@ class PostgresJournal(ConsoleReads):
         return await self._current(event)
 
     async def _outcome(self, event: EventRecord | int, statement: str, doing: str, parameters: dict[str, Any]) -> bool:
-        """Write how this replica's attempt ended; False when it was not running here (any more)."""
+        """Write how this replica's attempt ended; False when it was not running here (any more).
+
+        The worker's outcome (given the record) that cannot be written now is kept and written again by
+        the heartbeat (`write_unwritten`) until it is: the event stays this replica's meanwhile, its lease
+        renewed, so nobody runs it again unless this process dies first (then its lease lapses).
+        """
         event_id = event if isinstance(event, int) else event.id
-        async with self.transaction(doing, atomic=False) as connection:
-            done = await connection.execute(statement, {**parameters, "id": event_id, "replica": self.replica})
-            return (await done.fetchone()) is not None
+        parameters = {**parameters, "id": event_id, "replica": self.replica}
+        try:
+            async with self.transaction(doing, atomic=False) as connection:
+                return (await (await connection.execute(statement, parameters)).fetchone()) is not None
+        except JournalUnavailable:
+            if isinstance(event, int):
+                raise
+            self._unwritten.append((statement, parameters))
+            return True
+
+    async def write_unwritten(self) -> None:
+        """Write the outcomes kept while the database was away, oldest first (each safe to run twice)."""
+        while self._unwritten:
+            statement, parameters = self._unwritten[0]
+            async with self.transaction("write a kept outcome", atomic=False) as connection:
+                await connection.execute(statement, parameters)
+            self._unwritten.pop(0)
+            self.changed()  # its order key is free: the next event of it may run
 
     async def _current(self, event: EventRecord | int) -> EventRecord:
         event_id = event if isinstance(event, int) else event.id

@@ -96,8 +96,10 @@ class Background:
                 logger.exception("The journal's heartbeat failed; trying again.")
 
     async def beat(self) -> None:
-        """Renew this replica's leases, take over expired ones, and look at the size cap."""
+        """Write the outcomes kept while the database was away, renew this replica's leases, take over
+        expired ones, and look at the size cap."""
         journal = self.journal
+        await journal.write_unwritten()
         async with journal.transaction("renew leases", atomic=False) as connection:
             await connection.execute(sql.RENEW_LEASES, {"lease": journal.lease_seconds, "replica": journal.replica})
             if journal.max_bytes is not None:
