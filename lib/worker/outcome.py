@@ -64,3 +64,21 @@ def resolve(waiters: list[OutcomeFuture], outcome: Outcome | None) -> None:
     for future in waiters:
         if not future.done():
             future.set_result(outcome)
+
+
+def add_waiter(waiters: dict[int, list[OutcomeFuture]], event_id: int, future: OutcomeFuture) -> None:
+    """Add `future` to the waiters of `event_id`, and drop it from there once resolved, by whoever resolves it.
+
+    With a journal shared by several replicas, an event dispatched here may run on another one: its
+    request stops waiting when its budget ends, and nothing here would ever pop its waiters otherwise.
+    """
+    waiters.setdefault(event_id, []).append(future)
+
+    def forget(done: OutcomeFuture) -> None:
+        pending = waiters.get(event_id)
+        if pending is not None and done in pending:
+            pending.remove(done)
+            if not pending:
+                del waiters[event_id]
+
+    future.add_done_callback(forget)

@@ -34,7 +34,7 @@ from ..hub.loop_guard import loop_guard_rejection
 from ..journal import EventRecord, EventState, Journal, Recorded, retry_delay
 from .bulkhead import Bulkhead, EndpointLoad
 from .invoke import call_handler
-from .outcome import Outcome, OutcomeFuture, resolve, storable
+from .outcome import Outcome, OutcomeFuture, add_waiter, resolve, storable
 from .threads import ThreadPerCall
 
 logger = logging.getLogger(__name__)
@@ -144,7 +144,7 @@ class Worker:
             return None
         event = recorded.runs
         future: OutcomeFuture = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(event.id, []).append(future)  # before anything can run it
+        add_waiter(self._waiters, event.id, future)  # before anything can run it
         if recorded.outcome == "requeued":
             # Not before the requeue is on disk: a scan would claim it from the open group, and a handler
             # that kills the process would then run again and again, uncounted, at each of the Hub's retries.
