@@ -194,11 +194,6 @@ class PostgresJournal(ConsoleReads):
         async with self.transaction(doing, atomic=False) as connection:
             return await (await connection.execute(query, parameters)).fetchall()  # type: ignore[return-value]
 
-    @staticmethod
-    async def _fetch(connection: psycopg.AsyncConnection[Any], event_id: int) -> EventRecord | None:
-        row = await (await connection.execute("SELECT * FROM events WHERE id = %s", (event_id,))).fetchone()
-        return event_record(row) if row is not None else None
-
     # --- the request path -----------------------------------------------------------------------
 
     async def record(
@@ -474,36 +469,6 @@ class PostgresJournal(ConsoleReads):
         return current
 
     # --- the console ----------------------------------------------------------------------------
-
-    async def replay(self, event_id: int, *, max_attempts: int) -> EventRecord:
-        async with self.transaction("replay an event") as connection:
-            row = await (
-                await connection.execute("SELECT state, original_id FROM events WHERE id = %s FOR UPDATE", (event_id,))
-            ).fetchone()
-            if row is None:
-                raise EventNotFound(f"No event {event_id} in the journal.")
-            target = row["original_id"] if row["state"] == EventState.DUPLICATE else event_id
-            await connection.execute(sql.KEEP_LAST_ATTEMPT, (target,))
-            await connection.execute(sql.REQUEUE, (max_attempts, target))
-            await connection.execute(sql.NOTIFY, (sql.CHANNEL, ""))
-            return await self._fetch(connection, target)  # type: ignore[return-value]
-
-    async def replay_dead(self, endpoint: str, *, max_attempts: int) -> list[int]:
-        async with self.transaction("replay dead events") as connection:
-            rows = await (
-                await connection.execute(
-                    "SELECT id FROM events WHERE endpoint = %s AND state = 'dead' ORDER BY id FOR UPDATE", (endpoint,)
-                )
-            ).fetchall()
-            ids = [row["id"] for row in rows]
-            if ids:
-                await connection.execute(
-                    "UPDATE events SET state = 'queued', next_attempt_at = NULL, finished_at = NULL, "
-                    "max_attempts = attempts + %s WHERE id = ANY(%s) AND state = 'dead'",
-                    (max_attempts, ids),
-                )
-                await connection.execute(sql.NOTIFY, (sql.CHANNEL, ""))
-            return ids
 
     async def damage(self) -> list[JournalDamage]:
         return []  # a committed transaction is the database's to keep: nothing acknowledged is lost here

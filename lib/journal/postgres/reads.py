@@ -1,5 +1,5 @@
-"""The console's reads on the PostgreSQL journal (events, attempts, the deliveries list, statistics), and how
-its rows read back and are written.
+"""The console's calls on the PostgreSQL journal (events, attempts, the deliveries list, replays, statistics),
+and how its rows read back and are written.
 
 Each read first writes the acknowledgement times still kept in memory, so it sees every write made
 before it was asked for, as the protocol promises.
@@ -9,18 +9,29 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+from ...core.errors import EventNotFound
 from ..records import Attempt, Delivery, EventRecord, EventState, JournalStats
 from ..rows import percentile, record_from_row
 from . import statements as sql
 
 
 class ConsoleReads:
-    """`get`, `attempts`, `list_recent` and `stats`, through the journal's `_rows`."""
+    """`get`, `attempts`, `list_recent`, `replay`, `replay_dead` and `stats`, through the journal's
+    `_rows` and `transaction` (`journal.py`)."""
 
     async def _rows(self, doing: str, query: str, parameters: Any = None) -> list[dict[str, Any]]:
         raise NotImplementedError
+
+    def transaction(self, doing: str, *, atomic: bool = True) -> AbstractAsyncContextManager[Any]:
+        raise NotImplementedError
+
+    @staticmethod
+    async def _fetch(connection: Any, event_id: int) -> EventRecord | None:
+        row = await (await connection.execute("SELECT * FROM events WHERE id = %s", (event_id,))).fetchone()
+        return event_record(row) if row is not None else None
 
     async def get(self, event_id: int) -> EventRecord | None:
         rows = await self._rows("read an event", "SELECT * FROM events WHERE id = %s", (event_id,))
@@ -53,6 +64,36 @@ class ConsoleReads:
             "list events", f"SELECT * FROM events {where} ORDER BY id DESC LIMIT %s", (*parameters, limit)
         )
         return [event_record(row) for row in rows]
+
+    async def replay(self, event_id: int, *, max_attempts: int) -> EventRecord:
+        async with self.transaction("replay an event") as connection:
+            row = await (
+                await connection.execute("SELECT state, original_id FROM events WHERE id = %s FOR UPDATE", (event_id,))
+            ).fetchone()
+            if row is None:
+                raise EventNotFound(f"No event {event_id} in the journal.")
+            target = row["original_id"] if row["state"] == EventState.DUPLICATE else event_id
+            await connection.execute(sql.KEEP_LAST_ATTEMPT, (target,))
+            await connection.execute(sql.REQUEUE, (max_attempts, target))
+            await connection.execute(sql.NOTIFY, (sql.CHANNEL, ""))
+            return await self._fetch(connection, target)  # type: ignore[return-value]
+
+    async def replay_dead(self, endpoint: str, *, max_attempts: int) -> list[int]:
+        async with self.transaction("replay dead events") as connection:
+            rows = await (
+                await connection.execute(
+                    "SELECT id FROM events WHERE endpoint = %s AND state = 'dead' ORDER BY id FOR UPDATE", (endpoint,)
+                )
+            ).fetchall()
+            ids = [row["id"] for row in rows]
+            if ids:
+                await connection.execute(
+                    "UPDATE events SET state = 'queued', next_attempt_at = NULL, finished_at = NULL, "
+                    "max_attempts = attempts + %s WHERE id = ANY(%s) AND state = 'dead'",
+                    (max_attempts, ids),
+                )
+                await connection.execute(sql.NOTIFY, (sql.CHANNEL, ""))
+            return ids
 
     async def stats(self, *, since: float) -> JournalStats:
         counts = await self._rows("read statistics", sql.STATS_COUNTS, (since,))
