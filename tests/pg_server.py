@@ -48,6 +48,8 @@ class PostgresServer:
     folder: Path
     port: int
     run_as: str | None
+    durable: bool = False
+    """Whether commits are flushed (the benchmark); tests run with fsync off, as nothing they check needs it."""
 
     @property
     def data(self) -> Path:
@@ -71,7 +73,9 @@ class PostgresServer:
         return subprocess.run(command, check=check, capture_output=True, text=True, timeout=120)
 
     def start(self) -> None:
-        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c max_connections=200"
+        if not self.durable:
+            options += " -c fsync=off"
         self._run(
             str(self.binaries / "pg_ctl"),
             "-D",
@@ -94,7 +98,7 @@ class PostgresServer:
 
 
 @contextmanager
-def postgres_server(port: int) -> Iterator[PostgresServer]:
+def postgres_server(port: int, *, durable: bool = False) -> Iterator[PostgresServer]:
     """A new cluster in a temporary folder, started on `port`, stopped and removed at the end.
 
     Raises:
@@ -111,7 +115,7 @@ def postgres_server(port: int) -> Iterator[PostgresServer]:
     if run_as is not None:
         user = pwd.getpwnam(run_as)
         os.chown(folder, user.pw_uid, user.pw_gid)
-    server = PostgresServer(binaries, folder, port, run_as)
+    server = PostgresServer(binaries, folder, port, run_as, durable)
     try:
         server._run(
             str(binaries / "initdb"),

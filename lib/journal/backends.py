@@ -31,6 +31,7 @@ def open_journal(settings: Settings) -> Journal:
         replica=settings.replica_id,
         lease_seconds=settings.lease_seconds,
         max_bytes=settings.journal_max_bytes,
+        runs_handlers=settings.run_handlers,
     )
 
 

@@ -48,7 +48,7 @@ logger = logging.getLogger(__name__)
 POOL_WAIT_SECONDS = 5.0
 """How long a call waits for a connection before it is a 503: the Hub's timeout is 30 s."""
 DOWN_WAIT_SECONDS = 1.0
-"""The same while the database is known to be away, or before it was ever reached."""
+"""The same while the database is known to be away."""
 RECONNECT_GIVE_UP_SECONDS = 5.0
 """How long the pool keeps retrying one lost connection (1 s, 2 s, 4 s apart) before it drops it; the next
 call then tries at once. Longer, and its doubling delays would leave a database that came back unused
@@ -82,6 +82,8 @@ class PostgresJournal(ConsoleReads):
             renews its leases every third of it, and another takes the events over once it lapses.
         max_bytes: a cap on the journal's tables; past it, recording is a 503. None for no cap.
         pool_size: the most connections this process opens.
+        runs_handlers: whether this process runs the events it records (its receiver has a worker): the
+            other replicas then leave them to it for a moment (`leases.OWNER_GRACE_SECONDS`).
 
     Raises:
         ConfigurationError: the URL cannot be parsed.
@@ -95,12 +97,14 @@ class PostgresJournal(ConsoleReads):
         lease_seconds: float = 30.0,
         max_bytes: int | None = None,
         pool_size: int = 10,
+        runs_handlers: bool = True,
     ) -> None:
         self.target = DatabaseTarget(url)
         self.replica = replica or default_replica_id()
         self.lease_seconds = lease_seconds
         self.max_bytes = max_bytes
         self.pool_size = pool_size
+        self.runs_handlers = runs_handlers
         self.health_state = Health(self.target.description)
         self._pool: AsyncConnectionPool | None = None
         self._opening = asyncio.Lock()
@@ -156,9 +160,9 @@ class PostgresJournal(ConsoleReads):
         return self._pool
 
     def _wait_seconds(self) -> float:
-        """How long a call waits for a connection: briefly while the database is known to be away (or not
-        reached yet), so that a delivery is answered 503 at once and calls do not queue behind each other."""
-        return POOL_WAIT_SECONDS if self._ready and self.health_state.down_since is None else DOWN_WAIT_SECONDS
+        """How long a call waits for a connection: briefly while the database is known to be away, so that a
+        delivery is answered 503 at once and calls do not queue behind each other."""
+        return POOL_WAIT_SECONDS if self.health_state.down_since is None else DOWN_WAIT_SECONDS
 
     @contextlib.asynccontextmanager
     async def transaction(self, doing: str, *, atomic: bool = True) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
@@ -247,7 +251,7 @@ class PostgresJournal(ConsoleReads):
             if decision == "new":
                 await connection.execute(sql.SET_ORIGINAL, (event_id, delivery.endpoint, delivery.delivery_key))
             if state == EventState.QUEUED or decision == "requeue":
-                await connection.execute(sql.NOTIFY, (sql.CHANNEL, self.replica))
+                await connection.execute(sql.NOTIFY, (sql.CHANNEL, self.replica if self.runs_handlers else ""))
             original = await self._fetch(connection, original_id) if original_id is not None else None
         event = EventRecord.from_delivery(
             delivery,

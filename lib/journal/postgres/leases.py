@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 LISTEN_BACKOFF_MAX_SECONDS = 30.0
+OWNER_GRACE_SECONDS = 1.0
+"""How long the other replicas leave an event to the replica that recorded it, when that one runs handlers:
+it claims it within milliseconds, and a replica that took it instead would leave the delivery's request
+waiting its whole acknowledgement budget for an outcome that arrives elsewhere."""
 
 
 class Health:
@@ -69,6 +73,7 @@ class Background:
     def __init__(self, journal: PostgresJournal) -> None:
         self.journal = journal
         self._tasks: list[asyncio.Task[None]] = []
+        self._later: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
         if not self._tasks:
@@ -78,6 +83,8 @@ class Background:
             ]
 
     async def stop(self) -> None:
+        if self._later is not None:
+            self._later.cancel()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -108,6 +115,22 @@ class Background:
         if await journal.take_over_expired():
             journal.changed()
 
+    def _heard(self, sender: str) -> None:
+        """Another replica queued something: look now if it will not run it itself (`sender` is "": a
+        receive-only replica, a replay, a takeover), else after `OWNER_GRACE_SECONDS`, in case it could not."""
+        journal = self.journal
+        if sender == journal.replica:
+            return
+        if not sender:
+            journal.changed()
+        elif self._later is None or self._later.cancelled():
+            loop = asyncio.get_running_loop()
+            self._later = loop.call_later(OWNER_GRACE_SECONDS, self._look_later)
+
+    def _look_later(self) -> None:
+        self._later = None
+        self.journal.changed()
+
     async def _listen(self) -> None:
         """Wake the worker when another replica queued something; reconnect with backoff when cut off."""
         journal = self.journal
@@ -121,8 +144,7 @@ class Background:
                     delay = 1.0
                     journal.changed()  # whatever was queued while we were not listening
                     async for notice in connection.notifies():
-                        if notice.payload != journal.replica:
-                            journal.changed()
+                        self._heard(notice.payload)
             except (psycopg.Error, OSError) as exc:
                 logger.debug(
                     "The journal's listener lost its connection (%s); reconnecting.", journal.target.scrub(str(exc))
