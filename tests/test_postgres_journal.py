@@ -167,7 +167,7 @@ async def test_a_database_with_a_newer_schema_is_refused_and_left_alone(pg_serve
     try:
         with pytest.raises(JournalUnavailable, match="holds schema 99, newer than this app's"):
             await record(older, delivery())
-        assert "newer than this app" in older.health()
+        assert "newer than this app" in await older.health()
     finally:
         await older.close()
 

@@ -193,11 +193,12 @@ class Journal(Protocol):
         """
         ...
 
-    def health(self) -> str | None:
+    async def health(self) -> str | None:
         """What an operator must know about the journal's storage now, in a sentence (its database cannot
         be reached since when, and that deliveries get 503 meanwhile); None when all is well.
 
-        Cheap, from memory: the landing page and the console ask on every visit.
+        Cheap, from memory (a coroutine all the same, like every read the console makes): the landing
+        page and the console ask on every visit.
         """
         ...
 

@@ -330,7 +330,7 @@ class SQLiteJournal:
     def watch(self, callback: Callable[[], None]) -> None:
         """Nothing to watch: only this process writes the file."""
 
-    def health(self) -> str | None:
+    async def health(self) -> str | None:
         return None  # a full disk or a loss is reported through 503s and `damage()`
 
     async def next_due_at(self) -> float | None:

@@ -167,7 +167,7 @@ class Console:
     ) -> pd.DataFrame:
         """The newest deliveries matching the filters (`All` or empty means any)."""
         require(grant)
-        if self.server.journal.health() is not None:  # its database is away: the verdict says so, the table waits
+        if await self.server.journal.health() is not None:  # its database is away: the verdict says so, the table waits
             return deliveries_frame([])
         events = await self.server.journal.list_recent(
             limit=DELIVERIES_LIMIT,
@@ -181,7 +181,7 @@ class Console:
     async def verdict(self, grant: object) -> Verdict:
         """Working, failing or silent, with the reason and what to do next; acknowledged events lost, first."""
         require(grant)
-        problem = self.server.journal.health()
+        problem = await self.server.journal.health()
         if problem is not None:  # its database cannot be reached: nothing else can be read, say why
             return Verdict(f"**⚠️ {problem}**", "bad")
         verdict = await self._deliveries_verdict()

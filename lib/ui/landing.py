@@ -137,7 +137,7 @@ def build_landing_page(server: ServerView) -> gr.Blocks:
             build_console(server, page)
 
         async def show_damage() -> gr.Markdown:
-            problem = server.journal.health()  # its database unreachable: said first, until it answers again
+            problem = await server.journal.health()  # its database unreachable: said first, until it answers again
             text = "\n\n".join(
                 part for part in (problem and f"**⚠️ {problem}**", damage_status(await server.journal.damage())) if part
             )

@@ -393,7 +393,7 @@ class PostgresJournal(ConsoleReads):
         for callback in list(self._watchers):
             callback()
 
-    def health(self) -> str | None:
+    async def health(self) -> str | None:
         return self.health_state.problem()
 
     async def next_due_at(self) -> float | None:
