@@ -1607,6 +1607,7 @@ def start_fake_hub(hub: FakeHub | None = None, *, timeout: float = 10.0) -> Iter
         _wait_until_up(hub.url, thread, timeout)
         yield hub
     finally:
+        hub.jobs.allow_runs()  # answers held by `hub.jobs.hold_run_responses()` would delay the shutdown
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()

@@ -300,15 +300,23 @@ class FakeJobs:
 
 
 class _HeldResponse(Response):
-    """Sends `inner` only once `released()` is true; waits without blocking the server's event loop."""
+    """Sends `inner` once `released()` is true, or nothing if the caller hangs up first (e.g. it was
+    killed). Waits without blocking the server's event loop."""
 
     def __init__(self, inner: Response, released: Callable[[], bool]) -> None:
         super().__init__(status_code=inner.status_code)
         self._inner, self._released = inner, released
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        while not self._released():
-            await asyncio.sleep(0.02)
+        # The body was read already: the next message is the disconnect, whenever it comes.
+        disconnected = asyncio.ensure_future(receive())
+        try:
+            while not self._released():
+                if disconnected.done():
+                    return
+                await asyncio.sleep(0.02)
+        finally:
+            disconnected.cancel()
         await self._inner(scope, receive, send)
 
 
