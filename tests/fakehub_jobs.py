@@ -177,7 +177,6 @@ class FakeJobs:
     def __init__(self, hub: FakeHub, *, page_size: int = 50, log_stream_seconds: float = 2.0) -> None:
         self.page_size = page_size  # jobs per page of the list route
         self.log_stream_seconds = log_stream_seconds  # how long a log stream of a non-final job stays open
-        self._hub = hub
         self._lock = hub._lock  # the routes run under it too
         self._jobs: dict[str, Job] = {}
         self._refusal: tuple[int, str] | None = None
@@ -240,15 +239,16 @@ class FakeJobs:
             return copy.deepcopy(job)
 
     def add_logs(self, job_id: str, *lines: str) -> None:
-        """Append log lines, each with a timestamp later than the previous line's (as the Hub's are)."""
+        """Append log lines, each stamped (to the microsecond) later than the previous line: the client
+        drops a replayed line whose timestamp is not after the last one it yielded."""
         with self._lock:
             job = self._job(job_id)
             for line in lines:
                 moment = datetime.now(UTC)
                 if job.logs:
                     last = datetime.strptime(job.logs[-1][0], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-                    moment = max(moment, last + timedelta(milliseconds=1))
-                job.logs.append((str(_iso(moment)), line))
+                    moment = max(moment, last + timedelta(microseconds=1))
+                job.logs.append((moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), line))
 
     # ---- making the run route misbehave ------------------------------------------------------------
 

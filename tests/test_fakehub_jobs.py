@@ -344,6 +344,18 @@ def test_fetch_job_logs_returns_what_exists_and_tail_keeps_the_last_lines(hub: F
     assert stamps == sorted(set(stamps))  # strictly increasing, as the client's dedup expects
 
 
+def test_a_long_log_is_read_whole_and_its_tail_is_the_last_lines(hub: FakeHub) -> None:
+    api = api_for(hub)
+    job_id = launch(hub)
+    lines = [f"step {i}" for i in range(5000)]
+    hub.jobs.add_logs(job_id, *lines)
+    hub.jobs.set_stage(job_id, "ERROR", message="diverged")
+
+    assert list(api.fetch_job_logs(job_id=job_id, namespace="alice")) == lines
+    assert list(api.fetch_job_logs(job_id=job_id, tail=3, namespace="alice")) == lines[-3:]
+    assert list(api.fetch_job_logs(job_id=job_id, tail=0, namespace="alice")) == []
+
+
 def test_following_logs_yields_new_lines_once_and_stops_when_the_job_ends(hub: FakeHub) -> None:
     api = api_for(hub)
     job_id = launch(hub)
