@@ -168,16 +168,23 @@ class JobFollower:
         self._later(polling)
 
     async def _cancel(self, job: JobRecord, polling: _Polling, *, stage: str, message: str) -> None:
-        """Cancel a job on the Hub, then end it as `stage`; a Hub error leaves it to try again later."""
+        """Cancel a job on the Hub, then end it as `stage`.
+
+        A Hub error leaves a superseded job to try again later (its newer event waits for it), but not a
+        timed-out one: the Hub stops a job at its own timeout anyway, and following it for ever is what
+        the deadline is there to prevent.
+        """
         polling.requests += 1
         try:
             hub = HubJobs(hub_client())
             await asyncio.to_thread(hub.cancel, job.job_id, job.namespace)
         except Exception as exc:
             if getattr(getattr(exc, "response", None), "status_code", None) != 404:
-                logger.warning("Could not cancel job %s (%s); trying again later.", job.job_id, exc)
-                self._later(polling)
-                return
+                if stage != "TIMED_OUT":
+                    logger.warning("Could not cancel job %s (%s); trying again later.", job.job_id, exc)
+                    self._later(polling)
+                    return
+                logger.warning("Could not cancel job %s (%s); no longer following it anyway.", job.job_id, exc)
         logger.warning("Hub Job %s cancelled: %s.", job.job_id, message)
         await self._end(job.evolve(stage=stage, message=message, finished_at=time.time()))
 
