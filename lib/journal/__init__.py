@@ -8,9 +8,11 @@ thread (`reader.py`), its scans within each endpoint's room (`claims.py`), its s
 acknowledged events (`damage.py`), its size cap counting the WAL (`size_cap.py`), its recovery after
 a crash (`recovery.py`) and its rows read back (`rows.py`). `postgres/` is the backend for several
 replicas sharing one database; `backends.py` chooses between them from the settings (`open_journal`).
+The Hub Jobs handlers launch are kept by `jobs.py` (`job_records.py`; `postgres/jobs.py` on PostgreSQL).
 """
 
 from .backends import journal_location, open_journal
+from .job_records import FINAL_JOB_STAGES, FollowedJob, JobRecord, JobStats
 from .protocol import Journal
 from .records import (
     PRUNABLE_STATES,
@@ -28,12 +30,16 @@ from .records import (
 from .sqlite import SQLiteJournal
 
 __all__ = [
+    "FINAL_JOB_STAGES",
     "PRUNABLE_STATES",
     "UNFINISHED_STATES",
     "Attempt",
     "Delivery",
     "EventRecord",
     "EventState",
+    "FollowedJob",
+    "JobRecord",
+    "JobStats",
     "Journal",
     "JournalDamage",
     "JournalStats",

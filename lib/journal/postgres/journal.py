@@ -39,6 +39,7 @@ from ..records import (
 )
 from . import statements as sql
 from .connection import DatabaseTarget
+from .jobs import PostgresJobs
 from .leases import Background, Health
 from .reads import ConsoleReads, event_record, event_row
 from .schema import migrate
@@ -68,7 +69,7 @@ def default_replica_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-class PostgresJournal(ConsoleReads):
+class PostgresJournal(ConsoleReads, PostgresJobs):
     """The `Journal` on a PostgreSQL database; see `protocol.py` for what each call promises.
 
     Building it touches no network: the pool opens, and the schema is created or migrated, on the

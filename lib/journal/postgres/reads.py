@@ -74,6 +74,7 @@ class ConsoleReads:
                 raise EventNotFound(f"No event {event_id} in the journal.")
             target = row["original_id"] if row["state"] == EventState.DUPLICATE else event_id
             await connection.execute(sql.KEEP_LAST_ATTEMPT, (target,))
+            await connection.execute(sql.REPLAYED, (target,))
             await connection.execute(sql.REQUEUE, (max_attempts, target))
             await connection.execute(sql.NOTIFY, (sql.CHANNEL, ""))
             return await self._fetch(connection, target)  # type: ignore[return-value]
@@ -87,6 +88,7 @@ class ConsoleReads:
             ).fetchall()
             ids = [row["id"] for row in rows]
             if ids:
+                await connection.execute("UPDATE events SET replays = replays + 1 WHERE id = ANY(%s)", (ids,))
                 await connection.execute(
                     "UPDATE events SET state = 'queued', next_attempt_at = NULL, finished_at = NULL, "
                     "max_attempts = attempts + %s WHERE id = ANY(%s) AND state = 'dead'",

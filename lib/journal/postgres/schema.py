@@ -46,11 +46,14 @@ CREATE TABLE IF NOT EXISTS events (
     started_at DOUBLE PRECISION,
     replica TEXT,
     lease_until DOUBLE PRECISION,
+    replays INTEGER NOT NULL DEFAULT 0,
     body BYTEA NOT NULL
 );
-CREATE INDEX IF NOT EXISTS events_unfinished ON events (order_key, id) WHERE state IN ('queued', 'running', 'failed');
+CREATE INDEX IF NOT EXISTS events_unfinished ON events (order_key, id)
+    WHERE state IN ('queued', 'running', 'failed', 'job_running');
 CREATE INDEX IF NOT EXISTS events_waiting ON events (id) WHERE state IN ('queued', 'failed');
-CREATE UNIQUE INDEX IF NOT EXISTS events_one_running_per_key ON events (order_key) WHERE state = 'running';
+CREATE UNIQUE INDEX IF NOT EXISTS events_one_running_per_key ON events (order_key)
+    WHERE state IN ('running', 'job_running');
 CREATE INDEX IF NOT EXISTS events_by_received ON events (received_at);
 CREATE TABLE IF NOT EXISTS delivery_keys (
     endpoint TEXT NOT NULL,
@@ -69,13 +72,36 @@ CREATE TABLE IF NOT EXISTS attempts (
     replica TEXT,
     PRIMARY KEY (event_id, number)
 );
+CREATE TABLE IF NOT EXISTS jobs (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY,
+    event_id BIGINT NOT NULL REFERENCES events (id) ON DELETE CASCADE,
+    label TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    flavor TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    message TEXT,
+    url TEXT NOT NULL,
+    launched_at DOUBLE PRECISION NOT NULL,
+    started_at DOUBLE PRECISION,
+    finished_at DOUBLE PRECISION,
+    timeout_seconds DOUBLE PRECISION,
+    logs_tail TEXT,
+    reported BOOLEAN NOT NULL DEFAULT FALSE,
+    PRIMARY KEY (event_id, label)
+);
+CREATE INDEX IF NOT EXISTS jobs_by_launch ON jobs (endpoint, launched_at);
+CREATE INDEX IF NOT EXISTS jobs_by_label ON jobs (label);
 """
 """`events_one_running_per_key` is the per-repository lane across replicas, kept by the database itself:
 a second event of one order key can never be `running`, whichever replica claims it. `delivery_keys`
 holds one row per `(endpoint, delivery_key)` naming the event a redelivery repeats; recording takes its
 row lock (`INSERT ... ON CONFLICT`), so two copies arriving at two replicas at once are decided one after
 the other. `attempts` holds the attempts that did not end the event well and earlier runs of a replayed
-one; the running or successful attempt lives on the event's row, as in the SQLite journal."""
+one; the running or successful attempt lives on the event's row, as in the SQLite journal. `jobs` holds
+the Hub Jobs handlers launched, as in the SQLite journal; a `job_running` event holds its repository's
+lane (`events_one_running_per_key` counts it as running)."""
 
 MIGRATIONS: dict[int, str] = {}
 """`MIGRATIONS[n]` turns a schema of version n into version n + 1, inside the locked transaction."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 CHANNEL = "hub_webhooks_journal"
 """Where a replica says it queued something (`NOTIFY`), so the others' workers look at once."""
-UNFINISHED = "state IN ('queued', 'running', 'failed')"
+UNFINISHED = "state IN ('queued', 'running', 'failed', 'job_running')"
 DB_NOW = "extract(epoch from clock_timestamp())"
 """The database's clock, in seconds since the epoch: what leases are measured against."""
 
@@ -18,8 +18,10 @@ _CLAIMABLE = f"""e.state IN ('queued', 'failed')
   AND (e.next_attempt_at IS NULL OR e.next_attempt_at <= %(now)s)
   AND (e.order_key IS NULL OR (
         e.id = (SELECT MIN(p.id) FROM events AS p WHERE p.order_key = e.order_key AND p.{UNFINISHED})
-        AND NOT EXISTS (SELECT 1 FROM events AS r WHERE r.order_key = e.order_key AND r.state = 'running')))"""
-"""Due, and the oldest unfinished event of its order key with none of that key running."""
+        AND NOT EXISTS (
+            SELECT 1 FROM events AS r WHERE r.order_key = e.order_key AND r.state IN ('running', 'job_running'))))"""
+"""Due, and the oldest unfinished event of its order key with none of that key running (its handler, or the
+Hub Job its handler launched)."""
 
 CANDIDATES = f"""
 SELECT e.id, e.endpoint FROM events AS e
@@ -74,7 +76,7 @@ RETURNING id
 SET_ORIGINAL = "UPDATE delivery_keys SET original_id = %s WHERE endpoint = %s AND delivery_key = %s"
 REQUEUE = (
     "UPDATE events SET state = 'queued', next_attempt_at = NULL, finished_at = NULL, lease_until = NULL, "
-    "max_attempts = attempts + %s WHERE id = %s AND state != 'running'"
+    "max_attempts = attempts + %s WHERE id = %s AND state NOT IN ('running', 'job_running')"
 )
 NOTIFY = "SELECT pg_notify(%s, %s)"
 
@@ -127,14 +129,16 @@ RENEW_LEASES = f"UPDATE events SET lease_until = {DB_NOW} + %(lease)s WHERE stat
 
 LAST_ATTEMPT = (
     "SELECT id AS event_id, attempts AS number, COALESCE(started_at, finished_at, received_at) AS started_at, "
-    "CASE state WHEN 'running' THEN NULL ELSE finished_at END AS finished_at, state AS outcome, "
+    "CASE state WHEN 'succeeded' THEN finished_at END AS finished_at, state AS outcome, "
     "CASE state WHEN 'running' THEN NULL ELSE result END AS detail "
-    "FROM events WHERE state IN ('running', 'succeeded') AND attempts > 0"
+    "FROM events WHERE state IN ('running', 'succeeded', 'job_running') AND attempts > 0"
 )
 ATTEMPTS = (
     "SELECT event_id, number, started_at, finished_at, outcome, detail FROM attempts WHERE event_id = %(id)s "
     f"UNION ALL {LAST_ATTEMPT} AND id = %(id)s ORDER BY number"
 )
+REPLAYED = "UPDATE events SET replays = replays + 1 WHERE id = %s AND state NOT IN ('running', 'job_running')"
+"""A replay asked for by an operator: the event's next run is a new generation, with a Hub Job of its own."""
 KEEP_LAST_ATTEMPT = (
     "INSERT INTO attempts (event_id, number, started_at, finished_at, outcome, detail, replica) "
     "SELECT id, attempts, COALESCE(started_at, finished_at, received_at), finished_at, state, result, replica "
