@@ -44,7 +44,11 @@ def free_port() -> int:
 
 
 def make_space(folder: Path, handlers: Mapping[str, str] | None = None) -> Path:
-    """Lay out a Space in `folder`: app.py, lib/ (linked), and handlers (given as name -> source)."""
+    """Lay out a Space in `folder`: app.py, lib/ (linked), and handlers (given as name -> source).
+
+    Without `handlers`, the project's own handlers are copied and its `jobs/` scripts linked, as a
+    duplicated Space has them.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "app.py", folder / "app.py")
     if not (folder / "lib").exists():
@@ -53,6 +57,8 @@ def make_space(folder: Path, handlers: Mapping[str, str] | None = None) -> Path:
     if handlers is None:
         if not handlers_dir.exists():
             shutil.copytree(ROOT / "handlers", handlers_dir, ignore=shutil.ignore_patterns("__pycache__"))
+        if not (folder / "jobs").exists():  # the scripts the example handlers launch on Hub Jobs
+            (folder / "jobs").symlink_to(ROOT / "jobs", target_is_directory=True)
     else:
         handlers_dir.mkdir(exist_ok=True)
         for name, source in handlers.items():
