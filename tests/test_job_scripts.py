@@ -1,9 +1,10 @@
-"""`jobs/train.py`, the training script the example handler launches on Hub Jobs, run as a job runs it:
-a separate process with only HF_ENDPOINT and HF_TOKEN, here against the local fake Hub.
+"""`jobs/train.py` and `jobs/evaluate.py`, the scripts the example handlers launch on Hub Jobs, run as a
+job runs them: a separate process with only HF_ENDPOINT and HF_TOKEN, here against the local fake Hub.
 
 A dataset whose target is an exact linear function of its features must give back those weights;
 what it pushes must be a model repo a person can read; data it cannot train on must end the process
-with a message saying what to change, and push nothing.
+with a message saying what to change, and push nothing. The evaluation must score a pull request's
+model against main's on the dataset the card names, and push nothing.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 from fakehub import FakeHub, start_fake_hub
 
-SCRIPT = Path(__file__).resolve().parent.parent / "jobs" / "train.py"
+JOBS = Path(__file__).resolve().parent.parent / "jobs"
 
 
 @pytest.fixture(scope="module")
@@ -33,11 +34,13 @@ def token(hub: FakeHub) -> str:
     return hub.add_user("trainer", orgs=["acme"])
 
 
-def run_script(hub: FakeHub, token: str, tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def run_script(
+    hub: FakeHub, token: str, tmp_path: Path, *args: str, script: str = "train.py", **env: str
+) -> subprocess.CompletedProcess[str]:
     """The script as a job runs it: its own process, its own cache, the token from the environment only."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("HF_") and k != "EPOCHS"}
     return subprocess.run(
-        [sys.executable, str(SCRIPT), *args],
+        [sys.executable, str(JOBS / script), *args],
         env={**clean, **hub.client_env(token=token), "HF_HOME": str(tmp_path / "hf_home"), **env},
         capture_output=True,
         text=True,
@@ -135,3 +138,55 @@ def test_without_write_access_the_job_fails_loudly(hub: FakeHub, tmp_path: Path)
     assert done.returncode == 1
     assert "RESULT" not in done.stdout
     assert not hub.has_repo("acme/read-only-linear")
+
+
+# --- evaluate.py ---------------------------------------------------------------------------------
+
+
+def result_of(done: subprocess.CompletedProcess[str]) -> dict:
+    assert done.returncode == 0, done.stderr
+    last = done.stdout.strip().splitlines()[-1]
+    assert last.startswith("RESULT ")
+    return json.loads(last.removeprefix("RESULT "))
+
+
+def test_a_pull_request_is_scored_against_main_on_the_cards_dataset(hub: FakeHub, token: str, tmp_path: Path) -> None:
+    hub.add_repo("acme/flats", "dataset", files={"flats.csv": houses_csv()})
+    assert run_script(hub, token, tmp_path, "--dataset", "acme/flats", EPOCHS="2000").returncode == 0
+    good = json.loads(hub.files_at("acme/flats-linear")["model.json"])
+    worse = {**good, "intercept": good["intercept"] + 2.0}  # every prediction 2 too high: RMSE 2
+    num = hub.add_discussion("acme/flats-linear", "Shift the intercept", author="trainer", pull_request=True)
+    hub.commit("acme/flats-linear", {"model.json": json.dumps(worse)}, "Worse", revision=f"refs/pr/{num}")
+    before = hub.repo("acme/flats-linear").head
+
+    done = run_script(hub, token, tmp_path, "--model", "acme/flats-linear", "--revision", f"refs/pr/{num}",
+                      script="evaluate.py")  # fmt: skip
+
+    result = result_of(done)
+    assert result["dataset"] == "acme/flats" and result["rows"] == 40
+    assert result["rmse"] == pytest.approx(2.0, abs=1e-3)
+    assert result["main_rmse"] == pytest.approx(0.0, abs=1e-3)
+    assert hub.repo("acme/flats-linear").head == before  # pushed nothing
+
+
+def test_a_pull_request_without_a_model_or_a_dataset_is_refused(hub: FakeHub, token: str, tmp_path: Path) -> None:
+    hub.add_repo("acme/bare", files={"README.md": "# no metadata"})
+    num = hub.add_discussion("acme/bare", "Docs", author="trainer", pull_request=True)
+    done = run_script(
+        hub, token, tmp_path, "--model", "acme/bare", "--revision", f"refs/pr/{num}", script="evaluate.py"
+    )
+    assert done.returncode == 2
+    assert f"cannot evaluate: the pull request (refs/pr/{num}) has no model.json" in done.stderr
+    model = {"features": ["a"], "target": "b", "coefficients": {"a": 1.0}, "intercept": 0.0}
+    hub.commit("acme/bare", {"model.json": json.dumps(model)}, "Model", revision=f"refs/pr/{num}")
+    done = run_script(
+        hub, token, tmp_path, "--model", "acme/bare", "--revision", f"refs/pr/{num}", script="evaluate.py"
+    )
+    assert done.returncode == 2
+    assert (
+        "cannot evaluate: the model card names no dataset (`datasets:` in its metadata): pass --dataset" in done.stderr
+    )
+    hub.add_repo("acme/ab", "dataset", files={"ab.csv": "a,b\n1,1\n2,2\n"})
+    done = run_script(hub, token, tmp_path, "--model", "acme/bare", "--revision", f"refs/pr/{num}",
+                      "--dataset", "acme/ab", script="evaluate.py")  # fmt: skip
+    assert result_of(done) == {"dataset": "acme/ab", "rows": 2, "rmse": 0.0, "main_rmse": None}
