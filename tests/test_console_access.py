@@ -433,7 +433,7 @@ async def test_the_listeners_take_console_actions_sync_or_async(
     refreshed = await run(listeners["console_refresh"], grant, "All", "All", "", "All")
     assert "KeyError: 'license'" in refreshed[-3].value and refreshed[-1]["Repo"].tolist() == [MARKER_REPO]
     for api_name in ("console_show", "console_show_test"):
-        _title, attempts, payload, _headers = await run(listeners[api_name], grant, 1)
+        _title, attempts, payload, _headers, *_job = await run(listeners[api_name], grant, 1)
         assert MARKER_REPO in payload and "KeyError" in attempts
     assert (await run(listeners["console_health"], grant))[0].count("|") > 10
     assert "No Hugging Face token" in (await run(listeners["console_hub_list"], grant))[0]

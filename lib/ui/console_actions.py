@@ -251,7 +251,7 @@ class Console:
     async def event_detail(self, grant: object, event_id: int | float | str | None) -> EventDetail:
         """One event: its payload, its kept headers (never the secret), and every attempt."""
         require(grant)
-        number = _event_number(event_id, missing="Pick a delivery in the table, or type an event number.")
+        number = event_number(event_id, missing="Pick a delivery in the table, or type an event number.")
         event = await self.server.journal.get(number)
         if event is None:
             raise ConsoleRefusal(f"There is no event #{number} (it may have been pruned).")
@@ -280,7 +280,7 @@ class Console:
     async def replay(self, grant: object, event_id: int | float | str | None) -> str:
         """Run one event again now, whatever its state."""
         require(grant)
-        number = _event_number(event_id, missing="Pick a delivery to replay first.")
+        number = event_number(event_id, missing="Pick a delivery to replay first.")
         try:
             event = await self.server.journal.replay(number, max_attempts=self.server.settings.max_attempts)
         except EventNotFound:
@@ -453,7 +453,7 @@ MAX_EVENT_NUMBER = 2**63 - 1
 """The largest id SQLite stores; a larger number would be an error of the database, not "no such event"."""
 
 
-def _event_number(value: object, *, missing: str) -> int:
+def event_number(value: object, *, missing: str) -> int:
     """An event number typed or picked; `ConsoleRefusal` with `missing` when there is none."""
     try:
         number = int(value)  # type: ignore[call-overload]

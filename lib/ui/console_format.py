@@ -26,6 +26,7 @@ HUB_DAILY_LIMIT = 1000
 STATE_LABELS = {
     EventState.QUEUED: "⏳ queued",
     EventState.RUNNING: "▶️ running",
+    EventState.JOB_RUNNING: "🏗️ job running",
     EventState.SUCCEEDED: "✅ succeeded",
     EventState.SKIPPED: "⏭️ skipped",
     EventState.DUPLICATE: "🔂 duplicate",
@@ -38,6 +39,7 @@ STATE_COLORS = {
     "duplicate": "#a78bfa",
     "queued": "#60a5fa",
     "running": "#2563eb",
+    "job_running": "#7c3aed",
     "failed": "#f59e0b",
     "dead": "#dc2626",
 }
@@ -209,11 +211,13 @@ def attempts_markdown(event: EventRecord, attempts: list[Attempt]) -> str:
         duration = ""
         if attempt.finished_at is not None:
             duration = f" · {(attempt.finished_at - attempt.started_at) * 1000:.0f} ms"
-        icon = {"succeeded": "✅", "failed": "❌", "running": "▶️", "interrupted": "⚠️"}.get(attempt.outcome, "")
+        icon = {"succeeded": "✅", "failed": "❌", "running": "▶️", "interrupted": "⚠️", "job_running": "🏗️"}.get(
+            attempt.outcome, ""
+        )
         header = f"**Attempt {attempt.number}** {icon} {attempt.outcome} · {when(attempt.started_at)} UTC{duration}"
         if not attempt.detail:
             body = ""
-        elif attempt.outcome == "succeeded":
+        elif attempt.outcome in ("succeeded", "job_running"):  # the handler's result (a job: its id and link)
             body = fenced(attempt.detail, "json")
         else:
             body = fenced(readable_traceback(attempt.detail), "text")

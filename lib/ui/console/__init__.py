@@ -19,6 +19,7 @@ import gradio as gr
 
 from ..access import AccessControl
 from ..console_actions import Console
+from ..console_jobs import ConsoleJobs
 from ..view import ServerView
 from . import deliveries, health, hub_webhooks, lock, sending
 from .listeners import refuse_malformed_calls
@@ -34,6 +35,7 @@ def build_console(server: ServerView, page: gr.Blocks, *, access: AccessControl 
     A call to one of its listeners with inputs the page never sends is refused before it runs.
     """
     console = Console(server, access)
+    console_jobs = ConsoleJobs(console)
     others = set(page.fns)
 
     gr.HTML(f"<style>{CSS}</style>", padding=False)
@@ -54,8 +56,8 @@ def build_console(server: ServerView, page: gr.Blocks, *, access: AccessControl 
 
     gate = lock.Gate(session, lock_panel, console_panel, bar)
     grant = session.grant
-    steps = deliveries.wire_deliveries(console, gate, overview, deliveries_tab)
-    fill_health = health.fill_step(console, grant, health_tab)
+    steps = deliveries.wire_deliveries(console, console_jobs, gate, overview, deliveries_tab)
+    fill_health = health.fill_step(console, console_jobs, grant, health_tab)
     lock.wire_lock(
         console,
         page,

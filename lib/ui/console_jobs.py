@@ -1,0 +1,147 @@
+"""What the console does about Hub Jobs, each action refusing anyone without the operator's grant.
+
+An event whose handler launched a job shows it (`job_panel`); a job still running can be cancelled
+(`cancel_job`: the server cancels it on the Hub, and its event ends failed). A replay of such an
+event is a new run with an exactly-once key of its own, so it launches a new, billed job: `replay`
+and `replay_dead` say so and wait for the operator to confirm (`replay_new_job`,
+`replay_dead_new_jobs`) before they queue anything. The health view gets the jobs by outcome and
+job-hours per day (`health`).
+
+Kept beside `Console` (`console_actions.py`), which it uses for the grant check and the replays
+themselves, so the console's other actions read as they did before jobs existed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import pandas as pd
+
+from ..core.errors import HubWebhooksError
+from ..journal import EventState, JobRecord
+from .console_actions import ALL, Console, ConsoleRefusal, event_number, require
+from .console_format import endpoint_name, inline_code
+from .job_format import ENDED_STAGES, job_hours_frame, job_markdown, jobs_health_table, replay_warning, stage_label
+
+logger = logging.getLogger(__name__)
+
+DEAD_SCAN_LIMIT = 1000
+"""Dead events looked at for jobs before a re-run; more than that many dead events is a case for the logs."""
+
+
+@dataclass(frozen=True)
+class JobPanel:
+    """One event's job as the console shows it; empty when its handler launched none."""
+
+    markdown: str
+    cancellable: bool
+
+
+@dataclass(frozen=True)
+class ReplayAnswer:
+    """What a replay did, or why it waits: `confirm` shows the button that launches the new job(s)."""
+
+    message: str
+    confirm: bool
+
+
+@dataclass(frozen=True)
+class JobsHealth:
+    table: str
+    hours: pd.DataFrame
+
+
+class ConsoleJobs:
+    """The console's job actions for one `Console` (its server, its grant check)."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.server = console.server
+
+    async def job_panel(self, grant: object, event_id: int | float | str | None) -> JobPanel:
+        require(grant)
+        job = await self._job_of(event_number(event_id, missing="Pick a delivery first."))
+        if job is None:
+            return JobPanel("", False)
+        return JobPanel(job_markdown(job), job.stage not in ENDED_STAGES)
+
+    async def cancel_job(self, grant: object, event_id: int | float | str | None) -> str:
+        """Cancel the event's running job on the Hub (the bill stops); its event then ends failed."""
+        require(grant)
+        number = event_number(event_id, missing="Pick the event whose job to cancel.")
+        job = await self.server.journal.job_for(number)
+        if job is None:
+            raise ConsoleRefusal(f"Event #{number} launched no Hub Job: there is nothing to cancel.")
+        if job.stage in ENDED_STAGES:
+            raise ConsoleRefusal(f"Job {job.job_id} of event #{number} has already ended ({stage_label(job.stage)}).")
+        try:
+            job = await self.server.cancel_job(number)
+        except HubWebhooksError as exc:
+            raise ConsoleRefusal(f"Could not cancel job {job.job_id}: {exc}") from None
+        logger.info("Console: cancelled job %s of event %d.", job.job_id, number)
+        return f"Cancelled Hub Job {inline_code(job.job_id)} of event #{number}: {stage_label(job.stage)}."
+
+    async def replay(self, grant: object, event_id: int | float | str | None) -> ReplayAnswer:
+        """Replay now, unless the event launched a job: then say a replay launches a new one, and wait."""
+        require(grant)
+        number = event_number(event_id, missing="Pick a delivery to replay first.")
+        job = await self._job_of(number)
+        if job is not None:
+            return ReplayAnswer(replay_warning(number, job), True)
+        return ReplayAnswer(await self.console.replay(grant, number), False)
+
+    async def replay_new_job(self, grant: object, event_id: int | float | str | None) -> ReplayAnswer:
+        """The operator confirmed: replay the event, whose handler launches a new job."""
+        require(grant)
+        return ReplayAnswer(await self.console.replay(grant, event_id), False)
+
+    async def replay_dead(self, grant: object, endpoint: str | None) -> ReplayAnswer:
+        """Re-run the dead events, unless some launched a job: then say how many new jobs that launches, and wait."""
+        require(grant)
+        with_jobs = await self._dead_with_jobs(endpoint)
+        if with_jobs:
+            shown = ", ".join(f"#{event_id}" for event_id in with_jobs[:10]) + (" ..." if len(with_jobs) > 10 else "")
+            return ReplayAnswer(
+                f"**Re-running these dead events launches {len(with_jobs)} new Hub Job(s)**: {shown} launched one "
+                "each, and a re-run is a new run with a key of its own. Click **Re-run and launch new jobs** to go "
+                "ahead.",
+                True,
+            )
+        return ReplayAnswer(await self.console.replay_dead(grant, endpoint), False)
+
+    async def replay_dead_new_jobs(self, grant: object, endpoint: str | None) -> ReplayAnswer:
+        """The operator confirmed: re-run the dead events, new jobs and all."""
+        require(grant)
+        return ReplayAnswer(await self.console.replay_dead(grant, endpoint), False)
+
+    async def health(self, grant: object) -> JobsHealth:
+        """Jobs by outcome, running now, durations and job-hours for the last day and week."""
+        require(grant)
+        now = time.time()
+        day = await self.server.journal.job_stats(since=now - 86400)
+        week = await self.server.journal.job_stats(since=now - 7 * 86400)
+        return JobsHealth(jobs_health_table(day, week), job_hours_frame(week))
+
+    async def _job_of(self, number: int) -> JobRecord | None:
+        """The job of an event, or of the original a duplicate repeats (what a replay would run)."""
+        journal = self.server.journal
+        event = await journal.get(number)
+        if event is None:
+            raise ConsoleRefusal(f"There is no event #{number} (it may have been pruned).")
+        if event.state == EventState.DUPLICATE and event.original_id is not None:
+            number = event.original_id
+        return await journal.job_for(number)
+
+    async def _dead_with_jobs(self, endpoint: str | None) -> list[int]:
+        journal = self.server.journal
+        paths = list(self.server.endpoints) if endpoint in (None, "", ALL) else [endpoint]
+        if any(path not in self.server.endpoints for path in paths):
+            raise ConsoleRefusal(f"No endpoint {endpoint_name(str(endpoint))}.")
+        found = []
+        for path in paths:
+            for event in await journal.list_recent(limit=DEAD_SCAN_LIMIT, endpoint=path, state=EventState.DEAD):
+                if await journal.job_for(event.id) is not None:
+                    found.append(event.id)
+        return sorted(found)
