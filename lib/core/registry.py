@@ -20,6 +20,7 @@ from typing import Any
 from .arguments import Argument, plan_arguments
 from .errors import ConfigurationError, HandlerModuleError
 from .events import ALL_EVENTS, Events
+from .jobs import JobOptions, job_options_from_module
 
 WEBHOOKS_PREFIX = "/webhooks"
 _PATH_SEGMENT = re.compile(r"^[A-Za-z0-9_\-.~/]+$")
@@ -46,6 +47,8 @@ class Endpoint:
     source: str | None = None
     """The file it came from, to name it in errors."""
     arguments: tuple[Argument, ...] = field(default=(), compare=False)
+    jobs: JobOptions = field(default_factory=JobOptions, compare=False)
+    """`JOB_POLICY`, `JOBS_PER_DAY` and `on_job_end` of its module (see `lib/core/jobs.py`)."""
 
     @classmethod
     def create(
@@ -56,6 +59,7 @@ class Endpoint:
         events: Events | None = None,
         description: str | None = None,
         source: str | None = None,
+        jobs: JobOptions | None = None,
     ) -> Endpoint:
         """Check the handler once, so a parameter we cannot fill fails now and not on the first event."""
         where = source or getattr(handler, "__qualname__", repr(handler))
@@ -68,6 +72,7 @@ class Endpoint:
             description=(description if description is not None else inspect.getdoc(handler) or "").strip(),
             source=source,
             arguments=plan_arguments(handler, where=where),
+            jobs=jobs or JobOptions(),
         )
 
     @property
@@ -138,7 +143,10 @@ def endpoint_from_module(file: Path, *, package: str = "handlers") -> Endpoint:
     except ValueError as exc:
         raise HandlerModuleError(f"{file}: PATH = {raw_path!r} is not usable: {exc}") from None
     try:
-        return Endpoint.create(path, handle, events=events, description=inspect.getdoc(module) or "", source=str(file))
+        jobs = job_options_from_module(module, file)
+        return Endpoint.create(
+            path, handle, events=events, description=inspect.getdoc(module) or "", source=str(file), jobs=jobs
+        )
     except ConfigurationError as exc:
         raise HandlerModuleError(str(exc)) from None
 
