@@ -140,6 +140,21 @@ async def test_an_event_without_a_job_has_no_panel_and_nothing_to_cancel(jobs: C
 
 
 @pytest.mark.anyio
+async def test_latest_logs_of_an_ended_job_are_the_kept_ones_and_a_hub_error_is_said(
+    jobs: ConsoleJobs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """(Reading a running job's logs from the fake Hub is in test_console_jobs_browser.py.)"""
+    ended = await job_ended(jobs, "ERROR", logs_tail="kept line")
+    panel = await jobs.latest_logs(grant(), ended)
+    assert "kept line" in panel.markdown and "fetched" not in panel.markdown
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setattr("lib.hub.client.get_token", lambda: None)
+    running = await job_running(jobs)
+    with pytest.raises(ConsoleRefusal, match=f"Could not fetch the logs of job 68a0{running:04d}: HF_TOKEN is not set"):
+        await jobs.latest_logs(grant(), running)
+
+
+@pytest.mark.anyio
 async def test_a_job_that_ended_is_not_cancelled_again(jobs: ConsoleJobs) -> None:
     event_id = await job_ended(jobs, "COMPLETED")
     with pytest.raises(ConsoleRefusal, match=r"has already ended \(✅ completed\)"):
@@ -241,6 +256,7 @@ async def test_every_job_action_refuses_a_stranger_and_changes_nothing(jobs: Con
     calls = [
         (jobs.job_panel, running),
         (jobs.cancel_job, running),
+        (jobs.latest_logs, running),
         (jobs.replay, dead),
         (jobs.replay_new_job, dead),
         (jobs.replay_dead, "All"),
@@ -257,8 +273,14 @@ async def test_every_job_action_refuses_a_stranger_and_changes_nothing(jobs: Con
 
 def test_durations_read_in_the_unit_that_fits() -> None:
     assert [duration(s) for s in (None, 42, 89.6, 90, 3000, 5400, 36000)] == [
-        "–", "42 s", "90 s", "1.5 min", "50.0 min", "1.5 h", "10.0 h",
-    ]  # fmt: skip
+        "–",
+        "42 s",
+        "90 s",
+        "1.5 min",
+        "50.0 min",
+        "1.5 h",
+        "10.0 h",
+    ]
 
 
 def test_a_job_that_ended_without_logs_says_so() -> None:

@@ -1,7 +1,8 @@
 """What the console does about Hub Jobs, each action refusing anyone without the operator's grant.
 
 An event whose handler launched a job shows it (`job_panel`); a job still running can be cancelled
-(`cancel_job`: the server cancels it on the Hub, and its event ends failed). A replay of such an
+(`cancel_job`: the server cancels it on the Hub, and its event ends dead), and its latest log lines
+fetched from the Hub on demand (`latest_logs`: the journal keeps the tail only once the job ended). A replay of such an
 event is a new run with an exactly-once key of its own, so it launches a new, billed job: `replay`
 and `replay_dead` say so and wait for the operator to confirm (`replay_new_job`,
 `replay_dead_new_jobs`) before they queue anything. The health view gets the jobs by outcome and
@@ -13,6 +14,7 @@ themselves, so the console's other actions read as they did before jobs existed.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -20,10 +22,21 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ..core.errors import HubWebhooksError
+from ..core.jobs import JobNotRunning
+from ..hub.client import hub_client
+from ..hub.jobs import HubJobs
 from ..journal import EventState, JobRecord
 from .console_actions import ALL, Console, ConsoleRefusal, event_number, require
-from .console_format import endpoint_name, inline_code
-from .job_format import ENDED_STAGES, job_hours_frame, job_markdown, jobs_health_table, replay_warning, stage_label
+from .console_format import endpoint_name, inline_code, when
+from .job_format import (
+    ENDED_STAGES,
+    LOG_LINES,
+    job_hours_frame,
+    job_markdown,
+    jobs_health_table,
+    replay_warning,
+    stage_label,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +80,21 @@ class ConsoleJobs:
             return JobPanel("", False)
         return JobPanel(job_markdown(job), job.stage not in ENDED_STAGES)
 
+    async def latest_logs(self, grant: object, event_id: int | float | str | None) -> JobPanel:
+        """The job panel with the last lines of its logs read from the Hub now (a running job's are not kept)."""
+        require(grant)
+        number = event_number(event_id, missing="Pick the event whose job's logs to fetch.")
+        job = await self._job_of(number)
+        if job is None:
+            raise ConsoleRefusal(f"Event #{number} launched no Hub Job: there are no logs to fetch.")
+        if job.stage not in ENDED_STAGES:
+            try:
+                tail = await asyncio.to_thread(_logs_tail, job)
+            except Exception as exc:  # MissingToken, the Hub's HTTP errors, a dropped stream: all say why
+                raise ConsoleRefusal(f"Could not fetch the logs of job {job.job_id}: {exc}") from None
+            job = job.evolve(logs_tail=f"{tail}\n(fetched {when(time.time())} UTC)" if tail else None)
+        return JobPanel(job_markdown(job), job.stage not in ENDED_STAGES)
+
     async def cancel_job(self, grant: object, event_id: int | float | str | None) -> str:
         """Cancel the event's running job on the Hub (the bill stops); its event then ends failed."""
         require(grant)
@@ -78,7 +106,9 @@ class ConsoleJobs:
             raise ConsoleRefusal(f"Job {job.job_id} of event #{number} has already ended ({stage_label(job.stage)}).")
         try:
             job = await self.server.cancel_job(number)
-        except HubWebhooksError as exc:
+        except JobNotRunning as exc:  # it ended meanwhile, or no worker runs: the message says which
+            raise ConsoleRefusal(str(exc)) from None
+        except HubWebhooksError as exc:  # the Hub refused
             raise ConsoleRefusal(f"Could not cancel job {job.job_id}: {exc}") from None
         logger.info("Console: cancelled job %s of event %d.", job.job_id, number)
         return f"Cancelled Hub Job {inline_code(job.job_id)} of event #{number}: {stage_label(job.stage)}."
@@ -145,3 +175,8 @@ class ConsoleJobs:
                 if await journal.job_for(event.id) is not None:
                     found.append(event.id)
         return sorted(found)
+
+
+def _logs_tail(job: JobRecord) -> str:
+    """The job's last lines as the Hub has them now (blocking: a thread's work; a few seconds on the Hub)."""
+    return HubJobs(hub_client()).logs_tail(job.job_id, job.namespace, lines=LOG_LINES)

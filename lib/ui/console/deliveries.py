@@ -259,10 +259,15 @@ def wire_deliveries(
         dead_endpoint=overview.dead_endpoint,
         refresh=refresh,
     )
-    jobs.wire_cancel(
-        console_jobs, grant, tab.job, message=overview.action_message, event_number=tab.event_number, refresh=refresh,
+    jobs.wire_job_panel(
+        console_jobs,
+        grant,
+        tab.job,
+        message=overview.action_message,
+        event_number=tab.event_number,
+        refresh=refresh,
         show=show,
-    )  # fmt: skip
+    )
     dismissed = overview.damage_button.click(
         console.dismiss_damage,
         [grant],

@@ -27,20 +27,23 @@ class JobPanel:
     markdown: gr.Markdown
     cancel_row: gr.Row
     cancel_button: gr.Button
+    logs_button: gr.Button
 
 
 def build_job_panel() -> JobPanel:
     markdown = gr.Markdown("", elem_id="event-job")
     with gr.Row(visible=False, elem_classes=["console-bar"]) as cancel_row:
+        logs_button = gr.Button("Latest logs", size="md", scale=0, min_width=140, elem_id="job-logs")
         cancel_button = gr.Button(
             "Cancel this job", variant="stop", size="md", scale=0, min_width=170, elem_id="cancel-job"
         )
-    return JobPanel(markdown, cancel_row, cancel_button)
+    return JobPanel(markdown, cancel_row, cancel_button, logs_button)
 
 
-async def panel_updates(jobs: ConsoleJobs, current: Any, number: Any) -> tuple:
-    """The job panel of an event as (markdown, cancel row) updates: for the deliveries' show step."""
-    panel = await call(jobs.job_panel, current, number)
+async def panel_updates(jobs: ConsoleJobs, current: Any, number: Any, *, latest: bool = False) -> tuple:
+    """The job panel of an event as (markdown, buttons row) updates: for the deliveries' show step, and with
+    the logs read from the Hub now (`latest`) for the Latest logs button."""
+    panel = await call(jobs.latest_logs if latest else jobs.job_panel, current, number)
     return gr.Markdown(panel.markdown, visible=bool(panel.markdown)), gr.Row(visible=panel.cancellable)
 
 
@@ -138,22 +141,56 @@ def wire_replays(
     dead_outputs = [message, confirm.dead_row, confirm.dead_pending]
     for trigger, fn, inputs, outputs, api_name in (
         (replay_button.click, replay, [grant, event_number], replay_outputs, "console_replay"),
-        (confirm.replay_button.click, replay_confirmed, [grant, confirm.replay_pending], replay_outputs,
-         "console_replay_new_job"),
+        (
+            confirm.replay_button.click,
+            replay_confirmed,
+            [grant, confirm.replay_pending],
+            replay_outputs,
+            "console_replay_new_job",
+        ),
         (dead_button.click, rerun, [grant, dead_endpoint], dead_outputs, "console_replay_dead"),
-        (confirm.dead_button.click, rerun_confirmed, [grant, confirm.dead_pending], dead_outputs,
-         "console_replay_dead_new_jobs"),
-    ):  # fmt: skip
+        (
+            confirm.dead_button.click,
+            rerun_confirmed,
+            [grant, confirm.dead_pending],
+            dead_outputs,
+            "console_replay_dead_new_jobs",
+        ),
+    ):
         done = trigger(fn, inputs, outputs, api_name=api_name, concurrency_limit=None, **PRIVATE)
         refresh.on(done.then, api_name.replace("console_", "console_refresh_after_"), **QUIET)
 
 
-def wire_cancel(jobs: ConsoleJobs, grant: gr.State, panel: JobPanel, *, message: gr.Markdown, event_number: gr.Number,
-                refresh: Step, show: Step) -> None:  # fmt: skip
-    """Cancel the shown event's job, then show the event and the table as they are now."""
+def wire_job_panel(
+    jobs: ConsoleJobs,
+    grant: gr.State,
+    panel: JobPanel,
+    *,
+    message: gr.Markdown,
+    event_number: gr.Number,
+    refresh: Step,
+    show: Step,
+) -> None:
+    """Cancel the shown event's job, then show the event and the table as they are now; read its latest logs."""
     cancelled = panel.cancel_button.click(
-        jobs.cancel_job, [grant, event_number], [message], api_name="console_cancel_job", concurrency_limit=None,
+        jobs.cancel_job,
+        [grant, event_number],
+        [message],
+        api_name="console_cancel_job",
+        concurrency_limit=None,
         **PRIVATE,
-    )  # fmt: skip
+    )
     show.on(cancelled.then, "console_show_after_cancel", **QUIET)
     refresh.on(cancelled.then, "console_refresh_after_cancel", **QUIET)
+
+    async def latest_logs(current: Any, number: Any) -> tuple:
+        return await panel_updates(jobs, current, number, latest=True)
+
+    panel.logs_button.click(
+        latest_logs,
+        [grant, event_number],
+        [panel.markdown, panel.cancel_row],
+        api_name="console_job_logs",
+        concurrency_limit=None,
+        **PRIVATE,
+    )
