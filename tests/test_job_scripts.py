@@ -62,9 +62,17 @@ def test_it_learns_the_weights_and_pushes_a_readable_model(hub: FakeHub, token: 
     hub.commit("acme/houses", {"data/houses.csv": "rooms,area,price\n1,1,1\n"}, "Replace the data", repo_type="dataset")
 
     done = run_script(
-        hub, token, tmp_path, "--dataset", "acme/houses", "--revision", first, "--model", "acme/houses-model",
+        hub,
+        token,
+        tmp_path,
+        "--dataset",
+        "acme/houses",
+        "--revision",
+        first,
+        "--model",
+        "acme/houses-model",
         EPOCHS="2000",
-    )  # fmt: skip
+    )
 
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
@@ -159,8 +167,9 @@ def test_a_pull_request_is_scored_against_main_on_the_cards_dataset(hub: FakeHub
     hub.commit("acme/flats-linear", {"model.json": json.dumps(worse)}, "Worse", revision=f"refs/pr/{num}")
     before = hub.repo("acme/flats-linear").head
 
-    done = run_script(hub, token, tmp_path, "--model", "acme/flats-linear", "--revision", f"refs/pr/{num}",
-                      script="evaluate.py")  # fmt: skip
+    done = run_script(
+        hub, token, tmp_path, "--model", "acme/flats-linear", "--revision", f"refs/pr/{num}", script="evaluate.py"
+    )
 
     result = result_of(done)
     assert result["dataset"] == "acme/flats" and result["rows"] == 40
@@ -187,6 +196,16 @@ def test_a_pull_request_without_a_model_or_a_dataset_is_refused(hub: FakeHub, to
         "cannot evaluate: the model card names no dataset (`datasets:` in its metadata): pass --dataset" in done.stderr
     )
     hub.add_repo("acme/ab", "dataset", files={"ab.csv": "a,b\n1,1\n2,2\n"})
-    done = run_script(hub, token, tmp_path, "--model", "acme/bare", "--revision", f"refs/pr/{num}",
-                      "--dataset", "acme/ab", script="evaluate.py")  # fmt: skip
+    done = run_script(
+        hub,
+        token,
+        tmp_path,
+        "--model",
+        "acme/bare",
+        "--revision",
+        f"refs/pr/{num}",
+        "--dataset",
+        "acme/ab",
+        script="evaluate.py",
+    )
     assert result_of(done) == {"dataset": "acme/ab", "rows": 2, "rmse": 0.0, "main_rmse": None}
