@@ -162,20 +162,23 @@ def test_replaying_an_event_with_a_job_asks_before_launching_a_new_one(page, app
     event_id, job = launch(app, hub, "acme/replayed")
     hub.jobs.set_stage(job.id, "COMPLETED")
     wait_until(lambda: event_state(app, event_id) == "succeeded", message="the job to complete")
-    launched = len(hub.jobs)
 
+    other, _ = launch(app, hub, "acme/not-replayed")
+    launched = len(hub.jobs)
     show(page, event_id)
     page.locator("#replay-event").click()
     expect(page.locator("#console-action")).to_contain_text(f"Replaying event #{event_id} launches a new Hub Job")
     expect(page.locator("#confirm-replay")).to_be_visible()
     assert len(hub.jobs) == launched and event_state(app, event_id) == "succeeded"  # nothing yet
 
+    show(page, other)  # the operator looks at another event meanwhile: the confirmation is still for the first
     page.locator("#confirm-replay").click()
     expect(page.locator("#console-action")).to_contain_text(f"Replaying event #{event_id}")
     expect(page.locator("#confirm-replay")).to_be_hidden()
     new = hub.jobs.wait_for_launches(launched + 1)[-1]
     assert new.id != job.id
     wait_until(lambda: event_state(app, event_id) == "job_running", message="the replay's job to be followed")
+    assert event_state(app, other) == "job_running" and len(hub.jobs) == launched + 1
     show(page, event_id)
     expect(page.locator("#event-job")).to_contain_text(new.id)
 
