@@ -15,7 +15,7 @@ training still running for the older one (`JOB_POLICY = "supersede"`). When the 
 discussion on the dataset says how it went, how long it took and where the job is (a superseded
 training reports nothing: the newer one will); the report may run again (it is retried like a
 handler), so it looks for its own discussion first.
-Try it: python -m lib.send commit --to train_on_new_data --repo <you>/<dataset> --repo-type dataset
+Try it: python -m lib.send commit --to train_on_new_data --repo <you>/<dataset> --repo-type dataset --sha <its main>
 """
 
 import json
