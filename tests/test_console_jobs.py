@@ -31,7 +31,6 @@ from lib.ui.console_jobs import ConsoleJobs
 from lib.ui.job_format import duration, job_markdown
 
 ENDPOINT = "/webhooks/train"
-NOW = time.time()
 
 
 def grant() -> Grant:
@@ -68,6 +67,8 @@ async def deliver(jobs: ConsoleJobs, repo: str = "acme/data", *, webhook_id: str
 
 
 def a_job(event_id: int, **changes: object) -> JobRecord:
+    """A job launched 5 min ago, running for 4 (times from now: the suite may run for many minutes)."""
+    now = time.time()
     job = JobRecord(
         event_id=event_id,
         job_id=f"68a0{event_id:04d}",
@@ -76,8 +77,8 @@ def a_job(event_id: int, **changes: object) -> JobRecord:
         stage="RUNNING",
         message=None,
         url=f"https://huggingface.co/jobs/acme/68a0{event_id:04d}",
-        launched_at=NOW - 300,
-        started_at=NOW - 240,
+        launched_at=now - 300,
+        started_at=now - 240,
         finished_at=None,
         logs_tail=None,
         label=f"key-{event_id}",
@@ -99,7 +100,7 @@ async def job_running(jobs: ConsoleJobs, **job: object) -> int:
 
 async def job_ended(jobs: ConsoleJobs, stage: str, **job: object) -> int:
     event_id = await job_running(jobs)
-    ended = a_job(event_id, stage=stage, finished_at=NOW - 60, **job)
+    ended = a_job(event_id, stage=stage, finished_at=time.time() - 60, **job)
     await jobs.server.journal.end_job(ended, error=None if stage == "COMPLETED" else f"job {stage}")
     return event_id
 
@@ -231,9 +232,9 @@ async def test_re_running_dead_events_that_launched_jobs_asks_first(jobs: Consol
 async def test_the_health_view_counts_jobs_by_outcome_and_job_hours_per_day(jobs: ConsoleJobs) -> None:
     assert (await jobs.health(grant())).table == ""  # no job: no section
     await job_running(jobs)
-    await job_ended(jobs, "COMPLETED", started_at=NOW - 1860)  # 30 min
-    await job_ended(jobs, "COMPLETED", started_at=NOW - 960)  # 15 min
-    await job_ended(jobs, "ERROR", started_at=NOW - 420)  # 6 min
+    await job_ended(jobs, "COMPLETED", started_at=time.time() - 1860)  # 30 min
+    await job_ended(jobs, "COMPLETED", started_at=time.time() - 960)  # 15 min
+    await job_ended(jobs, "ERROR", started_at=time.time() - 420)  # 6 min
 
     health = await jobs.health(grant())
 
@@ -284,6 +285,7 @@ def test_durations_read_in_the_unit_that_fits() -> None:
 
 
 def test_a_job_that_ended_without_logs_says_so() -> None:
-    job = a_job(1, stage="DELETED", finished_at=NOW, message="deleted by its owner")
-    text = job_markdown(job, now=NOW)
+    now = time.time()
+    job = a_job(1, stage="DELETED", finished_at=now, message="deleted by its owner")
+    text = job_markdown(job, now=now)
     assert "**🗑️ deleted**: deleted by its owner" in text and "No log lines were kept." in text
