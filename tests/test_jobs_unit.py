@@ -13,7 +13,7 @@ import types
 from pathlib import Path
 
 import pytest
-from journal_helpers import delivery
+from journal_helpers import a_job, delivery
 
 from lib import JobEnd, JobLaunchError, run_job, run_uv_job
 from lib.core.errors import ConfigurationError, HandlerModuleError
@@ -182,8 +182,6 @@ def test_report_endpoints_run_on_job_end_but_are_not_routes(tmp_path: Path) -> N
 
 
 def test_job_end_is_built_from_the_journals_record() -> None:
-    from test_journal_conformance import a_job
-
     job = a_job(3, stage="COMPLETED", started_at=100.0, finished_at=130.0, logs_tail="done")
     end = job_end(job)
     assert (end.id, end.stage, end.duration_seconds, end.logs_tail, end.succeeded, end.event_id) == (

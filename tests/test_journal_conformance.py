@@ -14,14 +14,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from journal_helpers import T0, WINDOW, claim_ids, delivery, record, state
+from journal_helpers import T0, WINDOW, a_job, claim_ids, delivery, record, state
 
 from lib.core.errors import EventNotFound
 from lib.journal import (
     Delivery,
     EventRecord,
     EventState,
-    JobRecord,
     Journal,
     SQLiteJournal,
     redelivery_outcome,
@@ -691,26 +690,6 @@ async def test_recovery_counts_every_interrupted_attempt_and_leaves_the_last_one
 
 
 # --- Hub Jobs: an event whose handler launched a job ---------------------------------------------------
-
-
-def a_job(event_id: int, *, label: str = "key-1", stage: str = "SCHEDULING", **changes: object) -> JobRecord:
-    job = JobRecord(
-        event_id=event_id,
-        job_id=f"job-{label}",
-        namespace="alice",
-        flavor="cpu-basic",
-        stage=stage,
-        message=None,
-        url=f"https://huggingface.co/jobs/alice/job-{label}",
-        launched_at=T0 + 1,
-        started_at=None,
-        finished_at=None,
-        logs_tail=None,
-        label=label,
-        endpoint="/webhooks/a",
-        timeout_seconds=3600.0,
-    )
-    return job.evolve(**changes)
 
 
 async def job_running(journal: Journal, d: Delivery | None = None, *, label: str = "key-1") -> EventRecord:

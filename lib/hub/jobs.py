@@ -13,7 +13,8 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub._jobs_api import DEFAULT_UV_IMAGE, JobInfo
+from huggingface_hub import JobInfo
+from huggingface_hub._jobs_api import DEFAULT_UV_IMAGE  # the image `run_uv_job` itself uses
 
 from ..core.jobs import JobLaunchError
 from .client import HubClient

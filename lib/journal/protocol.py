@@ -88,8 +88,8 @@ class Journal(Protocol):
     async def prune(self, *, older_than: float, keep_max: int) -> int:
         """Delete finished events received before `older_than` or beyond the newest `keep_max`; how many.
 
-        Only succeeded, skipped and duplicate events go, with their attempts; queued, running,
-        failed and dead events are never pruned, whatever their age or number.
+        Only succeeded, skipped and duplicate events go, with their attempts (and jobs); queued, running,
+        failed, job_running and dead events are never pruned, whatever their age or number.
 
         Raises:
             JournalUnavailable: nothing was deleted.
@@ -311,8 +311,10 @@ class Journal(Protocol):
     async def replay(self, event_id: int, *, max_attempts: int) -> EventRecord:
         """Queue an event to run again now, whatever its state, with `max_attempts` more attempts.
 
-        Replaying a duplicate replays its original; a running event is left running (returned as
-        it is). The earlier attempts stay in its history. Returns the event as it now is.
+        Replaying a duplicate replays its original; a running or job_running event is left as it is
+        (returned as it is). The earlier attempts stay in its history. A replay is a new generation
+        (`EventRecord.replays` + 1): a Hub Job its handler launches is a new one, unlike a
+        redelivery's requeue, which finds the job it launched before. Returns the event as it now is.
 
         Raises:
             EventNotFound: there is no such event.

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from huggingface_hub import JobInfo
 from huggingface_hub.errors import HfHubHTTPError
-from huggingface_hub.hf_api import JobInfo
 
 from ..core.errors import JournalUnavailable, MissingToken
 from ..core.jobs import REPORT_SUFFIX, JobLaunchError, JobNotLaunched, JobOptions, LaunchedJob
