@@ -78,14 +78,14 @@ def report(job: JobEnd, outcome: str, *, dataset: str, sha: str) -> str:
         f"The training on commit `{sha}` of this dataset {outcome} after {took} "
         f"on `{job.flavor}`: [job {job.id}]({job.url}).",
     ]
-    result = next((line for line in reversed((job.logs_tail or "").splitlines()) if line.startswith("RESULT ")), None)
-    if job.succeeded and result:
-        metrics = json.loads(result.removeprefix("RESULT "))
+    metrics = result_line(job.logs_tail)
+    if job.succeeded and metrics:
         model = metrics.pop("model", None)
         metrics.pop("commit", None)
         if model:
             lines.append(f"Model: [{model}](https://huggingface.co/{model}).")
-        lines.append("| metric | value |\n|---|---|\n" + "\n".join(f"| {k} | {v:.6g} |" for k, v in metrics.items()))
+        rows = (f"| {k} | {v:.6g} |" if isinstance(v, int | float) else f"| {k} | {v} |" for k, v in metrics.items())
+        lines.append("| metric | value |\n|---|---|\n" + "\n".join(rows))
     else:
         if job.message:
             lines.append(f"The Hub says: {job.message}")
@@ -93,3 +93,13 @@ def report(job: JobEnd, outcome: str, *, dataset: str, sha: str) -> str:
             lines.append("Last lines of its logs:\n\n```\n" + job.logs_tail.strip()[-3000:] + "\n```")
     lines.append("(Opened by a webhook of this dataset; one discussion per training job.)")
     return "\n\n".join(lines)
+
+
+def result_line(logs: str | None) -> dict | None:
+    """The metrics `jobs/train.py` prints last (`RESULT {...}`), or None when there is no readable one."""
+    line = next((line for line in reversed((logs or "").splitlines()) if line.startswith("RESULT ")), None)
+    try:
+        metrics = json.loads(line.removeprefix("RESULT ")) if line else None
+    except ValueError:
+        return None
+    return metrics if isinstance(metrics, dict) else None

@@ -327,3 +327,39 @@ def test_a_comment_or_a_discussion_launches_no_evaluation(app: RunningApp, hub: 
         outcome = deliver(app, "evaluate_pr", sample_payload(kind, repo="acme/flats-linear"))
         assert outcome["result"] == {"launched": False, "reason": "not a new pull request"}, outcome
     assert len(hub.jobs) == launched
+
+
+# --- the report's text, for what a user's adapted script may print -----------------------------------
+
+
+def a_job_end(stage: str, logs: str) -> Any:
+    from lib import JobEnd
+
+    return JobEnd(
+        id="j1",
+        namespace="acme",
+        url="https://huggingface.co/jobs/acme/j1",
+        flavor="cpu-basic",
+        stage=stage,
+        message=None,
+        started_at=0.0,
+        finished_at=90.0,
+        duration_seconds=90.0,
+        logs_tail=logs,
+        event_id=1,
+    )
+
+
+def test_the_report_takes_text_metrics_and_survives_an_unreadable_result_line() -> None:
+    from handlers.train_on_new_data import report
+
+    text = report(
+        a_job_end("COMPLETED", 'RESULT {"accuracy": 0.91234567, "note": "early stop"}'),
+        "✅ succeeded",
+        dataset="acme/d",
+        sha="abc1234",
+    )
+    assert "| accuracy | 0.912346 |" in text and "| note | early stop |" in text
+    assert "after 1.5 min on `cpu-basic`: [job j1](https://huggingface.co/jobs/acme/j1)" in text
+    broken = report(a_job_end("COMPLETED", "done\nRESULT {not json"), "✅ succeeded", dataset="acme/d", sha="abc1234")
+    assert "| metric |" not in broken and "RESULT {not json" in broken  # the log tail instead
