@@ -29,6 +29,7 @@ from lib.ui.console_actions import Console, ConsoleLocked, ConsoleRefusal
 from lib.ui.console_format import deliveries_frame
 from lib.ui.console_jobs import ConsoleJobs
 from lib.ui.job_format import duration, job_markdown
+from lib.worker.job_report import report_delivery
 
 ENDPOINT = "/webhooks/train"
 
@@ -209,6 +210,45 @@ async def test_an_event_without_a_job_is_replayed_at_once(jobs: ConsoleJobs) -> 
     event_id = (await deliver(jobs)).event.id
     answer = await jobs.replay(grant(), event_id)
     assert not answer.confirm and answer.message.startswith(f"Replaying event #{event_id}")
+
+
+async def dead_report(jobs: ConsoleJobs, event_id: int) -> int:
+    """The report of an event's ended job (as the follower records it), whose `on_job_end` failed every time."""
+    journal = jobs.server.journal
+    job, event = await journal.job_for(event_id), await journal.get(event_id)
+    recorded = await journal.record(
+        report_delivery(job, event, now=time.time()), skipped_reason=None, max_attempts=1, duplicate_window=600
+    )
+    [claimed] = await journal.claim_due(now=time.time(), limit=1)
+    assert claimed.id == recorded.event.id
+    await journal.fail(claimed.id, error="HfHubHTTPError: 500", handler_ms=1.0, retry_at=None)
+    assert (await journal.get(claimed.id)).state == EventState.DEAD
+    return claimed.id
+
+
+@pytest.mark.anyio
+async def test_a_report_shows_the_job_it_reports_on_and_is_replayed_without_asking(jobs: ConsoleJobs) -> None:
+    event_id = await job_ended(jobs, "COMPLETED", logs_tail="RESULT {}")
+    report = await dead_report(jobs, event_id)
+
+    panel = await jobs.job_panel(grant(), report)
+    assert panel.markdown.startswith(f"Reports the end of event #{event_id}'s job.")
+    assert f"68a0{event_id:04d}" in panel.markdown and not panel.cancellable
+    with pytest.raises(ConsoleRefusal, match="launched no Hub Job"):
+        await jobs.cancel_job(grant(), report)
+
+    answer = await jobs.replay(grant(), report)  # a report launches nothing: no confirmation
+    assert not answer.confirm and answer.message.startswith(f"Replaying event #{report}")
+
+
+@pytest.mark.anyio
+async def test_re_running_dead_events_includes_dead_reports(jobs: ConsoleJobs) -> None:
+    """A dead report is counted in the verdict's dead events, so Re-run dead events must re-run it too."""
+    report = await dead_report(jobs, await job_ended(jobs, "COMPLETED"))
+    answer = await jobs.replay_dead(grant(), ENDPOINT)  # the report's job completed: it launches no new job
+    assert not answer.confirm
+    assert answer.message == f"Re-running 1 dead event(s): `` train#on_job_end `` #{report}"
+    assert (await jobs.server.journal.get(report)).state == EventState.QUEUED
 
 
 @pytest.mark.anyio

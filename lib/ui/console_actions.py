@@ -26,6 +26,7 @@ import httpx
 import pandas as pd
 
 from ..core.errors import EventNotFound, HubWebhooksError, WebhookError
+from ..core.jobs import REPORT_SUFFIX
 from ..core.sample_events import SAMPLE_KINDS, sample_payload
 from ..hub import registration as hub_registration
 from ..journal import EventState
@@ -295,14 +296,15 @@ class Console:
         return f"Replaying event {target} on {inline_code(endpoint_name(event.endpoint))}."
 
     async def replay_dead(self, grant: object, endpoint: str | None) -> str:
-        """Queue every dead event of an endpoint (or of all) again, e.g. after fixing the handler."""
+        """Queue every dead event of an endpoint (or of all) again, e.g. after fixing the handler; its dead
+        reports of Hub Jobs (`on_job_end`, recorded on `<path>#on_job_end`) too."""
         require(grant)
         paths = list(self.server.endpoints) if _filter(endpoint) is None else [endpoint]
         unknown = [path for path in paths if path not in self.server.endpoints]
         if unknown:
             raise ConsoleRefusal(f"No endpoint {unknown[0]}.")
         replayed: dict[str, list[int]] = {}
-        for path in paths:
+        for path in [target for endpoint_path in paths for target in (endpoint_path, endpoint_path + REPORT_SUFFIX)]:
             try:
                 ids = await self.server.journal.replay_dead(path, max_attempts=self.server.settings.max_attempts)
             except WebhookError as exc:

@@ -22,10 +22,11 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ..core.errors import HubWebhooksError
-from ..core.jobs import JobNotRunning
+from ..core.jobs import REPORT_SUFFIX, JobEnd, JobNotRunning
 from ..hub.client import hub_client
 from ..hub.jobs import HubJobs
 from ..journal import EventState, JobRecord
+from ..worker.job_report import JOB_END_HEADER
 from .console_actions import ALL, Console, ConsoleRefusal, event_number, require
 from .console_format import endpoint_name, inline_code, when
 from .job_format import (
@@ -74,11 +75,16 @@ class ConsoleJobs:
         self.server = console.server
 
     async def job_panel(self, grant: object, event_id: int | float | str | None) -> JobPanel:
+        """The event's job; for a report (`on_job_end`), the job it reports on; empty for any other event."""
         require(grant)
-        job = await self._job_of(event_number(event_id, missing="Pick a delivery first."))
-        if job is None:
+        number = event_number(event_id, missing="Pick a delivery first.")
+        job = await self._job_of(number)
+        if job is not None:
+            return JobPanel(job_markdown(job), job.stage not in ENDED_STAGES)
+        reported = await self._reported_job(number)
+        if reported is None:
             return JobPanel("", False)
-        return JobPanel(job_markdown(job), job.stage not in ENDED_STAGES)
+        return JobPanel(f"Reports the end of event #{reported.event_id}'s job.\n\n{job_markdown(reported)}", False)
 
     async def latest_logs(self, grant: object, event_id: int | float | str | None) -> JobPanel:
         """The job panel with the last lines of its logs read from the Hub now (a running job's are not kept)."""
@@ -163,6 +169,18 @@ class ConsoleJobs:
         if event.state == EventState.DUPLICATE and event.original_id is not None:
             number = event.original_id
         return await journal.job_for(number)
+
+    async def _reported_job(self, number: int) -> JobRecord | None:
+        """The job a report event (`<path>#on_job_end`) reports on, from the job's end it carries."""
+        event = await self.server.journal.get(number)
+        carried = dict(event.headers).get(JOB_END_HEADER) if event is not None else None
+        if event is None or not event.endpoint.endswith(REPORT_SUFFIX) or carried is None:
+            return None
+        try:
+            end = JobEnd.from_json(carried)
+        except (ValueError, TypeError):  # not what the follower writes: show nothing rather than fail
+            return None
+        return await self.server.journal.job_for(end.event_id)
 
     async def _dead_with_jobs(self, endpoint: str | None) -> list[int]:
         journal = self.server.journal
