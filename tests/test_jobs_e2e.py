@@ -359,3 +359,27 @@ def test_no_token_or_a_refused_token_is_a_clear_failure_and_the_app_goes_on(hub:
         finally:
             app.stop()
     assert jobs_of(hub, repo) == []
+
+
+def test_a_launch_the_hub_accepted_without_answering_is_found_again_not_repeated(
+    hub: FakeHub, token: str, tmp_path: Path
+) -> None:
+    """The Hub stores the job, then its answer is lost (a 504), or never comes (past WEBHOOK_JOB_HUB_TIMEOUT):
+    the attempt fails saying so, and the retry adopts the job it launched."""
+    env = app_env(hub, tmp_path, token, WEBHOOK_JOB_HUB_TIMEOUT="1", WEBHOOK_ACK_BUDGET="0.5")
+    with running_app(tmp_path, handlers={"launcher.py": LAUNCHER}, **env) as app:
+        for misbehave, expected in (
+            (lambda: hub.jobs.fail_run_responses(504), "The Hub refused to launch the job (HTTP 504)"),
+            (hub.jobs.hold_run_responses, "The Hub did not answer within 1 s (WEBHOOK_JOB_HUB_TIMEOUT). It may have"),
+        ):
+            repo = new_repo(hub, "lost-answer")
+            misbehave()
+            try:
+                event_id = post(app, "launcher", repo)
+                running = wait_state(app, event_id, "job_running")  # the retry adopted it, misbehaving or not
+            finally:
+                hub.jobs.allow_runs()
+            [job] = jobs_of(hub, repo)
+            assert json.loads(running["result"]) == {"job": job.id, "reused": True}
+            [failed] = rows(app, "SELECT * FROM attempts WHERE event_id = ?", event_id)
+            assert failed["outcome"] == "failed" and expected in failed["detail"], failed["detail"]
