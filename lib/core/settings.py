@@ -175,6 +175,9 @@ class Settings:
     job_timeout_margin_seconds: float = 600.0
     """How long past its timeout a job is still followed before it is cancelled and its event failed
     (`WEBHOOK_JOB_TIMEOUT_MARGIN`)."""
+    job_hub_timeout_seconds: float = 60.0
+    """How long a call to the Hub's Jobs API (launch, inspect, cancel, logs) may go unanswered before it
+    counts as failed (`WEBHOOK_JOB_HUB_TIMEOUT`): `huggingface_hub` itself waits for ever."""
     job_poll_min_seconds: float = 5.0
     job_poll_max_seconds: float = 300.0
     """A job is polled first after `WEBHOOK_JOB_POLL_MIN` seconds, then ever less often, doubling up to
@@ -223,6 +226,7 @@ class Settings:
             "job_timeout_margin_seconds": _read(
                 env, "WEBHOOK_JOB_TIMEOUT_MARGIN", 600.0, float, minimum=0, unit="seconds"
             ),
+            "job_hub_timeout_seconds": _read(env, "WEBHOOK_JOB_HUB_TIMEOUT", 60.0, float, minimum=0.1, unit="seconds"),
             "job_poll_min_seconds": _read(env, "WEBHOOK_JOB_POLL_MIN", 5.0, float, minimum=0.05, unit="seconds"),
             "job_poll_max_seconds": _read(env, "WEBHOOK_JOB_POLL_MAX", 300.0, float, minimum=0.05, unit="seconds"),
         }
