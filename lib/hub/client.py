@@ -225,6 +225,25 @@ class HubClient(HfApi):
 
 
 _clients: dict[tuple[str, str, Path], HubClient] = {}
+_stand_in: ContextVar[Any] = ContextVar("hub_stand_in", default=None)
+
+
+@contextlib.contextmanager
+def using_hub(hub: Any) -> Iterator[None]:
+    """Make `hub_client()` return `hub` for the code run inside (None: no change).
+
+    How a handler's test gives it a Hub of its own (`lib.testing.run_handler(..., hub=...)`): a
+    `HubClient` pointed at a local fake Hub, or any stand-in object with the methods the handler
+    calls. A context variable, like the ledger, so it follows the handler onto its thread.
+    """
+    if hub is None:
+        yield
+        return
+    token = _stand_in.set(hub)
+    try:
+        yield
+    finally:
+        _stand_in.reset(token)
 
 
 def hub_client(*, token: str | None = None) -> HubClient:
@@ -235,6 +254,9 @@ def hub_client(*, token: str | None = None) -> HubClient:
     Raises:
         MissingToken: no token is configured; the message says where to set it.
     """
+    stand_in = _stand_in.get()
+    if stand_in is not None:  # a test gave the handler its own Hub (`using_hub`)
+        return stand_in
     token = token or get_token()
     if not token:
         raise MissingToken(MISSING_TOKEN_MESSAGE)
