@@ -24,7 +24,7 @@ from collections.abc import Mapping
 
 from starlette.responses import Response
 
-from ..core.errors import EndpointGone, HandlerRefused, JournalUnavailable
+from ..core.errors import EndpointGone, JournalUnavailable
 from ..core.logs import current_event_id
 from ..core.payload import WebhookPayload
 from ..core.registry import Endpoint
@@ -34,7 +34,7 @@ from ..hub.loop_guard import loop_guard_rejection
 from ..journal import EventRecord, EventState, Journal, Recorded, retry_delay
 from .bulkhead import Bulkhead, EndpointLoad
 from .invoke import call_handler
-from .outcome import Outcome, OutcomeFuture, resolve, storable
+from .outcome import Outcome, OutcomeFuture, refuse_non_2xx, resolve, storable
 from .threads import ThreadPerCall
 
 logger = logging.getLogger(__name__)
@@ -391,7 +391,7 @@ class Worker:
         token = current_event_id.set(event.id)
         started = time.perf_counter()
         response: Response | None = None
-        threads = self.executor.for_attempt()
+        threads = self.executor.for_attempt(event.id)  # never alongside a previous attempt still running
         try:
             if not self.journal.is_committed(event.id):  # claimed by a scan in the turn it was recorded
                 with contextlib.suppress(JournalUnavailable):
@@ -419,8 +419,7 @@ class Worker:
                             endpoint.handler, endpoint.arguments, event, executor=threads, payload=payload
                         )
                 stored, response = storable(result)
-                if response is not None and not 200 <= response.status_code < 300:
-                    raise HandlerRefused(f"the handler returned an HTTP {response.status_code} response")
+                refuse_non_2xx(response)
                 elapsed = (time.perf_counter() - started) * 1000
                 finished = await self.journal.finish(event, result=stored, handler_ms=elapsed)
                 logger.debug("Handled by %s in %.1f ms (attempt %d).", event.endpoint, elapsed, event.attempts)
