@@ -227,7 +227,7 @@ class WebhookReceiver:
             query_string=query_string,
             body=body,
             payload=payload,
-            order_per_repo=settings.order_per_repo,
+            order_per_repo=endpoint.orders_by_repo(settings.order_per_repo),
         )
         recorded = await self.journal.record(
             delivery,
