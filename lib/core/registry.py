@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import logging
 import re
 import sys
 from collections.abc import Callable, Iterable
@@ -22,6 +23,8 @@ from typing import Any
 from .arguments import Argument, plan_arguments
 from .errors import ConfigurationError, HandlerModuleError
 from .events import ALL_EVENTS, Events
+
+logger = logging.getLogger(__name__)
 
 WEBHOOKS_PREFIX = "/webhooks"
 ORDER_CHOICES: dict[str | None, bool] = {"repo": True, None: False, "none": False}
@@ -68,6 +71,10 @@ class Endpoint:
         where = source or getattr(handler, "__qualname__", repr(handler))
         if not callable(handler):
             raise ConfigurationError(f"{where}: the handler must be a function, got {type(handler).__name__}.")
+        for note in (events or ALL_EVENTS).unknown_values():  # accepted, but most are typos: say so at start
+            logger.warning(
+                "%s: in EVENTS, %s It is accepted (the Hub adds new ones), but matches nothing yet.", where, note
+            )
         return cls(
             path=path,
             handler=handler,
