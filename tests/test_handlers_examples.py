@@ -125,3 +125,18 @@ def test_changelog_commits_once_and_its_echo_is_skipped(fake_hub: FakeHub, tmp_p
 
     echo = push(new, run.result["commit"])  # the Hub sends the handler's own commit back
     assert echo.skipped and echo.reason.startswith("loop guard:")
+
+
+# --- the example in handlers/README.md runs as written ---------------------------------------------
+
+
+def test_the_readme_example_passes() -> None:
+    readme = (Path(__file__).parent.parent / "handlers" / "README.md").read_text()
+    section = readme.split("## Testing a handler", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "handlers/README.md", "exec"), namespace)
+    tests = [value for name, value in namespace.items() if name.startswith("test_")]
+    assert len(tests) == 2
+    for test in tests:
+        test()
