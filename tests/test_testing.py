@@ -147,3 +147,13 @@ async def test_async_tests_use_run_handler_async(tmp_path: Path) -> None:
     assert (await run_handler_async(file, "commit")).result == "ok"
     with pytest.raises(RuntimeError, match="run_handler_async"):
         run_handler(file, "commit")
+
+
+def test_a_module_name_is_looked_up_in_the_handlers_folder() -> None:
+    assert (
+        run_handler("log_events", "repo-created", repo="a/b")
+        .result["summary"]
+        .startswith("repo/create on a/b (model) at ")
+    )
+    with pytest.raises(FileNotFoundError, match=r"handlers/nope\.py"):
+        run_handler("nope", "commit")
