@@ -74,3 +74,13 @@ def test_the_name_of_each_kind_of_handler() -> None:
     module_handler = type("F", (), {"__module__": "handlers.discussion_bot", "__name__": "handle"})
     assert handler_logger_name(module_handler) == "handlers.discussion_bot"
     assert handler_logger_name(my_hook) == "handlers.my_hook"
+
+
+def test_log_still_offers_what_a_logger_has() -> None:
+    handler = logging.NullHandler()
+    log.addHandler(handler)
+    try:
+        assert handler in logging.getLogger("handlers").handlers and handler in log.handlers
+    finally:
+        log.removeHandler(handler)
+    assert log.name == "handlers" and log.propagate is True

@@ -69,6 +69,10 @@ class HandlerLog(logging.LoggerAdapter):  # type: ignore[type-arg]
     def logger(self) -> logging.Logger:  # type: ignore[override]
         return logging.getLogger(current_handler_logger.get() or HANDLERS_LOGGER)
 
+    def __getattr__(self, name: str) -> Any:
+        """What else a `logging.Logger` has (`addHandler`, `handlers`, `propagate` ...), from the current one."""
+        return getattr(self.logger, name)
+
 
 log = HandlerLog()
 """The logger for handler modules: `from lib import log; log.info("...")`."""
