@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .arguments import Argument, plan_arguments
+from .arguments import Argument, plan_arguments, takes_payload
 from .errors import ConfigurationError, HandlerModuleError
 from .events import ALL_EVENTS, Events
 
@@ -73,6 +73,11 @@ class Endpoint:
     @property
     def name(self) -> str:
         return self.path.removeprefix(WEBHOOKS_PREFIX + "/")
+
+    @property
+    def takes_payload(self) -> bool:
+        """False for a handler without a payload parameter: any authenticated POST runs it (a raw delivery)."""
+        return takes_payload(self.arguments)
 
     @property
     def summary(self) -> str:

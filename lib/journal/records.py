@@ -30,6 +30,14 @@ UNFINISHED_STATES = (EventState.QUEUED, EventState.RUNNING, EventState.FAILED)
 PRUNABLE_STATES = (EventState.SUCCEEDED, EventState.SKIPPED, EventState.DUPLICATE)
 
 
+RAW_SCOPE = "raw"
+"""The scope of a raw delivery: an authenticated POST whose body is not a Hub payload (an empty one,
+say), accepted only by a handler that takes no payload, as the reference accepts it. It is recorded,
+retried and replayed like any event, but it is no Hub event: its action is `RAW_ACTION`, it has no
+repository, and no Hub scope is called this."""
+RAW_ACTION = "post"
+
+
 @dataclass(frozen=True, kw_only=True)
 class Delivery:
     """One authenticated request, as it arrived (the secret already removed)."""
@@ -48,6 +56,11 @@ class Delivery:
     order_key: str | None
     """Events with the same key run one at a time in arrival order; None runs unordered."""
     is_test: bool = False
+
+    @property
+    def is_raw(self) -> bool:
+        """Not a Hub event: a POST whose body is not a payload, for a handler that takes none."""
+        return self.scope == RAW_SCOPE
 
 
 @dataclass(frozen=True, kw_only=True)

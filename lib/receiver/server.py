@@ -26,7 +26,6 @@ from starlette.types import Receive, Scope, Send
 from ..core.errors import WebhookError
 from ..core.events import Events
 from ..core.logs import configure_logging, current_event_id
-from ..core.payload import WebhookPayload
 from ..core.registry import Endpoint, discover_handlers, webhook_path
 from ..core.settings import Settings, parse_secrets
 from ..hub.client import CommitLedger, own_commits
@@ -39,7 +38,7 @@ from .auth import authenticate
 from .body import read_body, request_headers
 from .delivery import build_delivery
 from .page_guard import PageGuard
-from .parsing import parse_payload
+from .parsing import parse_payload, payload_or_raw
 from .proxy_headers import ProxyHeaders
 
 if TYPE_CHECKING:
@@ -220,7 +219,7 @@ class WebhookReceiver:
         query_string = scope["query_string"].decode("latin-1")
         authenticate(settings.webhook_secrets, headers=headers, query_string=query_string)
         body = await read_body(receive, headers, limit=settings.max_body_bytes)
-        payload = parse_payload(body)
+        payload = parse_payload(body) if endpoint.takes_payload else payload_or_raw(body)  # None: raw delivery
         delivery = build_delivery(
             endpoint=endpoint.path,
             headers=headers,
@@ -239,14 +238,12 @@ class WebhookReceiver:
         token = current_event_id.set(recorded.event.id)
         try:
             response = await acknowledge(self.journal, recorded, outcome, budget=settings.ack_budget_seconds)
-            self._note_acknowledged(endpoint, payload, recorded, (time.perf_counter() - started) * 1000)
+            self._note_acknowledged(endpoint, recorded, (time.perf_counter() - started) * 1000)
         finally:
             current_event_id.reset(token)
         return response
 
-    def _note_acknowledged(
-        self, endpoint: Endpoint, payload: WebhookPayload, recorded: Recorded, ack_ms: float
-    ) -> None:
+    def _note_acknowledged(self, endpoint: Endpoint, recorded: Recorded, ack_ms: float) -> None:
         """Keep the acknowledgement time for the console, and log the delivery (routine ones at DEBUG)."""
         try:
             self.journal.set_ack_ms(recorded.event.id, ack_ms)
@@ -259,9 +256,9 @@ class WebhookReceiver:
                 level,
                 "%s %s/%s on %s: %s in %.1f ms",
                 endpoint.path,
-                payload.event.scope,
-                payload.event.action,
-                payload.repo.name,
+                recorded.event.scope,
+                recorded.event.action,
+                recorded.event.repo_name or "no repository",
                 recorded.outcome,
                 ack_ms,
             )

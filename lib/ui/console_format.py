@@ -182,9 +182,13 @@ def event_title(event: EventRecord) -> str:
         facts.append(f"acknowledged in {milliseconds(event.ack_ms)} ms")
     if event.is_test:
         facts.append("🧪 test event")
+    what = (
+        "a raw POST (its body is not a Hub payload)"
+        if event.is_raw
+        else f"{inline_code(event.scope + '/' + event.action)} on {inline_code(event.repo_name)} ({event.repo_type})"
+    )
     lines = [
-        f"### #{event.id} · {inline_code(event.scope + '/' + event.action)} on {inline_code(event.repo_name)} "
-        f"({event.repo_type}) → {inline_code(endpoint_name(event.endpoint))}",
+        f"### #{event.id} · {what} → {inline_code(endpoint_name(event.endpoint))}",
         " · ".join(facts),
     ]
     if event.webhook_id:
