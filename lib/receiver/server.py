@@ -32,7 +32,7 @@ from ..hub.client import CommitLedger, own_commits
 from ..hub.setup_guide import HUB_WEBHOOK_SETTINGS
 from ..journal import Journal, Recorded, SQLiteJournal
 from ..worker import EndpointLoad, Worker
-from . import connections, tunnel
+from . import connections, listen, tunnel
 from .acknowledge import acknowledge
 from .auth import authenticate
 from .body import read_body, request_headers
@@ -310,11 +310,16 @@ class WebhookReceiver:
             or settings.server_name
             or ("0.0.0.0" if settings.space_id else "127.0.0.1")
         )
-        port = int(launch_kwargs.pop("server_port", None) or settings.server_port or 7860)
+        asked_port = launch_kwargs.pop("server_port", None) or settings.server_port
         share = launch_kwargs.pop("share", None)
         mount_options = {k: launch_kwargs.pop(k) for k in list(launch_kwargs) if k in _MOUNT_OPTIONS}
         for ignored in launch_kwargs:
             logger.warning("launch(%s=...) is a Gradio option that does not apply here; ignored.", ignored)
+        # Bound here, not in uvicorn's thread, so a port that is taken raises now (see listen.py).
+        sock = listen.bind_listening_socket(host, int(asked_port) if asked_port else None, search=not settings.space_id)
+        port = sock.getsockname()[1]
+        if asked_port is None and port != listen.DEFAULT_PORT:
+            logger.warning("Port %d is in use (another app?): listening on %d instead.", listen.DEFAULT_PORT, port)
         browse_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         self.local_url = f"http://{browse_host}:{port}"
         self.launched = True
@@ -345,13 +350,18 @@ class WebhookReceiver:
         # app: kept out of the garbage collector's full passes, which would walk it all again and again.
         gc.freeze()
         if prevent_thread_lock:
-            self._thread = threading.Thread(target=self._uvicorn.run, name="uvicorn", daemon=True)
+            self._thread = threading.Thread(
+                target=self._uvicorn.run, kwargs={"sockets": [sock]}, name="uvicorn", daemon=True
+            )
             self._thread.start()
             while not self._uvicorn.started and self._thread.is_alive():
                 time.sleep(0.01)
+            if not self._uvicorn.started:  # its thread died: never return as if all were well
+                self._close_tunnel()
+                raise RuntimeError(f"The server on {self.local_url} stopped while starting; its log says why.")
             return
         try:
-            self._uvicorn.run()
+            self._uvicorn.run(sockets=[sock])
         finally:
             self._close_tunnel()
 
