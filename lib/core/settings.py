@@ -22,6 +22,21 @@ MIN_JOURNAL_BYTES = 64 * 1024
 """The journal's tables and indexes alone take a few pages; a smaller cap could record nothing."""
 MIN_HEADER_BYTES = 1024
 """A browser's request head with a few cookies takes a few KB; the Hub's, under one."""
+PLACEHOLDER_SECRET = "change-me"
+"""`WEBHOOK_SECRET` in `.env.example`: public, so it protects nothing. Warned about locally, refused in a Space."""
+HOW_TO_CHOOSE_A_SECRET = (
+    'choose your own (e.g. `python -c "import secrets; print(secrets.token_urlsafe(32))"`) and give the '
+    "Hub's webhook the same"
+)
+
+
+def placeholder_secret_message(*, in_space: bool) -> str:
+    """What to say about `WEBHOOK_SECRET=change-me`: where to set a real one."""
+    where = "in the Space's settings (Settings → Variables and secrets)" if in_space else "in .env"
+    return (
+        f"WEBHOOK_SECRET is {PLACEHOLDER_SECRET!r}, the placeholder from .env.example: anyone who has seen this "
+        f"template knows it, so it protects nothing. Set a secret of your own {where}: {HOW_TO_CHOOSE_A_SECRET}."
+    )
 
 
 def parse_secrets(raw: str | None, *, source: str = "WEBHOOK_SECRET") -> tuple[str, ...]:
@@ -217,6 +232,8 @@ class Settings:
                 "WEBHOOK_ACK_BUDGET must stay well under the Hub's 30 s delivery timeout (use < 25)."
             )
         settings = cls(**values)  # type: ignore[arg-type]
+        if settings.space_id and settings.uses_placeholder_secret:  # public in a Space: refuse, not warn
+            raise ConfigurationError(placeholder_secret_message(in_space=True))
         _ = settings.trusted_proxies  # a bad FORWARDED_ALLOW_IPS stops the start here, named
         return settings
 
@@ -230,6 +247,11 @@ class Settings:
     @property
     def secret_configured(self) -> bool:
         return bool(self.webhook_secrets)
+
+    @property
+    def uses_placeholder_secret(self) -> bool:
+        """One of the secrets is `.env.example`'s placeholder, which anyone can read."""
+        return PLACEHOLDER_SECRET in self.webhook_secrets
 
     @property
     def trusted_proxies(self) -> TrustedProxies:

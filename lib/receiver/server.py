@@ -27,9 +27,9 @@ from ..core.errors import WebhookError
 from ..core.events import Events
 from ..core.logs import configure_logging, current_event_id
 from ..core.registry import Endpoint, discover_handlers, webhook_path
-from ..core.settings import Settings, parse_secrets
+from ..core.settings import Settings, parse_secrets, placeholder_secret_message
 from ..hub.client import CommitLedger, own_commits
-from ..hub.setup_guide import HUB_WEBHOOK_SETTINGS
+from ..hub.setup_guide import HUB_WEBHOOK_SETTINGS, WAYS_OUT, hub_can_reach
 from ..journal import Journal, Recorded, SQLiteJournal
 from ..worker import EndpointLoad, Worker
 from . import connections, listen, tunnel
@@ -103,7 +103,9 @@ class WebhookReceiver:
             max_body_bytes=self.settings.max_body_bytes,
         )
         self.fastapi_app.add_exception_handler(WebhookError, _answer_error)  # type: ignore[arg-type]
-        if not self.settings.secret_configured:
+        if self.settings.uses_placeholder_secret:
+            logger.warning(placeholder_secret_message(in_space=False))
+        elif not self.settings.secret_configured:
             logger.warning(
                 "No webhook secret is set: anyone who finds the URL can post events. Set WEBHOOK_SECRET "
                 "in the Space settings (or pass webhook_secret=...) and give the Hub's webhook the same secret."
@@ -400,6 +402,9 @@ class WebhookReceiver:
         if not self.settings.space_host:
             message += "\nThe landing page is at %s"
             args.append(self.local_url)
+        if not hub_can_reach(self.public_url()):
+            message += "\nThese URLs only work on this machine: the Hub cannot reach them. Two ways out:\n%s"
+            args.append("\n".join(WAYS_OUT).replace("**", ""))
         logger.info(message, *args)
 
 
