@@ -180,16 +180,25 @@ def redelivery_outcome(
     return "new"
 
 
+_STATE_PHRASES = {
+    EventState.QUEUED: "is still queued",
+    EventState.RUNNING: "is running now",
+    EventState.SUCCEEDED: "has already succeeded",
+    EventState.FAILED: "had failed",
+    EventState.DEAD: "had failed every attempt",
+}
+
+
 def redelivery_note(original_id: int, original_state: str, decision: str, *, ended_the_process: bool = False) -> str:
-    """What the duplicate row of a redelivery says, and its answer's `detail`."""
-    if decision == "requeue":
-        return f"redelivery of event {original_id}, which was {original_state}: run again"
-    if ended_the_process and original_state == EventState.DEAD:
+    """What the duplicate row of a redelivery says, and its answer's `detail`, in plain words."""
+    if ended_the_process and original_state == EventState.DEAD and decision != "requeue":
         return (
-            f"redelivery of event {original_id}, which ended the process on its last attempt: it stays dead, "
+            f"a repeat of event {original_id}, which ended the process on its last attempt: it stays dead, "
             "not run again; replay it from the console once fixed"
         )
-    return f"redelivery of event {original_id}, which is {original_state}: not run again"
+    phrase = _STATE_PHRASES.get(EventState(original_state), f"is {original_state}")
+    outcome = "run again" if decision == "requeue" else "not run again"
+    return f"a repeat of event {original_id}, which {phrase}: {outcome}"
 
 
 def retry_delay(attempt: int, *, base_seconds: float, max_seconds: float) -> float:
