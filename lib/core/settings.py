@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,12 +64,33 @@ def parse_secrets(raw: str | None, *, source: str = "WEBHOOK_SECRET") -> tuple[s
     return secrets
 
 
-def default_data_dir(environ: Mapping[str, str]) -> Path:
-    """`DATA_DIR`, else the Space's persistent storage when mounted, else `./data`."""
+TEMPLATE_SCRIPT = "app"
+"""The template's own entry point (`app.py`), whose journal is `./data` itself."""
+
+
+def main_script() -> Path | None:
+    """The script Python was started with (`python my_bot.py`); None for `python -m ...`, a REPL, a notebook."""
+    main = sys.modules.get("__main__")
+    if main is None or getattr(main, "__spec__", None) is not None:
+        return None
+    file = getattr(main, "__file__", None)
+    return Path(file) if file else None
+
+
+def default_data_dir(environ: Mapping[str, str], *, script: Path | None = None) -> Path:
+    """`DATA_DIR`, else the Space's persistent storage when mounted, else `./data`, or `./data/<script>`.
+
+    Two apps started from one checkout, the template's `app.py` and a script written for the
+    reference (`python my_bot.py`), would otherwise share `./data`: one journal, each console listing
+    the other's events, each worker claiming events for endpoints it does not have. A script other
+    than `app.py` gets a folder of its own in `./data`, named after it.
+    """
     if environ.get("DATA_DIR"):
         return Path(environ["DATA_DIR"])
     if PERSISTENT_STORAGE.is_dir() and os.access(PERSISTENT_STORAGE, os.W_OK):
         return PERSISTENT_STORAGE
+    if script is not None and script.stem != TEMPLATE_SCRIPT:
+        return Path("data") / script.stem
     return Path("data")
 
 
@@ -190,7 +212,7 @@ class Settings:
         values: dict[str, object] = {
             "webhook_secrets": parse_secrets(env.get("WEBHOOK_SECRET")),
             "max_body_bytes": int(_read(env, "WEBHOOK_MAX_BODY_BYTES", 1024 * 1024, int, minimum=1, unit="bytes")),
-            "data_dir": default_data_dir(env),
+            "data_dir": default_data_dir(env, script=main_script()),
             "ack_budget_seconds": _read(env, "WEBHOOK_ACK_BUDGET", 5.0, float, minimum=0, unit="seconds"),
             "handler_timeout_seconds": _read(
                 env, "WEBHOOK_HANDLER_TIMEOUT", 300.0, float, minimum=0.01, unit="seconds"

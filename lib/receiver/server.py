@@ -400,8 +400,8 @@ class WebhookReceiver:
         message = "Webhooks are correctly setup and ready to use:\n%s\nGo to %s to set up your webhooks."
         args = ["\n".join(lines), HUB_WEBHOOK_SETTINGS]
         if not self.settings.space_host:
-            message += "\nThe landing page is at %s"
-            args.append(self.local_url)
+            message += "\nThe landing page is at %s\nEvents are journaled in %s (DATA_DIR to choose another folder)."
+            args += [self.local_url, self.settings.journal_path]
         if not hub_can_reach(self.public_url()):
             message += "\nThese URLs only work on this machine: the Hub cannot reach them. Two ways out:\n%s"
             args.append("\n".join(WAYS_OUT).replace("**", ""))
