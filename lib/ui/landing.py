@@ -15,6 +15,7 @@ from ..core.settings import HOW_TO_CHOOSE_A_SECRET, PLACEHOLDER_SECRET, Settings
 from ..hub.setup_guide import hub_can_reach
 from ..journal import JournalDamage
 from .console import build_console
+from .console.lock import LOCKED_TAB_LABEL
 from .setup_steps import local_markdown, setup_markdown
 from .view import ServerView
 
@@ -139,8 +140,8 @@ def build_landing_page(server: ServerView) -> gr.Blocks:
             gr.Markdown(endpoints_markdown(server), elem_id="endpoints")
         with gr.Tab("Set up on the Hub"):
             gr.Markdown(setup_markdown(server), elem_id="setup")
-        with gr.Tab("Console 🔒", id="console-tab"):
-            build_console(server, page)
+        with gr.Tab(LOCKED_TAB_LABEL, id="console-tab") as console_tab:
+            build_console(server, page, tab=console_tab)
 
         async def show_damage() -> gr.Markdown:
             text = damage_status(await server.journal.damage())
