@@ -128,6 +128,7 @@ def test_the_secret_value_never_appears(space_app: RunningApp) -> None:
 def test_the_start_log_lists_the_public_urls(space_app: RunningApp) -> None:
     logs = space_app.logs()
     assert f"POST https://{SPACE_HOST}/webhooks/log_events" in logs
+    assert "Go to https://huggingface.co/settings/webhooks to set up your webhooks." in logs
     assert "No webhook secret is set" not in logs
 
 
@@ -167,6 +168,7 @@ def test_locally_the_start_log_says_the_hub_cannot_reach_the_urls(local_app: Run
     logs = local_app.logs()
     assert "These URLs only work on this machine: the Hub cannot reach them. Two ways out:" in logs
     assert "GRADIO_SHARE=true bin/run" in logs
+    assert "to set up your webhooks" not in logs
 
 
 def test_on_a_space_the_page_has_no_local_warning(space_app: RunningApp) -> None:

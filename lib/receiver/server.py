@@ -397,14 +397,16 @@ class WebhookReceiver:
     def _print_urls(self) -> None:
         lines = [f"  - POST {url}" for url in self.webhook_urls().values()] or ["  (no webhook registered)"]
         # Multi-line arguments each start a line of the format: the log keeps their lines (lib/core/logs.py).
-        message = "Webhooks are correctly setup and ready to use:\n%s\nGo to %s to set up your webhooks."
-        args = ["\n".join(lines), HUB_WEBHOOK_SETTINGS]
+        message, args = "Webhooks are correctly setup and ready to use:\n%s", ["\n".join(lines)]
+        if hub_can_reach(self.public_url()):
+            message += "\nGo to %s to set up your webhooks."
+            args.append(HUB_WEBHOOK_SETTINGS)
+        else:  # never send anyone to paste 127.0.0.1 into the Hub
+            message += "\nThese URLs only work on this machine: the Hub cannot reach them. Two ways out:\n%s"
+            args.append("\n".join(WAYS_OUT).replace("**", ""))
         if not self.settings.space_host:
             message += "\nThe landing page is at %s\nEvents are journaled in %s (DATA_DIR to choose another folder)."
             args += [self.local_url, self.settings.journal_path]
-        if not hub_can_reach(self.public_url()):
-            message += "\nThese URLs only work on this machine: the Hub cannot reach them. Two ways out:\n%s"
-            args.append("\n".join(WAYS_OUT).replace("**", ""))
         logger.info(message, *args)
 
 
