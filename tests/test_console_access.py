@@ -43,7 +43,7 @@ from lib.ui.access import (
     client_key,
     is_granted,
 )
-from lib.ui.console_actions import Console, ConsoleLocked
+from lib.ui.console_actions import Console, ConsoleLocked, ConsoleRefusal
 
 fake_hub = fakehub.fake_hub
 
@@ -727,3 +727,18 @@ def test_the_hub_limit_bars_share_one_grid_and_show_nothing_at_zero() -> None:
     widths = re.findall(r'<div class="usage-(\w+)" style="width:([\d.]+)%"></div>', shown)
     assert widths == [("ok", "0.0"), ("ok", "0.5"), ("bad", "95.0")]
     assert "0 / 1,000" in shown and "950 / 1,000" in shown
+
+
+@pytest.mark.anyio
+async def test_the_console_never_points_a_hub_webhook_at_a_local_url(
+    console: Console, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Create / update webhooks on a local app would register http://127.0.0.1:... with the real Hub, which
+    can never deliver there; it is refused before any Hub call, with the ways to a public URL."""
+    from huggingface_hub import constants
+
+    monkeypatch.setenv("HF_TOKEN", "hf_not_used")
+    monkeypatch.setattr(constants, "ENDPOINT", "https://huggingface.co")
+    with pytest.raises(ConsoleRefusal, match="only works on this machine: the Hub cannot reach it") as refused:
+        console.hub_sync(valid_grant())
+    assert "GRADIO_SHARE=true bin/run" in str(refused.value)
