@@ -440,3 +440,56 @@ def test_adding_after_launch_raises_runtime_error_and_serves_what_was_registered
     )
     assert response.status_code == 200
     assert response.json()["head_sha"] == json.loads(fixture_body(CONTENT_FIXTURE))["repo"]["headSha"]
+
+
+RAW_CRASH_SCRIPT = """\
+import os, time
+from pathlib import Path
+
+from huggingface_hub import WebhooksServer
+
+app = WebhooksServer()
+
+
+@app.add_webhook
+def nightly(request):
+    runs = Path(os.environ["RUNS_FILE"])
+    with runs.open("a") as out:
+        out.write("run\\n")
+    while not Path(os.environ["GATE_FILE"]).exists():
+        time.sleep(0.01)
+    return {"ran": True}
+
+
+app.launch()
+"""
+
+
+def test_a_raw_delivery_survives_a_sigkill_mid_run(tmp_path: Path) -> None:
+    """Acknowledged (202) while its handler runs, the app killed: the next start runs it again."""
+    runs, gate = tmp_path / "runs.txt", tmp_path / "gate"
+    space, env = prepare_script(
+        tmp_path,
+        RAW_CRASH_SCRIPT,
+        WEBHOOK_SECRET=SECRET,
+        RUNS_FILE=str(runs),
+        GATE_FILE=str(gate),
+        WEBHOOK_ACK_BUDGET="0.2",
+    )
+    app = start_app(space, env)
+    try:
+        answer = httpx.post(f"{app.url}/webhooks/nightly", headers={"x-webhook-secret": SECRET}, timeout=30)
+        assert answer.status_code == 202 and answer.json()["status"] == "queued", answer.text
+        wait_until(lambda: runs.exists() and runs.read_text() == "run\n", message="the handler to start")
+        app.kill()
+    finally:
+        app.stop()
+    app = start_app(space, env)
+    try:
+        wait_until(lambda: runs.read_text() == "run\nrun\n", message="the raw delivery to run again after the crash")
+        gate.touch()
+        wait_until(lambda: journal_rows(app, "/webhooks/nightly")[0]["state"] == "succeeded", message="success")
+        (row,) = journal_rows(app, "/webhooks/nightly")
+        assert (row["id"], row["scope"], row["body"], row["attempts"]) == (answer.json()["event_id"], "raw", b"", 2)
+    finally:
+        app.stop()
