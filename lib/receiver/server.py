@@ -305,6 +305,11 @@ class WebhookReceiver:
             prevent_thread_lock: return once the server is up instead of blocking (notebooks, tests).
             **launch_kwargs: Gradio's `server_name`, `server_port` and `share`; other Gradio launch
                 options are passed to the mounted page where they apply, else logged and ignored.
+                Without a port (`server_port`, `GRADIO_SERVER_PORT`), the first free one from 7860.
+
+        Raises:
+            PortUnavailable: the port asked for is taken (or none from 7860 is free), before anything starts.
+            RuntimeError: with `prevent_thread_lock`, the server stopped while starting (its log says why).
         """
         settings = self.settings
         host = (
