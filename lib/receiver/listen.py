@@ -10,9 +10,12 @@ does (7860, 7861, ...), and the URL printed is the one really used.
 from __future__ import annotations
 
 import errno
+import logging
 import socket
 
 from ..core.errors import PortUnavailable
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_PORT = 7860
 PORTS_TRIED = 100
@@ -35,7 +38,7 @@ def bind_listening_socket(host: str, port: int | None, *, search: bool = True) -
     candidates = [port] if port is not None else range(DEFAULT_PORT, DEFAULT_PORT + (PORTS_TRIED if search else 1))
     for candidate in candidates:
         try:
-            return _bind(host, candidate)
+            sock = _bind(host, candidate)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE and port is None:
                 continue  # as Gradio: the next one
@@ -44,6 +47,9 @@ def bind_listening_socket(host: str, port: int | None, *, search: bool = True) -
                 f"Cannot listen on {host}:{candidate}: the port {reason}. Stop what uses it, or choose another port "
                 "with GRADIO_SERVER_PORT or launch(server_port=...)."
             ) from None
+        if candidate != candidates[0]:
+            logger.warning("Port %d is in use (another app?): listening on %d instead.", candidates[0], candidate)
+        return sock
     first, last = candidates[0], candidates[-1]
     span = f"port {first} is" if first == last else f"ports {first} to {last} are all"
     raise PortUnavailable(

@@ -29,7 +29,6 @@ from ..core.logs import configure_logging, current_event_id
 from ..core.registry import Endpoint, discover_handlers, webhook_path
 from ..core.settings import Settings, parse_secrets, placeholder_secret_message
 from ..hub.client import CommitLedger, own_commits
-from ..hub.setup_guide import HUB_WEBHOOK_SETTINGS, WAYS_OUT, hub_can_reach
 from ..journal import Journal, Recorded, SQLiteJournal
 from ..worker import EndpointLoad, Worker
 from . import connections, listen, tunnel
@@ -40,6 +39,7 @@ from .delivery import build_delivery
 from .page_guard import PageGuard
 from .parsing import parse_payload, payload_or_raw
 from .proxy_headers import ProxyHeaders
+from .start_log import log_start
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -325,8 +325,6 @@ class WebhookReceiver:
         # Bound here, not in uvicorn's thread, so a port that is taken raises now (see listen.py).
         sock = listen.bind_listening_socket(host, int(asked_port) if asked_port else None, search=not settings.space_id)
         port = sock.getsockname()[1]
-        if asked_port is None and port != listen.DEFAULT_PORT:
-            logger.warning("Port %d is in use (another app?): listening on %d instead.", listen.DEFAULT_PORT, port)
         browse_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         self.local_url = f"http://{browse_host}:{port}"
         self.launched = True
@@ -400,19 +398,15 @@ class WebhookReceiver:
             self._tunnel = None
 
     def _print_urls(self) -> None:
-        lines = [f"  - POST {url}" for url in self.webhook_urls().values()] or ["  (no webhook registered)"]
-        # Multi-line arguments each start a line of the format: the log keeps their lines (lib/core/logs.py).
-        message, args = "Webhooks are correctly setup and ready to use:\n%s", ["\n".join(lines)]
-        if hub_can_reach(self.public_url()):
-            message += "\nGo to %s to set up your webhooks."
-            args.append(HUB_WEBHOOK_SETTINGS)
-        else:  # never send anyone to paste 127.0.0.1 into the Hub
-            message += "\nThese URLs only work on this machine: the Hub cannot reach them. Two ways out:\n%s"
-            args.append("\n".join(WAYS_OUT).replace("**", ""))
-        if not self.settings.space_host:
-            message += "\nThe landing page is at %s\nEvents are journaled in %s (DATA_DIR to choose another folder)."
-            args += [self.local_url, self.settings.journal_path]
-        logger.info(message, *args)
+        urls, settings = self.webhook_urls().values(), self.settings
+        log_start(
+            logger,
+            urls,
+            public_url=self.public_url(),
+            local_url=self.local_url,
+            journal_path=settings.journal_path,
+            in_space=bool(settings.space_host),
+        )
 
 
 _MOUNT_OPTIONS = {
