@@ -102,7 +102,7 @@ def main() -> None:
             handlers={"log_events.py": LOG_EVENTS, "retrain.py": RETRAIN},
             WEBHOOK_MAX_ATTEMPTS="1",
             SPACE_ID="my-org/webhooks",  # as deployed: the Space's URLs, not the local notice
-        DATA_DIR="data",  # as a Space shows it, not a temporary folder's path
+            DATA_DIR="data",  # as a Space shows it, not a temporary folder's path
             SPACE_HOST="my-org-webhooks.hf.space",
         ) as app,
     ):
