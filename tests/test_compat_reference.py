@@ -476,7 +476,7 @@ def test_a_raw_delivery_survives_a_sigkill_mid_run(tmp_path: Path) -> None:
         GATE_FILE=str(gate),
         WEBHOOK_ACK_BUDGET="0.2",
     )
-    app = start_app(space, env)
+    app = start_app(space, env, wait=120)  # two starts under a loaded machine
     try:
         answer = httpx.post(f"{app.url}/webhooks/nightly", headers={"x-webhook-secret": SECRET}, timeout=30)
         assert answer.status_code == 202 and answer.json()["status"] == "queued", answer.text
@@ -484,7 +484,7 @@ def test_a_raw_delivery_survives_a_sigkill_mid_run(tmp_path: Path) -> None:
         app.kill()
     finally:
         app.stop()
-    app = start_app(space, env)
+    app = start_app(space, env, wait=120)  # two starts under a loaded machine
     try:
         wait_until(lambda: runs.read_text() == "run\nrun\n", message="the raw delivery to run again after the crash")
         gate.touch()

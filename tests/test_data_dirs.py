@@ -58,7 +58,10 @@ def test_the_template_and_a_reference_script_in_one_checkout_see_only_their_own_
     (folder / "my_bot.py").write_text(BOT_SCRIPT)
     env = base_env(tmp_path / "unused", DATA_DIR=None)
     with ThreadPoolExecutor(2) as pool:
-        futures = [pool.submit(start_app, folder, env), pool.submit(start_app, folder, env, script="my_bot.py")]
+        futures = [
+            pool.submit(start_app, folder, env, wait=120),
+            pool.submit(start_app, folder, env, script="my_bot.py", wait=120),
+        ]
     started = [future.result() for future in futures if future.exception() is None]
     try:
         template, bot = (future.result() for future in futures)
