@@ -242,3 +242,10 @@ def test_describe_without_criteria() -> None:
 def test_describe_lists_each_criterion() -> None:
     wanted = Events(scope=["repo.content", "repo.config"], action="update", repo_type="model", repo="my-org/*")
     assert wanted.describe() == ("scope repo.content or repo.config, action update, repo type model, repo my-org/*")
+
+
+def test_a_raw_delivery_passes_only_a_filter_that_wants_every_event() -> None:
+    assert ALL_EVENTS.rejection(None) is None
+    reason = Events(scope="repo.content").rejection(None)
+    assert reason == "not a Hub event, and it wants scope repo.content"
+    assert Events(repo="my-org/*").rejection(None) is not None

@@ -139,8 +139,14 @@ class Events:
                 notes.append(f"action {action!r} is not one the Hub is known to send{_nearest(action, KNOWN_ACTIONS)}")
         return notes
 
-    def rejection(self, payload: WebhookPayload) -> str | None:
-        """Why this filter does not want `payload`, or None if it does."""
+    def rejection(self, payload: WebhookPayload | None) -> str | None:
+        """Why this filter does not want `payload`, or None if it does.
+
+        None is a raw delivery (a body that is not a Hub payload): only a filter that wants every
+        event takes it, since a filter names Hub events and a raw delivery is none.
+        """
+        if payload is None:
+            return None if self.wants_everything else f"not a Hub event, and it wants {self.describe()}"
         event, repo = payload.event, payload.repo
         if self.scopes is not None and not any(scope_matches(event.scope, wanted) for wanted in self.scopes):
             return f"scope {event.scope!r} is not one of {list(self.scopes)}"
@@ -151,6 +157,11 @@ class Events:
         if self.repos is not None and not any(fnmatchcase(repo.name, pattern) for pattern in self.repos):
             return f"repo {repo.name!r} matches none of {list(self.repos)}"
         return None
+
+    @property
+    def wants_everything(self) -> bool:
+        """No filter at all: raw deliveries too."""
+        return self.scopes is None and self.actions is None and self.repo_types is None and self.repos is None
 
     def accepts(self, payload: WebhookPayload) -> bool:
         return self.rejection(payload) is None

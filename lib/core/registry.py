@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .arguments import Argument, plan_arguments
+from .arguments import Argument, plan_arguments, takes_payload
 from .errors import ConfigurationError, HandlerModuleError
 from .events import ALL_EVENTS, Events
 
@@ -92,6 +92,11 @@ class Endpoint:
     def orders_by_repo(self, default: bool) -> bool:
         """Whether this endpoint's events of one repository run one at a time: its `ORDER`, else `default`."""
         return default if self.order_per_repo is None else self.order_per_repo
+
+    @property
+    def takes_payload(self) -> bool:
+        """False for a handler without a payload parameter: any authenticated POST runs it (a raw delivery)."""
+        return takes_payload(self.arguments)
 
     @property
     def summary(self) -> str:

@@ -36,7 +36,7 @@ from huggingface_hub.hf_api import GitCommitInfo
 from huggingface_hub.utils import paginate, parse_datetime
 
 from ..core.errors import MissingToken
-from ..core.settings import default_data_dir
+from ..core.settings import default_data_dir, main_script
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ def own_commits(data_dir: Path | str | None = None) -> CommitLedger:
         active = _active_ledger.get()
         if active is not None:
             return active
-    folder = Path(data_dir) if data_dir is not None else default_data_dir(os.environ)
+    folder = Path(data_dir) if data_dir is not None else default_data_dir(os.environ, script=main_script())
     ledger = _ledgers.get(folder)
     if ledger is None:
         with _ledgers_lock:

@@ -12,6 +12,8 @@ a crash (`recovery.py`) and its rows read back (`rows.py`).
 from .protocol import Journal
 from .records import (
     PRUNABLE_STATES,
+    RAW_ACTION,
+    RAW_SCOPE,
     UNFINISHED_STATES,
     Attempt,
     Delivery,
@@ -27,6 +29,8 @@ from .sqlite import SQLiteJournal
 
 __all__ = [
     "PRUNABLE_STATES",
+    "RAW_ACTION",
+    "RAW_SCOPE",
     "UNFINISHED_STATES",
     "Attempt",
     "Delivery",

@@ -73,7 +73,7 @@ class Worker:
         self._running: dict[int, asyncio.Task[None]] = {}
         self._waiters: dict[int, list[OutcomeFuture]] = {}
         self._loop_task: asyncio.Task[None] | None = None
-        self._waiting: dict[int, tuple[EventRecord, WebhookPayload]] = {}
+        self._waiting: dict[int, tuple[EventRecord, WebhookPayload | None]] = {}
         """Events dispatched here that wait their turn, with their parsed payload, until a claim takes them."""
         self._waiting_lanes: Counter[str | None] = Counter()
         """How many of `_waiting` each order key has: which repositories have events in memory."""
@@ -126,7 +126,7 @@ class Worker:
         self._scan_needed = True
         self._wake.set()
 
-    def dispatch(self, recorded: Recorded, payload: WebhookPayload) -> OutcomeFuture | None:
+    def dispatch(self, recorded: Recorded, payload: WebhookPayload | None) -> OutcomeFuture | None:
         """Take a delivery the journal just recorded and run what it asks for; the one way in.
 
         A new event is held here with its parsed payload, for whichever claim takes it: its
@@ -185,7 +185,7 @@ class Worker:
         if not future.done():
             future.set_result(None)
 
-    def _hold(self, event: EventRecord, payload: WebhookPayload) -> bool:
+    def _hold(self, event: EventRecord, payload: WebhookPayload | None) -> bool:
         """Keep a waiting event's parsed payload for the claim that takes it; False past the memory bound."""
         if len(self._waiting) >= MAX_WAITING_IN_MEMORY:
             return False
@@ -193,7 +193,7 @@ class Worker:
         self._waiting_lanes[event.order_key] += 1
         return True
 
-    def _keep_waiting(self, event: EventRecord, payload: WebhookPayload) -> None:
+    def _keep_waiting(self, event: EventRecord, payload: WebhookPayload | None) -> None:
         """An event whose claim was refused waits its turn; wake the loop if nothing here will hand it over."""
         self._hold(event, payload)
         if event.order_key is None or event.order_key not in self._running_keys:
@@ -230,7 +230,7 @@ class Worker:
         event = await self.journal.get(event_id)  # claimed: every later read sees it running
         return (event, None) if event is not None else None
 
-    def _take_waiting(self, event_id: int) -> tuple[EventRecord, WebhookPayload] | None:
+    def _take_waiting(self, event_id: int) -> tuple[EventRecord, WebhookPayload | None] | None:
         cached = self._waiting.pop(event_id, None)
         if cached is not None:
             order_key = cached[0].order_key
