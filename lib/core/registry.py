@@ -23,6 +23,7 @@ from typing import Any
 from .arguments import Argument, plan_arguments, takes_payload
 from .errors import ConfigurationError, HandlerModuleError
 from .events import ALL_EVENTS, Events
+from .jobs import JobOptions, job_options_from_module
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,8 @@ class Endpoint:
     arguments: tuple[Argument, ...] = field(default=(), compare=False)
     order_per_repo: bool | None = None
     """Whether its events of one repository run in order (`ORDER`); None: as `WEBHOOK_ORDER_PER_REPO` says."""
+    jobs: JobOptions = field(default_factory=JobOptions, compare=False)
+    """`JOB_POLICY`, `JOBS_PER_DAY` and `on_job_end` of its module (see `lib/core/jobs.py`)."""
 
     @classmethod
     def create(
@@ -66,6 +69,7 @@ class Endpoint:
         description: str | None = None,
         source: str | None = None,
         order_per_repo: bool | None = None,
+        jobs: JobOptions | None = None,
     ) -> Endpoint:
         """Check the handler once, so a parameter we cannot fill fails now and not on the first event."""
         where = source or getattr(handler, "__qualname__", repr(handler))
@@ -83,6 +87,7 @@ class Endpoint:
             source=source,
             arguments=plan_arguments(handler, where=where),
             order_per_repo=order_per_repo,
+            jobs=jobs or JobOptions(),
         )
 
     @property
@@ -162,6 +167,7 @@ def endpoint_from_module(file: Path, *, package: str = "handlers") -> Endpoint:
     except ValueError as exc:
         raise HandlerModuleError(f"{file}: PATH = {raw_path!r} is not usable: {exc}") from None
     try:
+        jobs = job_options_from_module(module, file)
         return Endpoint.create(
             path,
             handle,
@@ -169,6 +175,7 @@ def endpoint_from_module(file: Path, *, package: str = "handlers") -> Endpoint:
             description=inspect.getdoc(module) or "",
             source=str(file),
             order_per_repo=_declared_order(module, file),
+            jobs=jobs,
         )
     except ConfigurationError as exc:
         raise HandlerModuleError(str(exc)) from None

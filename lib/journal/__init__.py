@@ -6,9 +6,11 @@ schema (`schema.py`), its SQL (`statements.py`), its commit group (`write_behind
 thread (`reader.py`), its scans within each endpoint's room (`claims.py`), its starts file
 (`starts_file.py`), its opening, on a full disk too (`opening.py`), the files that notice lost
 acknowledged events (`damage.py`), its size cap counting the WAL (`size_cap.py`), its recovery after
-a crash (`recovery.py`) and its rows read back (`rows.py`).
+a crash (`recovery.py`), its rows read back (`rows.py`), and the Hub Jobs handlers launch
+(`job_records.py`, kept by `jobs.py`).
 """
 
+from .job_records import FINAL_JOB_STAGES, FollowedJob, JobRecord, JobStats
 from .protocol import Journal
 from .records import (
     PRUNABLE_STATES,
@@ -28,6 +30,7 @@ from .records import (
 from .sqlite import SQLiteJournal
 
 __all__ = [
+    "FINAL_JOB_STAGES",
     "PRUNABLE_STATES",
     "RAW_ACTION",
     "RAW_SCOPE",
@@ -36,6 +39,9 @@ __all__ = [
     "Delivery",
     "EventRecord",
     "EventState",
+    "FollowedJob",
+    "JobRecord",
+    "JobStats",
     "Journal",
     "JournalDamage",
     "JournalStats",

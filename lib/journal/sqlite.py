@@ -23,6 +23,7 @@ from typing import Any
 from ..core.errors import EventNotFound, JournalUnavailable
 from .claims import anything_due, claim_within
 from .damage import LossCheck
+from .jobs import SQLiteJobs
 from .opening import STARTS_SUFFIX, Opened, Opener, write_error_message
 from .reader import ReadThread
 from .records import (
@@ -56,6 +57,7 @@ from .statements import (
     MARK_RUNNING,
     NEXT_DUE,
     ORIGINAL,
+    REPLAYED,
     REQUEUE,
     SET_ACK_MS,
     SKIP,
@@ -67,8 +69,9 @@ logger = logging.getLogger(__name__)
 __all__ = ["STARTS_SUFFIX", "SQLiteJournal"]
 
 
-class SQLiteJournal:
-    """The `Journal` on one SQLite file; see `protocol.py` for what each call promises.
+class SQLiteJournal(SQLiteJobs):
+    """The `Journal` on one SQLite file; see `protocol.py` for what each call promises (the Hub Jobs' calls
+    are in `jobs.py`).
 
     Args:
         path: the database file; its folder is created if missing.
@@ -307,7 +310,7 @@ class SQLiteJournal:
     async def claim_next(self, order_key: str, *, now: float) -> int | None:
         with self._writes.write(atomic=False) as connection:
             head = connection.execute(LANE_HEAD, (order_key,)).fetchone()
-            if head is None or head[1] == "running":
+            if head is None or head[1] in ("running", "job_running"):
                 return None
             if head[2] is not None and head[2] > now:
                 return None
@@ -424,6 +427,7 @@ class SQLiteJournal:
                 raise EventNotFound(f"No event {event_id} in the journal.")
             target = row["original_id"] if row["state"] == EventState.DUPLICATE else event_id
             connection.execute(KEEP_LAST_ATTEMPT, (target,))
+            connection.execute(REPLAYED, (target,))
             connection.execute(REQUEUE, (max_attempts, target))
             return self._fetch(connection, target)
 
@@ -435,6 +439,7 @@ class SQLiteJournal:
                     "SELECT id FROM events WHERE endpoint = ? AND state = 'dead' ORDER BY id", (endpoint,)
                 )
             ]
+            connection.executemany(REPLAYED, [(event_id,) for event_id in ids])
             connection.executemany(REQUEUE, [(max_attempts, event_id) for event_id in ids])
             return ids
 
