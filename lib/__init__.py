@@ -4,7 +4,7 @@
 shapes of `huggingface_hub`'s, so `from huggingface_hub import ...` becomes `from lib import ...`.
 """
 
-from .core.errors import ConfigurationError, HandlerModuleError, WebhookError
+from .core.errors import ConfigurationError, HandlerModuleError, PortUnavailable, WebhookError
 from .core.events import Events
 from .core.jobs import JobEnd, JobLaunchError, JobNotLaunched, LaunchedJob
 from .core.logs import log
@@ -37,6 +37,7 @@ __all__ = [
     "LaunchedJob",
     "MissingToken",
     "ObjectId",
+    "PortUnavailable",
     "WebhookError",
     "WebhookPayload",
     "WebhookPayloadComment",

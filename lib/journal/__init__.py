@@ -14,6 +14,8 @@ from .job_records import FINAL_JOB_STAGES, FollowedJob, JobRecord, JobStats
 from .protocol import Journal
 from .records import (
     PRUNABLE_STATES,
+    RAW_ACTION,
+    RAW_SCOPE,
     UNFINISHED_STATES,
     Attempt,
     Delivery,
@@ -30,6 +32,8 @@ from .sqlite import SQLiteJournal
 __all__ = [
     "FINAL_JOB_STAGES",
     "PRUNABLE_STATES",
+    "RAW_ACTION",
+    "RAW_SCOPE",
     "UNFINISHED_STATES",
     "Attempt",
     "Delivery",
