@@ -21,6 +21,7 @@ from .core.payload import (
     WebhookPayloadUrl,
     WebhookPayloadWebhook,
 )
+from .core.rate_limit import RateLimit
 from .hub.client import HubClient, MissingToken, hub_client
 from .webhooks_server import WebhooksServer, webhook_endpoint
 
@@ -31,6 +32,7 @@ __all__ = [
     "HubClient",
     "MissingToken",
     "ObjectId",
+    "RateLimit",
     "WebhookError",
     "WebhookPayload",
     "WebhookPayloadComment",

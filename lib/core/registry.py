@@ -20,6 +20,7 @@ from typing import Any
 from .arguments import Argument, plan_arguments
 from .errors import ConfigurationError, HandlerModuleError
 from .events import ALL_EVENTS, Events
+from .rate_limit import RateLimit, declared_rate_limit
 
 WEBHOOKS_PREFIX = "/webhooks"
 _PATH_SEGMENT = re.compile(r"^[A-Za-z0-9_\-.~/]+$")
@@ -46,6 +47,8 @@ class Endpoint:
     source: str | None = None
     """The file it came from, to name it in errors."""
     arguments: tuple[Argument, ...] = field(default=(), compare=False)
+    rate_limit: RateLimit | None = None
+    """At most so many handler starts per window (`RATE_LIMIT`); None: as fast as slots allow."""
 
     @classmethod
     def create(
@@ -56,6 +59,7 @@ class Endpoint:
         events: Events | None = None,
         description: str | None = None,
         source: str | None = None,
+        rate_limit: RateLimit | None = None,
     ) -> Endpoint:
         """Check the handler once, so a parameter we cannot fill fails now and not on the first event."""
         where = source or getattr(handler, "__qualname__", repr(handler))
@@ -68,6 +72,7 @@ class Endpoint:
             description=(description if description is not None else inspect.getdoc(handler) or "").strip(),
             source=source,
             arguments=plan_arguments(handler, where=where),
+            rate_limit=rate_limit,
         )
 
     @property
@@ -112,7 +117,7 @@ def endpoint_from_module(file: Path, *, package: str = "handlers") -> Endpoint:
 
     Raises:
         HandlerModuleError: the file names itself as a bad module name, does not import, has no
-            `handle` function, or declares `EVENTS` / `PATH` wrongly.
+            `handle` function, or declares `EVENTS` / `PATH` / `RATE_LIMIT` wrongly.
     """
     if not file.stem.isidentifier():
         suggestion = re.sub(r"\W", "_", file.stem)
@@ -138,7 +143,15 @@ def endpoint_from_module(file: Path, *, package: str = "handlers") -> Endpoint:
     except ValueError as exc:
         raise HandlerModuleError(f"{file}: PATH = {raw_path!r} is not usable: {exc}") from None
     try:
-        return Endpoint.create(path, handle, events=events, description=inspect.getdoc(module) or "", source=str(file))
+        rate_limit = declared_rate_limit(module, str(file))
+        return Endpoint.create(
+            path,
+            handle,
+            events=events,
+            description=inspect.getdoc(module) or "",
+            source=str(file),
+            rate_limit=rate_limit,
+        )
     except ConfigurationError as exc:
         raise HandlerModuleError(str(exc)) from None
 

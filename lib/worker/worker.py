@@ -31,11 +31,13 @@ from ..core.registry import Endpoint
 from ..core.settings import Settings
 from ..hub.client import CommitLedger, using_ledger
 from ..hub.loop_guard import loop_guard_rejection
-from ..journal import EventRecord, EventState, Journal, Recorded, retry_delay
-from .bulkhead import Bulkhead, EndpointLoad
+from ..journal import EventRecord, EventState, Journal, Recorded
+from .bulkhead import EndpointLoad
 from .invoke import call_handler
 from .outcome import Outcome, OutcomeFuture, resolve, storable
+from .retries import record_failure
 from .threads import ThreadPerCall
+from .throttle import Throttle
 
 logger = logging.getLogger(__name__)
 
@@ -65,8 +67,8 @@ class Worker:
         """The commits this Space made: the loop guard asks it right before a `repo.content` event runs,
         and handlers' `hub_client()` records into it (see `lib/hub/loop_guard.py`)."""
         self.executor = ThreadPerCall()
-        self.bulkhead = Bulkhead(settings.endpoint_share)
-        """Each endpoint's share of the slots, and the threads its timed-out handlers left running."""
+        self.bulkhead = Throttle(settings.endpoint_share, endpoints)
+        """Each endpoint's share of the slots, the threads its timed-out handlers left running, its RATE_LIMIT."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
         self._wake = asyncio.Event()
@@ -139,8 +141,8 @@ class Worker:
             A future resolved with the outcome of the attempt that runs for this delivery (or with
             None by whoever stops waiting first); None when nothing runs (skipped, duplicate).
         """
-        if recorded.outcome in ("skipped", "duplicate"):
-            return None
+        if recorded.outcome in ("skipped", "duplicate") or recorded.runs.state == EventState.PAUSED:
+            return None  # a paused endpoint's event runs once it is resumed (a scan claims it)
         event = recorded.runs
         future: OutcomeFuture = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(event.id, []).append(future)  # before anything can run it
@@ -332,11 +334,12 @@ class Worker:
         process has not seen) or the event was claimed already; it then waits its turn here.
         """
         try:
-            taken = await self.journal.claim(event.id, now=time.time())
+            taken = await self.journal.claim(event.id, now=(now := time.time()))
         except JournalUnavailable as exc:
             logger.error("Could not start event %d (%s); the worker will retry.", event.id, exc.message)
             taken = False
         if taken:
+            self.bulkhead.claimed(event.endpoint, now)  # its rate limit counts it from its claim time
             # On disk before the handler starts, as a claim made with its delivery would be: whoever
             # reads the journal (the console, a restart) sees it running. If the commit fails, the claim
             # is written again with the next one, and the starts file still counts the attempt.
@@ -373,7 +376,7 @@ class Worker:
         self.notify()
 
     async def _seconds_until_next_due(self) -> float:
-        due = await self.journal.next_due_at()
+        due = min(filter(None, (await self.journal.next_due_at(), self.bulkhead.next_room_at())), default=None)
         if due is None:
             self._scan_needed = True  # the idle poll also looks for work other processes recorded
             return IDLE_POLL_SECONDS
@@ -433,7 +436,7 @@ class Worker:
             else:
                 error = "".join(traceback.format_exception(exc)).strip()
             try:
-                finished = await self._record_failure(event, error, elapsed)
+                finished = await record_failure(self.journal, event, error, elapsed, settings=self.settings)
             except JournalUnavailable as journal_error:
                 # Not even the failure can be written: the event stays `running`, which the next start
                 # turns back into `queued` (at-least-once). Waiting requests answer 202 when their budget ends.
@@ -466,28 +469,3 @@ class Worker:
         if self.ledger is None or not event.scope.startswith("repo.content"):  # only commits come back
             return None
         return loop_guard_rejection(payload or WebhookPayload.model_validate_json(event.body), self.ledger)
-
-    async def _record_failure(self, event: EventRecord, error: str, elapsed_ms: float) -> EventRecord:
-        retry_at = None
-        if event.attempts < event.max_attempts:
-            delay = retry_delay(
-                event.attempts,
-                base_seconds=self.settings.retry_base_seconds,
-                max_seconds=self.settings.retry_max_seconds,
-            )
-            retry_at = time.time() + delay
-            logger.warning(
-                "Attempt %d/%d failed; retrying in %.0f s:\n%s",
-                event.attempts,
-                event.max_attempts,
-                delay,
-                error,
-            )
-        else:
-            logger.error(
-                "Attempt %d/%d failed; the event is dead (replay it from the console):\n%s",
-                event.attempts,
-                event.max_attempts,
-                error,
-            )
-        return await self.journal.fail(event, error=error, handler_ms=elapsed_ms, retry_at=retry_at)
