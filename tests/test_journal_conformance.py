@@ -17,7 +17,7 @@ import pytest
 from journal_helpers import T0, WINDOW, claim_ids, delivery, record, state
 
 from lib.core.errors import EventNotFound
-from lib.journal import EventFilter, EventState, Journal, SQLiteJournal, redelivery_outcome, retry_delay
+from lib.journal import Delivery, EventFilter, EventState, Journal, SQLiteJournal, redelivery_outcome, retry_delay
 
 pytestmark = pytest.mark.anyio
 
@@ -766,7 +766,7 @@ async def test_on_a_paused_endpoint_a_replay_or_a_redelivery_of_a_failure_is_hel
 
 
 async def test_matching_finds_what_a_bulk_replay_runs_again_by_every_filter(journal: Journal) -> None:
-    async def ended(d, *, outcome: str = "succeeded") -> int:  # noqa: ANN001
+    async def ended(d: Delivery, *, outcome: str = "succeeded") -> int:
         event_id = (await record(journal, d, max_attempts=1)).event.id
         assert event_id in await claim_ids(journal, now=T0 + 1000)
         if outcome == "succeeded":
