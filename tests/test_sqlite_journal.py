@@ -505,6 +505,4 @@ async def test_a_pause_adds_a_table_without_changing_the_schema_version(tmp_path
     await journal.close()
     with contextlib.closing(sqlite3.connect(path)) as connection:
         assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-        assert connection.execute("SELECT endpoint, paused_at FROM endpoint_pauses").fetchall() == [
-            ("/webhooks/a", T0)
-        ]
+        assert connection.execute("SELECT endpoint, paused_at FROM endpoint_pauses").fetchall() == [("/webhooks/a", T0)]
