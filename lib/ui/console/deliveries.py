@@ -19,7 +19,9 @@ from ...journal import EventState
 from ..access import Grant, is_granted
 from ..console_actions import ALL, Console, require
 from ..console_format import STATE_LABELS, deliveries_frame, endpoint_name
+from ..time_range import RECEIVED_CHOICES
 from ..view import ServerView
+from .bulk_replay import BulkRow, build_bulk_row
 from .listeners import PRIVATE, QUIET, Step, call, unchanged
 from .lock import Gate, closed
 
@@ -78,6 +80,8 @@ class DeliveriesTab:
     state: gr.Dropdown
     scope: gr.Dropdown
     repo: gr.Textbox
+    received: gr.Dropdown
+    bulk: BulkRow
     table: gr.Dataframe
     event_number: gr.Number
     show_button: gr.Button
@@ -90,7 +94,7 @@ class DeliveriesTab:
     @property
     def filters(self) -> list[Block]:
         """In the order of `Console.deliveries`' arguments."""
-        return [self.endpoint, self.state, self.repo, self.scope]
+        return [self.endpoint, self.state, self.repo, self.scope, self.received]
 
     @property
     def detail(self) -> list[Block]:
@@ -109,6 +113,16 @@ def build_deliveries_tab(server: ServerView) -> DeliveriesTab:
         )
         scope = gr.Dropdown([ALL, *SCOPES], value=ALL, label="Scope", allow_custom_value=True, min_width=120)
         repo = gr.Textbox(label="Repo", placeholder="owner/name", min_width=120, max_lines=1)
+        received = gr.Dropdown(
+            [("Any time", ALL), *RECEIVED_CHOICES],
+            value=ALL,
+            label="Received (UTC)",
+            allow_custom_value=True,
+            info="or type `2026-11-30 14:00 to 2026-11-30 15:30`",
+            min_width=160,
+            elem_id="filter-received",
+        )
+    bulk = build_bulk_row()
     table = gr.Dataframe(
         deliveries_frame([]),
         interactive=False,
@@ -146,7 +160,20 @@ def build_deliveries_tab(server: ServerView) -> DeliveriesTab:
         with gr.Tab("Headers"):
             headers = gr.JSON({}, elem_id="event-headers")
     return DeliveriesTab(
-        endpoint, state, scope, repo, table, event_number, show_button, replay_button, title, attempts, payload, headers
+        endpoint,
+        state,
+        scope,
+        repo,
+        received,
+        bulk,
+        table,
+        event_number,
+        show_button,
+        replay_button,
+        title,
+        attempts,
+        payload,
+        headers,
     )
 
 
@@ -167,7 +194,7 @@ def refresh_step(console: Console, gate: Gate, overview: Overview, tab: Deliveri
     def blank() -> tuple:
         return gr.Row(visible=False), gr.Markdown("", elem_classes=[]), gr.Row(visible=False), deliveries_frame([])
 
-    async def refresh(current: Any, endpoint: str, state: str, repo: str, scope: str) -> tuple:
+    async def refresh(current: Any, endpoint: str, state: str, repo: str, scope: str, received: str) -> tuple:
         if not is_granted(current):
             if isinstance(current, Grant):  # it expired while the page was open: lock the page too
                 return (*closed("The console locked itself (the session expired): unlock it again."), *blank())
@@ -178,7 +205,7 @@ def refresh_step(console: Console, gate: Gate, overview: Overview, tab: Deliveri
             gr.Row(visible=verdict.damaged),
             gr.Markdown(verdict.markdown, elem_classes=[f"verdict-{verdict.level}"]),
             gr.Row(visible=verdict.dead > 0),
-            await call(console.deliveries, current, endpoint, state, repo, scope),
+            await call(console.deliveries, current, endpoint, state, repo, scope, received),
         )
 
     return Step(
@@ -216,7 +243,7 @@ def wire_deliveries(console: Console, gate: Gate, overview: Overview, tab: Deliv
         return number if isinstance(number, int | float) and not isinstance(number, bool) else None
 
     refresh.on(gate.session.ticker.tick, "console_refresh", **QUIET)
-    for component in (tab.endpoint, tab.state, tab.scope):
+    for component in (tab.endpoint, tab.state, tab.scope, tab.received):
         refresh.on(component.change, "console_filter", **QUIET)
     refresh.on(tab.repo.submit, "console_filter_repo", **QUIET)
 
