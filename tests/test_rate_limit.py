@@ -103,8 +103,7 @@ def test_the_throttle_allows_the_limit_per_sliding_window_and_says_when_there_is
     gate = throttle(clock, slow=RateLimit(3, per="second"), free=None)
     for _ in range(3):
         assert gate.has_room("/webhooks/slow")
-        gate.enter("/webhooks/slow")
-        gate.leave("/webhooks/slow")
+        gate.started("/webhooks/slow", clock.now)
         clock.now += 0.1
     assert not gate.has_room("/webhooks/slow")  # 3 starts within the last second
     assert gate.room(["/webhooks/slow", "/webhooks/free"]) == {"/webhooks/slow": 0, "/webhooks/free": 10}
@@ -115,6 +114,7 @@ def test_the_throttle_allows_the_limit_per_sliding_window_and_says_when_there_is
     assert gate.room(["/webhooks/slow"]) == {"/webhooks/slow": 1}
     assert gate.next_room_at() is None  # nothing throttled now: no wake-up needed
     for _ in range(20):  # an endpoint without a limit is never throttled
+        gate.started("/webhooks/free", clock.now)
         gate.enter("/webhooks/free")
     assert gate.room(["/webhooks/free"]) == {"/webhooks/free": 0}  # only its share (10) limits it
 
@@ -122,7 +122,7 @@ def test_the_throttle_allows_the_limit_per_sliding_window_and_says_when_there_is
 def test_a_start_counts_from_its_claim_time_when_that_is_later() -> None:
     clock = Clock()
     gate = throttle(clock, slow=RateLimit(1, per=10))
-    gate.enter("/webhooks/slow")  # its place taken at 1000
+    gate.started("/webhooks/slow", clock.now)  # its place taken at 1000, before its claim
     gate.claimed("/webhooks/slow", 1002.5)  # the journal claimed it at 1002.5
     clock.now = 1011.0
     assert not gate.has_room("/webhooks/slow")  # 1011 - 1002.5 < 10: the journal would show two starts too close

@@ -7,10 +7,11 @@ where the worker already asks whether an endpoint may start one more attempt, it
 starts in the last window, so every way an event starts (a dispatched delivery, a lane's hand-over,
 a scan) obeys it, and the worker sleeps until the first throttled endpoint has room again.
 
-Starts are counted on the same clock as the journal's claim times (`time.time`), and a start is noted
-when its place is taken, before its claim (a refused claim still counts: it errs on the slow side).
-Its claim time then replaces the oldest start noted, so that the starts counted are never earlier
-than the claims the journal records: "at most N starts in any window" holds for the journal's own
+Starts are counted on the same clock as the journal's claim times (`time.time`), the moment the worker
+claims an event (a scan, a hand-over: `started`), or, for a delivery started as it arrives, when it
+takes its place, before its claim is made: a refused claim still counts, erring on the slow side, and
+the claim time then replaces the oldest start noted (`claimed`), so that the starts counted are never
+earlier than the claims the journal records: "at most N starts in any window" holds for the journal's own
 attempt times, which is what the tests count. Per process: replicas sharing one journal each keep
 their own count.
 """
@@ -40,6 +41,11 @@ class Throttle(Bulkhead):
         """Each rate-limited endpoint's starts within its window, oldest first."""
         self._throttled: set[str] = set()
         """Endpoints found at their rate limit: the worker wakes when the first has room again."""
+
+    @property
+    def throttled(self) -> bool:
+        """Whether an endpoint was found at its rate limit (its events may wait for room)."""
+        return bool(self._throttled)
 
     def _limit(self, endpoint: str) -> RateLimit | None:
         known = self._endpoints.get(endpoint)
@@ -77,13 +83,13 @@ class Throttle(Bulkhead):
                 rooms[path] = min(places, max(0, left))
         return rooms
 
-    def enter(self, endpoint: str) -> None:
-        super().enter(endpoint)
+    def started(self, endpoint: str, at: float) -> None:
+        """An event of `endpoint` was claimed at `at`, or is about to be (its place taken before the claim)."""
         if self._limit(endpoint) is not None:
-            self._starts.setdefault(endpoint, deque()).append(self._clock())
+            bisect.insort(self._starts.setdefault(endpoint, deque()), at)
 
     def claimed(self, endpoint: str, at: float) -> None:
-        """A start noted at `enter` was claimed in the journal at `at`: count it from then (see the module)."""
+        """A start noted before its claim was claimed at `at`: count it from then (see the module)."""
         starts = self._starts.get(endpoint)
         if starts:
             starts.popleft()

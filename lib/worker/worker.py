@@ -170,6 +170,7 @@ class Worker:
             return  # its repository's lane here hands it over when the event before it ends
         if len(self._running) < self.settings.concurrency and self.bulkhead.has_room(event.endpoint):
             _, payload = self._take_waiting(event.id)  # type: ignore[misc]
+            self.bulkhead.started(event.endpoint, time.time())  # counted now: its claim comes later (`_claim`)
             self._start(event, payload, claimed=False)
         else:
             self.notify()  # the next free slot (of the pool, or of its endpoint's share) scans
@@ -261,8 +262,9 @@ class Worker:
     async def _claim_and_start(self) -> None:
         free = self.settings.concurrency - len(self._running)
         room = self.bulkhead.room(self.endpoints)
-        claimed = await self.journal.claim_due(now=time.time(), limit=free, per_endpoint=room)
+        claimed = await self.journal.claim_due(now=(now := time.time()), limit=free, per_endpoint=room)
         for event in claimed:  # each takes its slot now; its lane waits for the claim's commit (`_run_lane`)
+            self.bulkhead.started(event.endpoint, now)
             await self._start_claimed(event.id, event)
         # Every slot filled: more may be waiting, so the next free slot must scan again. (An endpoint
         # at its share scans again when it makes room: see `_release`.)
@@ -276,12 +278,14 @@ class Worker:
             and len(self._running) < self.settings.concurrency
             and self.bulkhead.has_room(finished.endpoint)  # not if its handler left a thread stuck in its place
         ):
-            next_id = await self.journal.claim_next(finished.order_key, now=time.time())
+            next_id = await self.journal.claim_next(finished.order_key, now=(now := time.time()))
             if next_id is not None:
+                self.bulkhead.started(finished.endpoint, now)
                 following = await self._claimed(next_id)
         if (
             self._capacity_bound
             or finished.state != EventState.SUCCEEDED
+            or self.bulkhead.throttled  # an endpoint at its rate limit: the loop must sleep until it has room
             or any(key is None or key not in self._running_keys for key in self._waiting_lanes)  # idle lanes wait
         ):
             self.notify()
