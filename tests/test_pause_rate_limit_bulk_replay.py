@@ -169,3 +169,51 @@ def test_a_rate_limit_shapes_handler_starts_and_never_the_acknowledgements(tmp_p
         assert_within_rate(times, 3, 1.0)
         other = probe.post("other", payload(repo="org/r0", sha=sha("not throttled")))
         assert other.status_code == 200  # another endpoint is never held up by this one's limit
+
+
+# --- bulk replay --------------------------------------------------------------------------------------------
+
+
+def test_a_bulk_replay_runs_exactly_the_counted_events_the_filters_match(tmp_path: Path) -> None:
+    """Six events die on `flaky` (three of org/a, three of org/b); the handler is fixed; the operator filters
+    on org/a's dead events, counts 3, confirms: those three run again, org/b's stay dead. A count is bound to
+    its filters, to its session, and to the events it counted (one arriving after the count is not replayed)."""
+    with probe_app(tmp_path) as probe:
+        for n in range(6):
+            answer_ = probe.post("flaky", payload(repo="org/a" if n < 3 else "org/b", sha=sha(f"flaky {n}")))
+            assert answer_.status_code == 202
+        wait_until(lambda: sorted(states(probe, "/webhooks/flaky").values()) == ["dead"] * 6, message="six dead")
+        dead = states(probe, "/webhooks/flaky")
+        org_a = sorted(i for i in dead if probe.event(i)["repo_name"] == "org/a")
+        probe.open("fixed")
+
+        console = ConsoleClient(probe.app)
+        filters = ["/webhooks/flaky", "dead", "org/a", "All", "All"]
+        kind, text = console.call("console_bulk_replay", [None, None, *filters])
+        assert kind == "error" and "Count the matching events first" in text  # no count, no replay
+        counted = json.loads(console.call("console_bulk_count", [None, *filters])[1])[0]
+        assert "3 event(s) will run again" in counted and f"#{org_a[0]} to #{org_a[-1]}" in counted, counted
+
+        late = probe.post("flaky", payload(repo="org/a", sha=sha("after the count")))  # runs (fixed) and succeeds
+        assert late.status_code == 200
+        stranger = ConsoleClient(probe.app, unlock=False)
+        kind, text = stranger.call("console_bulk_replay", [None, None, *filters])
+        assert kind == "error" and "locked" in text
+        other_session = ConsoleClient(probe.app)  # the operator in another tab: no count there
+        kind, text = other_session.call("console_bulk_replay", [None, None, *filters])
+        assert kind == "error" and "Count the matching events first" in text
+        kind, text = console.call("console_bulk_replay", [None, None, "/webhooks/flaky", "dead", "All", "All", "All"])
+        assert kind == "error" and "filters changed" in text  # every dead event would be more than was counted
+        assert sorted(states(probe, "/webhooks/flaky").values()).count("dead") == 6
+
+        done = json.loads(console.call("console_bulk_replay", [None, None, *filters])[1])[0]
+        assert f"Replaying 3 event(s)**: #{org_a[0]} to #{org_a[-1]}" in done, done
+        wait_until(
+            lambda: [states(probe, "/webhooks/flaky")[i] for i in org_a] == ["succeeded"] * 3,
+            message="org/a's dead events to run again",
+        )
+        after = states(probe, "/webhooks/flaky")
+        assert sorted(state for i, state in after.items() if i not in org_a) == ["dead", "dead", "dead", "succeeded"]
+        assert len([r for r in runs(probe, "flaky") if r[0] == "org/a"]) == 3 + 1 + 3  # died, late one, replays
+        again = json.loads(console.call("console_bulk_count", [None, *filters])[1])[0]
+        assert "No event to replay" in again  # none of org/a is dead any more

@@ -157,11 +157,15 @@ class ConsoleOperations:
             for path in by_endpoint
             if (limit := getattr(self.server.endpoints.get(path), "rate_limit", None)) is not None
         ]
-        span = f"received {utc(events[0].received_at)} to {utc(events[-1].received_at)}" if events else ""
-        message = (
-            f"**{len(ids)} event(s) will run again** ({where}; #{ids[0]} to #{ids[-1]}, {span}). "
-            + " ".join(notes)
-            + " **Confirm** to replay exactly these; events arriving meanwhile are not included."
+        first, last = events[0].received_at, events[-1].received_at
+        received = f"received {utc(first)}" + (f" to {utc(last)}" if last != first else "")
+        numbers = f"#{ids[0]}" + (f" to #{ids[-1]}" if len(ids) > 1 else "")
+        message = " ".join(
+            [
+                f"**{len(ids)} event(s) will run again** ({where}; {numbers}, {received}).",
+                *notes,
+                "**Confirm** to replay exactly these; events arriving meanwhile are not included.",
+            ]
         )
         return BulkPreview(message, BulkPlan(filters, tuple(ids)))
 
