@@ -110,6 +110,7 @@ def build_deliveries_tab(server: ServerView) -> DeliveriesTab:
             value=ALL,
             label="State",
             min_width=120,
+            elem_id="filter-state",
         )
         scope = gr.Dropdown([ALL, *SCOPES], value=ALL, label="Scope", allow_custom_value=True, min_width=120)
         repo = gr.Textbox(label="Repo", placeholder="owner/name", min_width=120, max_lines=1)
