@@ -1,7 +1,7 @@
 """The SQLite journal's operator calls: listing events by filter, replays (one event, every dead one of
 an endpoint, every one a filter matches), and pausing an endpoint.
 
-A mixin of `SQLiteJournal`, kept apart from `sqlite.py` (the events' own rules) as `jobs.py` is.
+A mixin of `SQLiteJournal`, kept apart from `sqlite.py` (the events' own rules).
 
 A pause lives in a small table of its own, `endpoint_pauses`, created by the first pause: it adds
 nothing to the schema's version, so it composes with any migration, and a journal that was never
