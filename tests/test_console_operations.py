@@ -18,7 +18,7 @@ from lib.core.settings import Settings
 from lib.journal import EventState
 from lib.journal.sqlite import SQLiteJournal
 from lib.ui.access import Grant
-from lib.ui.console_actions import ConsoleLocked, ConsoleRefusal
+from lib.ui.console_actions import Console, ConsoleLocked, ConsoleRefusal
 from lib.ui.console_operations import BULK_REPLAY_MAX, BulkPlan, ConsoleOperations
 from lib.ui.time_range import BadTimeRange, received_range
 
@@ -80,11 +80,13 @@ async def test_pause_and_resume_say_what_they_did_and_the_status_shows_it(operat
     status = await operations.status(grant())
     assert "| `` b `` | ⏸️ paused since" in status and "1 paused" in status and "30/minute" in status
     assert "| `` a `` | ▶️ running | 0 | none |" in status
+    assert "⏸️ Paused: `` b ``." in (await Console(operations.server).verdict(grant())).markdown  # not forgotten
     with pytest.raises(ConsoleRefusal, match="Pick an endpoint"):
         await operations.pause(grant(), "/webhooks/elsewhere")
     assert "1 held event(s) queued" in await operations.resume(grant(), B)
     assert (await journal.get(waiting)).state == EventState.QUEUED
     assert "| `` b `` | ▶️ running | 1 queued |" in await operations.status(grant())
+    assert "Paused" not in (await Console(operations.server).verdict(grant())).markdown
 
 
 async def test_a_bulk_replay_over_its_bound_is_refused_with_what_to_do(operations: ConsoleOperations) -> None:

@@ -821,3 +821,14 @@ async def test_replay_many_queues_only_what_is_still_replayable_all_in_one_write
     assert (await journal.get(done[0])).max_attempts == 3
     assert [a.outcome for a in await journal.attempts(done[0])] == ["succeeded"]  # its history kept
     assert await journal.replay_many([done[0]], max_attempts=2) == []  # queued now: left as it is
+
+
+async def test_an_attempt_interrupted_while_its_endpoint_is_paused_is_held_after_the_restart(journal: Journal) -> None:
+    running = (await record(journal, delivery(endpoint="/webhooks/a"))).event.id
+    assert await claim_ids(journal) == [running]
+    await journal.pause("/webhooks/a", now=T0)
+    assert await journal.recover_interrupted() == 1  # the app died mid-attempt
+    assert await state(journal, running) == EventState.PAUSED
+    assert await claim_ids(journal, now=T0 + 10) == []
+    assert await journal.resume("/webhooks/a") == 1
+    assert await claim_ids(journal, now=T0 + 10) == [running]

@@ -93,6 +93,11 @@ class SQLiteOperations:
         if endpoint in self._paused_now():
             connection.execute(HOLD, (endpoint,))
 
+    def _hold_paused(self, connection: sqlite3.Connection) -> None:
+        """Hold what waits to run of every paused endpoint (after the recovery queued interrupted events again)."""
+        for endpoint in self._paused_now():
+            connection.execute(HOLD, (endpoint,))
+
     def _held(self, connection: sqlite3.Connection, event_id: int) -> bool:
         """Whether the event belongs to a paused endpoint (its claim is refused, whatever its state)."""
         if not self._paused_now():

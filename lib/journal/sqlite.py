@@ -278,8 +278,8 @@ class SQLiteJournal(SQLiteOperations):
         try:
             writes = self._writes
             writes.first(recovery, committed=self._recovered)
-            with writes.write(atomic=False):
-                pass  # the transaction this begins runs the recovery first
+            with writes.write(atomic=False) as connection:  # the transaction this begins runs the recovery first
+                self._hold_paused(connection)  # then what it queued again of a paused endpoint is held
         except JournalUnavailable:
             recovery.deferred = True  # made first thing once the journal can write (see `_use`)
             raise

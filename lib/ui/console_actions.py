@@ -180,6 +180,10 @@ class Console:
         """Working, failing or silent, with the reason and what to do next; acknowledged events lost, first."""
         require(grant)
         verdict = await self._deliveries_verdict()
+        if paused := await self.server.journal.paused():  # said above all else but losses: runs are held
+            names = ", ".join(inline_code(endpoint_name(path)) for path in paused)
+            note = f"**⏸️ Paused: {names}.** Its deliveries are recorded and wait; resume in *Pause & limits*."
+            verdict = Verdict(note + "\n\n" + verdict.markdown, verdict.level, dead=verdict.dead)
         losses = await self.server.journal.damage()
         if not losses:
             return verdict

@@ -90,6 +90,8 @@ class Worker:
         try:
             interrupted = await self.journal.recover_interrupted()
             waiting = (await self.journal.stats(since=0.0)).by_state
+            for path in await self.journal.paused():  # said at every start: a forgotten pause looks like an outage
+                logger.warning("%s is paused: its events wait until it is resumed from the console.", path)
         except JournalUnavailable as exc:  # a full disk: the app starts anyway, and answers 503 until there is room
             logger.error("Cannot resume the events in the journal yet: %s", exc.message)
             interrupted, waiting = 0, {}  # the journal makes the recovery before anything else it writes
