@@ -75,7 +75,7 @@ class SQLiteOperations:
         @staticmethod
         def _fetch(connection: sqlite3.Connection, event_id: int) -> EventRecord: ...
 
-    def _paused_now(self) -> Mapping[str, float]:
+    def _paused_now(self) -> dict[str, float]:
         """The paused endpoints, read from the file the first time."""
         if self._pauses is None:
             connection = self._writes.connection
