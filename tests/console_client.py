@@ -10,13 +10,13 @@ from apprunner import SECRET, RunningApp
 
 
 class ConsoleClient:
-    """A session of its own on the app's console, unlocked with the webhook secret unless `unlock=False`."""
+    """A session of its own on the app's console, unlocked with `secret` unless `unlock=False`."""
 
-    def __init__(self, app: RunningApp, *, unlock: bool = True) -> None:
+    def __init__(self, app: RunningApp, *, unlock: bool = True, secret: str = SECRET) -> None:
         self.url = app.url
         self.session = uuid.uuid4().hex
         if unlock:
-            kind, text = self.call("console_unlock", [SECRET, None])
+            kind, text = self.call("console_unlock", [secret, None])
             assert kind == "complete" and "Console unlocked" in text, text
 
     def call(self, api_name: str, data: list[Any]) -> tuple[str, str]:

@@ -13,6 +13,8 @@ a crash (`recovery.py`) and its rows read back (`rows.py`).
 from .protocol import Journal
 from .records import (
     PRUNABLE_STATES,
+    RAW_ACTION,
+    RAW_SCOPE,
     UNFINISHED_STATES,
     Attempt,
     Delivery,
@@ -29,6 +31,8 @@ from .sqlite import SQLiteJournal
 
 __all__ = [
     "PRUNABLE_STATES",
+    "RAW_ACTION",
+    "RAW_SCOPE",
     "REPLAYABLE_STATES",
     "UNFINISHED_STATES",
     "Attempt",
