@@ -6,6 +6,7 @@ shapes of `huggingface_hub`'s, so `from huggingface_hub import ...` becomes `fro
 
 from .core.errors import ConfigurationError, HandlerModuleError, PortUnavailable, WebhookError
 from .core.events import Events
+from .core.jobs import JobEnd, JobLaunchError, JobNotLaunched, LaunchedJob
 from .core.logs import log
 from .core.payload import (
     ObjectId,
@@ -24,12 +25,17 @@ from .core.payload import (
 from .core.rate_limit import RateLimit
 from .hub.client import HubClient, MissingToken, hub_client
 from .webhooks_server import WebhooksServer, webhook_endpoint
+from .worker.launch import run_job, run_uv_job
 
 __all__ = [
     "ConfigurationError",
     "Events",
     "HandlerModuleError",
     "HubClient",
+    "JobEnd",
+    "JobLaunchError",
+    "JobNotLaunched",
+    "LaunchedJob",
     "MissingToken",
     "ObjectId",
     "PortUnavailable",
@@ -49,5 +55,7 @@ __all__ = [
     "WebhooksServer",
     "hub_client",
     "log",
+    "run_job",
+    "run_uv_job",
     "webhook_endpoint",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from lib.journal import Delivery, EventState, Journal, Recorded
+from lib.journal import Delivery, EventState, JobRecord, Journal, Recorded
 
 WINDOW = 600.0
 """The duplicate window the tests record with."""
@@ -52,3 +52,24 @@ async def state(journal: Journal, event_id: int) -> EventState:
     event = await journal.get(event_id)
     assert event is not None
     return event.state
+
+
+def a_job(event_id: int, *, label: str = "key-1", stage: str = "SCHEDULING", **changes: object) -> JobRecord:
+    """A job launched for `event_id` at T0 + 1 by /webhooks/a, with `changes`."""
+    job = JobRecord(
+        event_id=event_id,
+        job_id=f"job-{label}",
+        namespace="alice",
+        flavor="cpu-basic",
+        stage=stage,
+        message=None,
+        url=f"https://huggingface.co/jobs/alice/job-{label}",
+        launched_at=T0 + 1,
+        started_at=None,
+        finished_at=None,
+        logs_tail=None,
+        label=label,
+        endpoint="/webhooks/a",
+        timeout_seconds=3600.0,
+    )
+    return job.evolve(**changes)

@@ -14,10 +14,19 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from journal_helpers import T0, WINDOW, claim_ids, delivery, record, state
+from journal_helpers import T0, WINDOW, a_job, claim_ids, delivery, record, state
 
 from lib.core.errors import EventNotFound
-from lib.journal import Delivery, EventFilter, EventState, Journal, SQLiteJournal, redelivery_outcome, retry_delay
+from lib.journal import (
+    Delivery,
+    EventFilter,
+    EventRecord,
+    EventState,
+    Journal,
+    SQLiteJournal,
+    redelivery_outcome,
+    retry_delay,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -832,3 +841,144 @@ async def test_an_attempt_interrupted_while_its_endpoint_is_paused_is_held_after
     assert await claim_ids(journal, now=T0 + 10) == []
     assert await journal.resume("/webhooks/a") == 1
     assert await claim_ids(journal, now=T0 + 10) == [running]
+
+
+# --- Hub Jobs: an event whose handler launched a job ---------------------------------------------------
+
+
+async def job_running(journal: Journal, d: Delivery | None = None, *, label: str = "key-1") -> EventRecord:
+    """An event claimed and run, whose handler launched a job and returned."""
+    event = (await record(journal, d or delivery())).event
+    [claimed] = await journal.claim_due(now=T0, limit=1)
+    assert claimed.id == event.id
+    await journal.record_job(a_job(event.id, label=label))  # as soon as the Hub accepted it
+    started = await journal.start_job(claimed, job=a_job(event.id, label=label), result={"job": "x"}, handler_ms=3.0)
+    assert started.state == EventState.JOB_RUNNING
+    return started
+
+
+async def test_an_event_whose_handler_launched_a_job_runs_until_the_job_ends(journal: Journal) -> None:
+    event = await job_running(journal)
+    stored = await journal.get(event.id)
+    assert (stored.state, stored.result, stored.finished_at) == (EventState.JOB_RUNNING, {"job": "x"}, None)
+    assert await journal.job_for(event.id) == a_job(event.id)
+    assert await journal.job_for_label("key-1") == a_job(event.id)
+    assert await journal.job_for_label("another") is None
+    [attempt] = await journal.attempts(event.id)
+    assert (attempt.outcome, attempt.finished_at) == ("job_running", None)
+    # Never claimed again, and a redelivery of it is a duplicate: one event, one job.
+    assert await claim_ids(journal, now=T0 + 10_000) == []
+    again = await record(journal, delivery(event.delivery_key, received_at=T0 + 5))
+    assert again.outcome == "duplicate" and "job_running" in again.event.note
+    assert [followed.job.job_id for followed in await journal.jobs_to_follow()] == ["job-key-1"]
+
+    ended = await journal.end_job(
+        a_job(event.id, stage="COMPLETED", started_at=T0 + 2, finished_at=T0 + 62), error=None
+    )
+    assert (ended.state, ended.result, ended.finished_at) == (EventState.SUCCEEDED, {"job": "x"}, T0 + 62)
+    assert await journal.jobs_to_follow() == []
+    job = await journal.job_for(event.id)
+    assert (job.stage, job.duration_seconds, job.succeeded) == ("COMPLETED", 60.0, True)
+    assert [attempt.outcome for attempt in await journal.attempts(event.id)] == ["succeeded"]
+
+
+async def test_a_repos_later_events_wait_while_its_job_runs(journal: Journal) -> None:
+    """The "wait" policy: the repository's lane stays taken until its job ends; other repos run."""
+    event = await job_running(journal)
+    later = (await record(journal, delivery())).event
+    elsewhere = (await record(journal, delivery(repo="org/other"))).event
+    assert await claim_ids(journal) == [elsewhere.id]
+    assert not await journal.claim(later.id, now=T0)
+    assert await journal.claim_next(later.order_key, now=T0) is None
+    [followed] = await journal.jobs_to_follow()
+    assert (followed.job.event_id, followed.order_key, followed.waiting_event_id) == (
+        event.id,
+        event.order_key,
+        later.id,
+    )
+
+    await journal.end_job(a_job(event.id, stage="CANCELED", finished_at=T0 + 9), error="superseded by event #9")
+    assert await claim_ids(journal) == [later.id]
+
+
+async def test_a_job_that_does_not_complete_leaves_its_event_dead_with_the_error(journal: Journal) -> None:
+    event = await job_running(journal)
+    error = "The job ended ERROR: exit code 1\n--- last lines of its logs ---\nTraceback ...\nValueError: bad"
+    ended = await journal.end_job(
+        a_job(event.id, stage="ERROR", message="exit code 1", finished_at=T0 + 30), error=error
+    )
+
+    assert (ended.state, ended.error, ended.finished_at) == (EventState.DEAD, error, T0 + 30)
+    [attempt] = await journal.attempts(event.id)
+    assert (attempt.outcome, attempt.detail, attempt.finished_at) == ("failed", error, T0 + 30)
+    assert await claim_ids(journal, now=T0 + 10_000) == []  # dead: not retried (it would find the same job)
+    # Ending it again changes nothing, and the job's final stage is kept against a late sighting.
+    again = await journal.end_job(a_job(event.id, stage="ERROR", finished_at=T0 + 31), error="later")
+    assert (again.error, again.finished_at) == (error, T0 + 30)
+    await journal.record_job(a_job(event.id, stage="RUNNING"))
+    assert (await journal.job_for(event.id)).stage == "ERROR"
+
+
+async def test_a_replay_is_a_new_generation_and_its_job_a_new_one(journal: Journal) -> None:
+    event = await job_running(journal)
+    assert event.replays == 0
+    running = await journal.replay(event.id, max_attempts=3)  # a job_running event is left as it is
+    assert (running.state, running.replays) == (EventState.JOB_RUNNING, 0)
+    await journal.end_job(a_job(event.id, stage="ERROR", finished_at=T0 + 30), error="failed")
+
+    replayed = await journal.replay(event.id, max_attempts=3)
+    assert (replayed.state, replayed.replays) == (EventState.QUEUED, 1)
+    # A redelivery's requeue is not a replay: same generation, so the same job is found again.
+    [claimed] = await journal.claim_due(now=T0 + 100, limit=1)
+    await journal.fail(claimed, error="boom", handler_ms=1.0, retry_at=None)
+    await record(journal, delivery(event.delivery_key, received_at=T0 + 200))
+    assert (await journal.get(event.id)).replays == 1
+    assert await journal.replay_dead("/webhooks/a", max_attempts=3) == []
+    [claimed] = await journal.claim_due(now=T0 + 300, limit=1)
+    await journal.start_job(
+        claimed, job=a_job(event.id, label="key-2", launched_at=T0 + 301), result=None, handler_ms=1
+    )
+    assert (await journal.job_for(event.id)).label == "key-2"  # the newest job is the event's
+    assert [followed.job.label for followed in await journal.jobs_to_follow()] == ["key-2"]
+
+
+async def test_a_job_running_event_survives_a_restart_and_is_never_pruned(journal: Journal) -> None:
+    event = await job_running(journal)
+    assert await journal.recover_interrupted() == 0
+    assert await state(journal, event.id) == EventState.JOB_RUNNING
+    assert await journal.prune(older_than=T0 + 10**9, keep_max=1) == 0
+    assert [followed.job.event_id for followed in await journal.jobs_to_follow()] == [event.id]
+
+
+async def test_each_ended_job_is_reported_once(journal: Journal) -> None:
+    first = await job_running(journal)
+    second = await job_running(journal, delivery(repo="org/other"), label="key-2")
+    assert await journal.jobs_to_report() == []
+    await journal.end_job(a_job(second.id, label="key-2", stage="ERROR", finished_at=T0 + 5), error="e")
+    await journal.end_job(a_job(first.id, stage="COMPLETED", finished_at=T0 + 9), error=None)
+    assert [job.label for job in await journal.jobs_to_report()] == ["key-2", "key-1"]
+    await journal.job_reported(second.id, "key-2")
+    assert [(job.label, job.reported) for job in await journal.jobs_to_report()] == [("key-1", False)]
+    assert (await journal.job_for(second.id)).reported
+
+
+async def test_jobs_are_counted_per_endpoint_and_day(journal: Journal) -> None:
+    day = 86_400.0
+    for n, (endpoint, launched_at) in enumerate(
+        [("/webhooks/a", T0 - 2 * day), ("/webhooks/a", T0 - 10), ("/webhooks/a", T0), ("/webhooks/b", T0)]
+    ):
+        event = (await record(journal, delivery(endpoint=endpoint))).event
+        await journal.record_job(a_job(event.id, label=f"k{n}", endpoint=endpoint, launched_at=launched_at))
+    assert await journal.jobs_launched_since("/webhooks/a", since=T0 - day) == 2
+    assert await journal.jobs_launched_since("/webhooks/b", since=T0 - day) == 1
+    assert await journal.jobs_launched_since("/webhooks/c", since=T0 - day) == 0
+
+    ended = (await record(journal, delivery())).event
+    await journal.record_job(
+        a_job(ended.id, label="done", stage="COMPLETED", started_at=T0, finished_at=T0 + 1800, launched_at=T0)
+    )
+    stats = await journal.job_stats(since=T0 - day)
+    assert stats.by_stage == {"SCHEDULING": 3, "COMPLETED": 1}
+    assert (stats.launched, stats.running) == (4, 4)
+    assert stats.hours_by_day == [("2027-01-15", 0.5)]
+    assert stats.duration_p50 == 1800.0

@@ -289,10 +289,10 @@ async def test_a_v1_journal_is_migrated_keeping_its_events_and_the_attempt_it_wa
     journal = SQLiteJournal(path)
     try:
         with contextlib.closing(sqlite3.connect(path)) as db:
-            assert db.execute("PRAGMA user_version").fetchone()[0] == 2 == SCHEMA_VERSION
+            assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
             indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
             ours = {name for name in indexes if not name.startswith("sqlite_")}
-            assert ours == {"events_by_key", "events_unfinished"}
+            assert ours == {"events_by_key", "events_unfinished", "jobs_by_launch"}
             started = dict(db.execute("SELECT id, started_at FROM events").fetchall())
             assert (started[ids["running"]], started[ids["queued"]]) == (running_since, None)
             assert db.execute("SELECT COUNT(*) FROM attempts WHERE outcome = 'running'").fetchone()[0] == 0
@@ -330,19 +330,86 @@ async def test_a_v1_journal_is_migrated_keeping_its_events_and_the_attempt_it_wa
         await journal.close()
 
 
+V2_SCHEMA = """
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, endpoint TEXT NOT NULL, delivery_key TEXT NOT NULL, webhook_id TEXT,
+    received_at REAL NOT NULL, headers TEXT NOT NULL, query TEXT NOT NULL, scope TEXT NOT NULL, action TEXT NOT NULL,
+    repo_name TEXT NOT NULL, repo_type TEXT NOT NULL, order_key TEXT, is_test INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, max_attempts INTEGER NOT NULL, next_attempt_at REAL,
+    original_id INTEGER, note TEXT, result TEXT, error TEXT, ack_ms REAL, handler_ms REAL, finished_at REAL,
+    started_at REAL
+);
+CREATE INDEX events_by_key ON events (endpoint, delivery_key, id);
+CREATE INDEX events_unfinished ON events (order_key, id) WHERE state IN ('queued', 'running', 'failed');
+CREATE TABLE bodies (event_id INTEGER PRIMARY KEY REFERENCES events (id) ON DELETE CASCADE, body BLOB NOT NULL);
+CREATE VIEW event_rows AS SELECT events.*, bodies.body FROM events JOIN bodies ON bodies.event_id = events.id;
+CREATE TABLE attempts (
+    event_id INTEGER NOT NULL REFERENCES events (id) ON DELETE CASCADE, number INTEGER NOT NULL,
+    started_at REAL NOT NULL, finished_at REAL, outcome TEXT NOT NULL, detail TEXT, PRIMARY KEY (event_id, number)
+) WITHOUT ROWID;
+"""
+"""The schema of version 2 (`git show 60d0457:lib/journal/schema.py`), before Hub Jobs, written out here."""
+
+
+async def test_a_v2_journal_is_migrated_to_follow_jobs_keeping_its_events(tmp_path: Path) -> None:
+    """A journal from before Hub Jobs keeps its events, gets the `jobs` table and the lane index that knows
+    `job_running`, and its queued events still run in order."""
+    path = tmp_path / "journal.sqlite3"
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.executescript(V2_SCHEMA)
+        db.execute("PRAGMA user_version=2")
+        for n, state in enumerate(("succeeded", "queued", "queued")):
+            event_id = db.execute(
+                "INSERT INTO events (endpoint, delivery_key, received_at, headers, query, scope, action, repo_name, "
+                "repo_type, order_key, state, attempts, max_attempts, result, finished_at) VALUES ('/webhooks/a', "
+                "?, ?, '{}', '', 'repo.content', 'update', 'org/m', 'model', '/webhooks/a model/org/m', ?, ?, 3, ?, ?)",
+                (
+                    f"id:v2-{n}",
+                    T0 + n,
+                    state,
+                    int(state == "succeeded"),
+                    '"ok"' if n == 0 else None,
+                    T0 if n == 0 else None,
+                ),
+            ).lastrowid
+            db.execute("INSERT INTO bodies VALUES (?, ?)", (event_id, f'{{"v2": {n}}}'.encode()))
+
+    journal = SQLiteJournal(path)
+    try:
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+            index = db.execute("SELECT sql FROM sqlite_master WHERE name = 'events_unfinished'").fetchone()[0]
+            assert "job_running" in index
+            assert db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] == 0
+        events = await journal.list_recent()
+        assert [(event.state, event.replays, event.body) for event in reversed(events)] == [
+            (EventState.SUCCEEDED, 0, b'{"v2": 0}'),
+            (EventState.QUEUED, 0, b'{"v2": 1}'),
+            (EventState.QUEUED, 0, b'{"v2": 2}'),
+        ]
+        assert (await journal.get(events[-1].id)).result == "ok"
+        [first] = await journal.claim_due(now=T0 + 10, limit=10)  # one at a time in the repo's lane
+        assert first.id == events[1].id
+        assert await journal.job_for(first.id) is None
+    finally:
+        await journal.close()
+
+
 async def test_a_journal_of_a_newer_schema_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
-    """Schema 3 is not ours to migrate, not even 'down': refusing must not rewrite its version or its rows."""
+    """A newer schema is not ours to migrate, not even 'down': refusing must not rewrite its version or its rows."""
     path = tmp_path / "journal.sqlite3"
     journal = SQLiteJournal(path)
     event_id = (await record(journal, delivery())).event.id
     await journal.close()
+    newer = SCHEMA_VERSION + 1
     with contextlib.closing(sqlite3.connect(path)) as db, db:
-        db.execute("PRAGMA user_version=3")
+        db.execute(f"PRAGMA user_version={newer}")
 
-    with pytest.raises(ConfigurationError, match=r"newer version of this app \(schema 3\)"):
+    with pytest.raises(ConfigurationError, match=rf"newer version of this app \(schema {newer}\)"):
         SQLiteJournal(path)
     with contextlib.closing(sqlite3.connect(path)) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert db.execute("PRAGMA user_version").fetchone()[0] == newer
         assert db.execute("SELECT id FROM events").fetchall() == [(event_id,)]
 
 

@@ -23,6 +23,7 @@ from typing import Any
 from .arguments import Argument, plan_arguments, takes_payload
 from .errors import ConfigurationError, HandlerModuleError
 from .events import ALL_EVENTS, Events
+from .jobs import JobOptions, job_options_from_module
 from .rate_limit import RateLimit, declared_rate_limit
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,8 @@ class Endpoint:
     """At most so many handler starts per window (`RATE_LIMIT`); None: as fast as slots allow."""
     order_per_repo: bool | None = None
     """Whether its events of one repository run in order (`ORDER`); None: as `WEBHOOK_ORDER_PER_REPO` says."""
+    jobs: JobOptions = field(default_factory=JobOptions, compare=False)
+    """`JOB_POLICY`, `JOBS_PER_DAY` and `on_job_end` of its module (see `lib/core/jobs.py`)."""
 
     @classmethod
     def create(
@@ -70,6 +73,7 @@ class Endpoint:
         source: str | None = None,
         rate_limit: RateLimit | None = None,
         order_per_repo: bool | None = None,
+        jobs: JobOptions | None = None,
     ) -> Endpoint:
         """Check the handler once, so a parameter we cannot fill fails now and not on the first event."""
         where = source or getattr(handler, "__qualname__", repr(handler))
@@ -88,6 +92,7 @@ class Endpoint:
             arguments=plan_arguments(handler, where=where),
             rate_limit=rate_limit,
             order_per_repo=order_per_repo,
+            jobs=jobs or JobOptions(),
         )
 
     @property
@@ -168,6 +173,7 @@ def endpoint_from_module(file: Path, *, package: str = "handlers") -> Endpoint:
         raise HandlerModuleError(f"{file}: PATH = {raw_path!r} is not usable: {exc}") from None
     try:
         rate_limit = declared_rate_limit(module, str(file))
+        jobs = job_options_from_module(module, file)
         return Endpoint.create(
             path,
             handle,
@@ -176,6 +182,7 @@ def endpoint_from_module(file: Path, *, package: str = "handlers") -> Endpoint:
             source=str(file),
             rate_limit=rate_limit,
             order_per_repo=_declared_order(module, file),
+            jobs=jobs,
         )
     except ConfigurationError as exc:
         raise HandlerModuleError(str(exc)) from None

@@ -204,6 +204,21 @@ class Settings:
     (`WEBHOOK_HEADER_TIMEOUT`; see `lib/receiver/connections.py`)."""
     max_header_bytes: int = 32 * 1024
     """A request head (request line and headers) larger than this is answered 431 (`WEBHOOK_MAX_HEADER_BYTES`)."""
+    jobs_per_day: int = 10
+    """The most Hub Jobs one endpoint's handler launches in 24 hours, unless its module says `JOBS_PER_DAY`
+    (`WEBHOOK_JOBS_PER_DAY`); counted from the journal, so a restart does not reset it."""
+    job_timeout_seconds: float = 3600.0
+    """A job's timeout when its handler gives none (`WEBHOOK_JOB_TIMEOUT`): the Hub stops it then."""
+    job_timeout_margin_seconds: float = 600.0
+    """How long past its timeout a job is still followed before it is cancelled and its event failed
+    (`WEBHOOK_JOB_TIMEOUT_MARGIN`)."""
+    job_hub_timeout_seconds: float = 60.0
+    """How long a call to the Hub's Jobs API (launch, inspect, cancel, logs) may go unanswered before it
+    counts as failed (`WEBHOOK_JOB_HUB_TIMEOUT`): `huggingface_hub` itself waits for ever."""
+    job_poll_min_seconds: float = 5.0
+    job_poll_max_seconds: float = 300.0
+    """A job is polled first after `WEBHOOK_JOB_POLL_MIN` seconds, then ever less often, doubling up to
+    `WEBHOOK_JOB_POLL_MAX`: a job of 1 hour costs about 20 requests."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -243,6 +258,14 @@ class Settings:
             "max_header_bytes": int(
                 _read(env, "WEBHOOK_MAX_HEADER_BYTES", 32 * 1024, int, minimum=MIN_HEADER_BYTES, unit="bytes")
             ),
+            "jobs_per_day": int(_read(env, "WEBHOOK_JOBS_PER_DAY", 10, int, minimum=0, unit="jobs")),
+            "job_timeout_seconds": _read(env, "WEBHOOK_JOB_TIMEOUT", 3600.0, float, minimum=1, unit="seconds"),
+            "job_timeout_margin_seconds": _read(
+                env, "WEBHOOK_JOB_TIMEOUT_MARGIN", 600.0, float, minimum=0, unit="seconds"
+            ),
+            "job_hub_timeout_seconds": _read(env, "WEBHOOK_JOB_HUB_TIMEOUT", 60.0, float, minimum=0.1, unit="seconds"),
+            "job_poll_min_seconds": _read(env, "WEBHOOK_JOB_POLL_MIN", 5.0, float, minimum=0.05, unit="seconds"),
+            "job_poll_max_seconds": _read(env, "WEBHOOK_JOB_POLL_MAX", 300.0, float, minimum=0.05, unit="seconds"),
         }
         values.update(overrides)
         if values["server_port"] is not None and not 1 <= values["server_port"] <= 65535:  # type: ignore[operator]
@@ -253,6 +276,8 @@ class Settings:
             raise ConfigurationError(
                 "WEBHOOK_ACK_BUDGET must stay well under the Hub's 30 s delivery timeout (use < 25)."
             )
+        if values["job_poll_max_seconds"] < values["job_poll_min_seconds"]:  # type: ignore[operator]
+            raise ConfigurationError("WEBHOOK_JOB_POLL_MAX must be at least WEBHOOK_JOB_POLL_MIN.")
         settings = cls(**values)  # type: ignore[arg-type]
         if settings.space_id and settings.uses_placeholder_secret:  # public in a Space: refuse, not warn
             raise ConfigurationError(placeholder_secret_message(in_space=True))

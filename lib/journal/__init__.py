@@ -7,9 +7,11 @@ thread (`reader.py`), its scans within each endpoint's room (`claims.py`), its s
 (`starts_file.py`), its console calls (`operations.py`: listing by `EventFilter` from
 `selection.py`, replays, pauses), its opening, on a full disk too (`opening.py`), the files that notice lost
 acknowledged events (`damage.py`), its size cap counting the WAL (`size_cap.py`), its recovery after
-a crash (`recovery.py`) and its rows read back (`rows.py`).
+a crash (`recovery.py`), its rows read back (`rows.py`), and the Hub Jobs handlers launch
+(`job_records.py`, kept by `jobs.py`).
 """
 
+from .job_records import FINAL_JOB_STAGES, FollowedJob, JobRecord, JobStats
 from .protocol import Journal
 from .records import (
     PRUNABLE_STATES,
@@ -30,6 +32,7 @@ from .selection import REPLAYABLE_STATES, EventFilter
 from .sqlite import SQLiteJournal
 
 __all__ = [
+    "FINAL_JOB_STAGES",
     "PRUNABLE_STATES",
     "RAW_ACTION",
     "RAW_SCOPE",
@@ -40,6 +43,9 @@ __all__ = [
     "EventFilter",
     "EventRecord",
     "EventState",
+    "FollowedJob",
+    "JobRecord",
+    "JobStats",
     "Journal",
     "JournalDamage",
     "JournalStats",

@@ -26,7 +26,7 @@ from ..core.errors import EventNotFound
 from .records import EventRecord, EventState
 from .rows import record_from_row
 from .selection import REPLAYABLE_STATES, EventFilter
-from .statements import KEEP_LAST_ATTEMPT, REQUEUE
+from .statements import KEEP_LAST_ATTEMPT, REPLAYED, REQUEUE
 
 if TYPE_CHECKING:
     from .write_behind import WriteBehind
@@ -113,6 +113,7 @@ class SQLiteOperations:
     def _requeue(self, connection: sqlite3.Connection, event_id: int, endpoint: str, max_attempts: int) -> None:
         """Queue one event again for a replay, keeping its success in the history (held if its endpoint is paused)."""
         connection.execute(KEEP_LAST_ATTEMPT, (event_id,))
+        connection.execute(REPLAYED, (event_id,))  # a new generation: a Hub Job it launches is a new one
         connection.execute(REQUEUE, (max_attempts, event_id))
         self._hold_if_paused(connection, endpoint)
 
@@ -191,6 +192,7 @@ class SQLiteOperations:
                     "SELECT id FROM events WHERE endpoint = ? AND state = 'dead' ORDER BY id", (endpoint,)
                 )
             ]
+            connection.executemany(REPLAYED, [(event_id,) for event_id in ids])
             connection.executemany(REQUEUE, [(max_attempts, event_id) for event_id in ids])
             self._hold_if_paused(connection, endpoint)
             return ids

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
+from .job_records import FollowedJob, JobRecord, JobStats
 from .records import Attempt, Delivery, EventRecord, JournalDamage, JournalStats, Recorded
 from .selection import EventFilter
 
@@ -88,8 +89,8 @@ class Journal(Protocol):
     async def prune(self, *, older_than: float, keep_max: int) -> int:
         """Delete finished events received before `older_than` or beyond the newest `keep_max`; how many.
 
-        Only succeeded, skipped and duplicate events go, with their attempts; queued, running,
-        failed and dead events are never pruned, whatever their age or number.
+        Only succeeded, skipped and duplicate events go, with their attempts (and jobs); queued, running,
+        failed, job_running and dead events are never pruned, whatever their age or number.
 
         Raises:
             JournalUnavailable: nothing was deleted.
@@ -220,6 +221,65 @@ class Journal(Protocol):
         """
         ...
 
+    # --- Hub Jobs (launched by handlers, followed by the worker) ---------------------------------
+
+    async def record_job(self, job: JobRecord) -> None:
+        """Keep a job as last seen: written as soon as the Hub accepted it, then each time its stage changes.
+
+        One row per `(event_id, label)`: writing it again updates it, except that a job already in a
+        final stage keeps it (a late, older sighting never takes it back). Guarantees as for `finish`.
+        """
+        ...
+
+    async def start_job(self, event: EventRecord, *, job: JobRecord, result: Any, handler_ms: float) -> EventRecord:
+        """The running attempt of `event` launched `job` and returned `result`: the event is `job_running`.
+
+        The job is kept as by `record_job`, in the same write. A `job_running` event is unfinished: it
+        is never claimed, retried, requeued by a redelivery (a duplicate), replayed or pruned, its
+        repository's later events wait behind it, and `recover_interrupted` leaves it as it is (its
+        job is followed again). Guarantees as for `finish`.
+        """
+        ...
+
+    async def end_job(self, job: JobRecord, *, error: str | None) -> EventRecord | None:
+        """`job` ended (its stage is final): keep it, and end its event if that is still `job_running`.
+
+        `error=None`: the event succeeded (its result is the handler's). Otherwise the event is dead
+        with `error` as its attempt's detail (a retry would find the same job again: only a replay,
+        which launches a new one, runs it again). Returns the event as it now is, None if unknown.
+        Guarantees as for `finish`.
+        """
+        ...
+
+    async def job_reported(self, event_id: int, label: str) -> None:
+        """The end of that job was handed on (its report recorded, or none needed): `jobs_to_report` drops it."""
+        ...
+
+    async def job_for(self, event_id: int) -> JobRecord | None:
+        """The newest job the event launched (a replayed event may have launched several), or None."""
+        ...
+
+    async def job_for_label(self, label: str) -> JobRecord | None:
+        """The job kept with that exactly-once label, or None; sees every earlier write, cheap."""
+        ...
+
+    async def jobs_to_follow(self) -> list[FollowedJob]:
+        """The newest job of every `job_running` event, oldest event first, with the newest event waiting
+        behind it in its repository's lane (for the "supersede" policy). Cheap: the follower asks often."""
+        ...
+
+    async def jobs_to_report(self) -> list[JobRecord]:
+        """Jobs in a final stage whose end was not handed on yet (`job_reported`), oldest end first."""
+        ...
+
+    async def jobs_launched_since(self, endpoint: str, *, since: float) -> int:
+        """How many jobs `endpoint`'s handlers launched since `since` (the daily cap); sees every earlier write."""
+        ...
+
+    async def job_stats(self, *, since: float) -> JobStats:
+        """Jobs launched since `since` by stage, jobs running now, job-hours per day and durations of those ended."""
+        ...
+
     # --- the console ---------------------------------------------------------------------------
 
     async def get(self, event_id: int) -> EventRecord | None:
@@ -254,8 +314,10 @@ class Journal(Protocol):
     async def replay(self, event_id: int, *, max_attempts: int) -> EventRecord:
         """Queue an event to run again now, whatever its state, with `max_attempts` more attempts.
 
-        Replaying a duplicate replays its original; a running event is left running (returned as
-        it is). The earlier attempts stay in its history. Returns the event as it now is.
+        Replaying a duplicate replays its original; a running or job_running event is left as it is
+        (returned as it is). The earlier attempts stay in its history. A replay is a new generation
+        (`EventRecord.replays` + 1): a Hub Job its handler launches is a new one, unlike a
+        redelivery's requeue, which finds the job it launched before. Returns the event as it now is.
 
         Raises:
             EventNotFound: there is no such event.

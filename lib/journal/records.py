@@ -25,9 +25,11 @@ class EventState(StrEnum):
     DEAD = "dead"
     PAUSED = "paused"
     """Held while its endpoint is paused: recorded and acknowledged, run (queued again) on resume."""
+    JOB_RUNNING = "job_running"
+    """The handler returned after launching a Hub Job, which is followed until it ends."""
 
 
-UNFINISHED_STATES = (EventState.QUEUED, EventState.RUNNING, EventState.FAILED)
+UNFINISHED_STATES = (EventState.QUEUED, EventState.RUNNING, EventState.FAILED, EventState.JOB_RUNNING)
 """States retention never prunes and per-repo ordering waits on."""
 PRUNABLE_STATES = (EventState.SUCCEEDED, EventState.SKIPPED, EventState.DUPLICATE)
 
@@ -83,6 +85,8 @@ class EventRecord(Delivery):
     ack_ms: float | None = None
     handler_ms: float | None = None
     finished_at: float | None = None
+    replays: int = 0
+    """How many times an operator replayed it: each replay is a new generation, with a Hub Job of its own."""
 
     @classmethod
     def from_delivery(cls, delivery: Delivery, **state: Any) -> EventRecord:
@@ -110,7 +114,7 @@ class Attempt:
     number: int
     started_at: float
     finished_at: float | None
-    outcome: Literal["running", "succeeded", "failed", "interrupted"]
+    outcome: Literal["running", "succeeded", "failed", "interrupted", "job_running"]
     detail: str | None
     """The result (JSON) on success, the traceback on failure."""
 
@@ -171,7 +175,7 @@ def redelivery_outcome(
     the Hub retries a delivery whose request died with the process, so running it again at each
     retry would take the app down again each time. Only a replay from the console runs it again.
     """
-    if original_state in (EventState.QUEUED, EventState.RUNNING):
+    if original_state in (EventState.QUEUED, EventState.RUNNING, EventState.JOB_RUNNING):
         return "duplicate"
     if original_state == EventState.DEAD and ended_the_process:
         return "duplicate"

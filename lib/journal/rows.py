@@ -35,6 +35,7 @@ def record_from_row(row: sqlite3.Row) -> EventRecord:
         ack_ms=row["ack_ms"],
         handler_ms=row["handler_ms"],
         finished_at=row["finished_at"],
+        replays=row["replays"],
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 PAGE_SIZE = 4096
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -37,10 +37,12 @@ CREATE TABLE IF NOT EXISTS events (
     ack_ms REAL,
     handler_ms REAL,
     finished_at REAL,
-    started_at REAL
+    started_at REAL,
+    replays INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS events_by_key ON events (endpoint, delivery_key, id);
-CREATE INDEX IF NOT EXISTS events_unfinished ON events (order_key, id) WHERE state IN ('queued', 'running', 'failed');
+CREATE INDEX IF NOT EXISTS events_unfinished ON events (order_key, id)
+    WHERE state IN ('queued', 'running', 'failed', 'job_running');
 CREATE TABLE IF NOT EXISTS bodies (
     event_id INTEGER PRIMARY KEY REFERENCES events (id) ON DELETE CASCADE,
     body BLOB NOT NULL
@@ -56,6 +58,25 @@ CREATE TABLE IF NOT EXISTS attempts (
     detail TEXT,
     PRIMARY KEY (event_id, number)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS jobs (
+    event_id INTEGER NOT NULL REFERENCES events (id) ON DELETE CASCADE,
+    label TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    flavor TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    message TEXT,
+    url TEXT NOT NULL,
+    launched_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    timeout_seconds REAL,
+    logs_tail TEXT,
+    reported INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (event_id, label)
+);
+CREATE INDEX IF NOT EXISTS jobs_by_launch ON jobs (endpoint, launched_at);
 """
 """The body, written once, has a table of its own: an event's row is rewritten as its state changes,
 and without the body it is a fifth of the size (half the bytes written per event). `event_rows`
@@ -63,7 +84,9 @@ reads an event whole.
 Two indexes only: every index is written on every insert, and each costs about as much as the row.
 `events_unfinished` holds just the events still to run, so it stays small however long the journal;
 `attempts` holds the attempts that did not end the event well (failed, interrupted) and earlier
-runs of a replayed one; the running or successful attempt lives on the event's row (`LAST_ATTEMPT`)."""
+runs of a replayed one; the running or successful attempt lives on the event's row (`LAST_ATTEMPT`).
+`jobs` holds the Hub Jobs handlers launched, one row per event and exactly-once label (a replayed
+event launches a new one); `jobs_by_launch` counts an endpoint's launches of the day for its cap."""
 
 MIGRATIONS = {
     1: """
@@ -88,8 +111,13 @@ MIGRATIONS = {
     DROP INDEX IF EXISTS events_by_order;
     DROP INDEX IF EXISTS events_running;
     """,
+    2: """
+    ALTER TABLE events ADD COLUMN replays INTEGER NOT NULL DEFAULT 0;
+    DROP INDEX IF EXISTS events_unfinished;
+    """,
 }
-"""`MIGRATIONS[n]` turns a journal of schema n into schema n + 1, inside the opening transaction."""
+"""`MIGRATIONS[n]` turns a journal of schema n into schema n + 1, inside the opening transaction; `SCHEMA`
+then creates what is new (v3: the `jobs` table, and `events_unfinished` again, now with `job_running`)."""
 
 
 def connect(path: Path) -> sqlite3.Connection:

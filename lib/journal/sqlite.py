@@ -24,6 +24,7 @@ from typing import Any
 from ..core.errors import JournalUnavailable
 from .claims import anything_due, claim_within
 from .damage import LossCheck
+from .jobs import SQLiteJobs
 from .opening import STARTS_SUFFIX, Opened, Opener, write_error_message
 from .operations import SQLiteOperations
 from .reader import ReadThread
@@ -68,9 +69,9 @@ logger = logging.getLogger(__name__)
 __all__ = ["STARTS_SUFFIX", "SQLiteJournal"]
 
 
-class SQLiteJournal(SQLiteOperations):
-    """The `Journal` on one SQLite file; see `protocol.py` for what each call promises (pausing and bulk
-    replays are in `operations.py`).
+class SQLiteJournal(SQLiteJobs, SQLiteOperations):
+    """The `Journal` on one SQLite file; see `protocol.py` for what each call promises (the Hub Jobs' calls
+    are in `jobs.py`; listing, replays and pauses in `operations.py`).
 
     Args:
         path: the database file; its folder is created if missing.
@@ -315,7 +316,7 @@ class SQLiteJournal(SQLiteOperations):
     async def claim_next(self, order_key: str, *, now: float) -> int | None:
         with self._writes.write(atomic=False) as connection:
             head = connection.execute(LANE_HEAD, (order_key,)).fetchone()
-            if head is None or head[1] == "running":
+            if head is None or head[1] in ("running", "job_running"):
                 return None
             if (head[2] is not None and head[2] > now) or self._held(connection, head[0]):
                 return None

@@ -9,14 +9,16 @@ from __future__ import annotations
 # Each condition repeats `state IN ('queued', 'running', 'failed')`: SQLite only uses a partial
 # index when the query restates the index's own condition, and without it every claim would scan
 # every event (bodies included) ever recorded.
-UNFINISHED = "state IN ('queued', 'running', 'failed')"
-_CLAIMABLE_WHERE = f"""e.{UNFINISHED} AND e.state != 'running'
+UNFINISHED = "state IN ('queued', 'running', 'failed', 'job_running')"
+_CLAIMABLE_WHERE = f"""e.{UNFINISHED} AND e.state IN ('queued', 'failed')
   AND (e.next_attempt_at IS NULL OR e.next_attempt_at <= :now)
   AND (e.order_key IS NULL OR (
         e.id = (SELECT MIN(p.id) FROM events AS p WHERE p.order_key = e.order_key AND p.{UNFINISHED})
         AND NOT EXISTS (
-            SELECT 1 FROM events AS r WHERE r.order_key = e.order_key AND r.{UNFINISHED} AND r.state = 'running')))"""
-"""Due, and the oldest unfinished event of its order key with none of that key running."""
+            SELECT 1 FROM events AS r WHERE r.order_key = e.order_key AND r.{UNFINISHED}
+            AND r.state IN ('running', 'job_running'))))"""
+"""Due, and the oldest unfinished event of its order key with none of that key running (its handler, or
+the Hub Job its handler launched: a repository's lane stays taken while its job runs)."""
 CLAIMABLE = f"""
 SELECT id FROM events AS e INDEXED BY events_unfinished
 WHERE {_CLAIMABLE_WHERE}
@@ -31,17 +33,12 @@ ORDER BY e.id LIMIT :limit
 """`CLAIMABLE` with each event's endpoint, leaving out the endpoints in the JSON list `:full`."""
 CLAIMABLE_EVENT = f"""
 SELECT 1 FROM events AS e
-WHERE e.id = :id AND e.{UNFINISHED} AND e.state != 'running'
-  AND (e.next_attempt_at IS NULL OR e.next_attempt_at <= :now)
-  AND (e.order_key IS NULL OR (
-        e.id = (SELECT MIN(p.id) FROM events AS p WHERE p.order_key = e.order_key AND p.{UNFINISHED})
-        AND NOT EXISTS (
-            SELECT 1 FROM events AS r WHERE r.order_key = e.order_key AND r.{UNFINISHED} AND r.state = 'running')))
+WHERE e.id = :id AND {_CLAIMABLE_WHERE}
 """
 """`CLAIMABLE` for one event: whether it may be claimed now."""
 REQUEUE = (
     "UPDATE events SET state = 'queued', next_attempt_at = NULL, finished_at = NULL, "
-    "max_attempts = attempts + ? WHERE id = ? AND state != 'running'"
+    "max_attempts = attempts + ? WHERE id = ? AND state NOT IN ('running', 'job_running')"
 )
 """Run an event again, with a fresh allowance of attempts (a redelivery of a failure, a replay)."""
 NEXT_DUE = (
@@ -54,12 +51,16 @@ MARK_RUNNING = (
 LANE_HEAD = f"SELECT id, state, next_attempt_at FROM events WHERE order_key = ? AND {UNFINISHED} ORDER BY id LIMIT 1"
 LAST_ATTEMPT = (
     "SELECT id AS event_id, attempts AS number, COALESCE(started_at, finished_at, received_at) AS started_at, "
-    "CASE state WHEN 'running' THEN NULL ELSE finished_at END AS finished_at, state AS outcome, "
+    "CASE state WHEN 'succeeded' THEN finished_at END AS finished_at, state AS outcome, "
     "CASE state WHEN 'running' THEN NULL ELSE result END AS detail "
-    "FROM events WHERE state IN ('running', 'succeeded') AND attempts > 0"
+    "FROM events WHERE state IN ('running', 'succeeded', 'job_running') AND attempts > 0"
 )
-"""The attempt an event's own row holds: the one running, or the one that succeeded. A success is
-the common end of an event, and keeping it on the row spares a write to `attempts` per event."""
+"""The attempt an event's own row holds: the one running (its handler, or the job it launched), or the
+one that succeeded. A success is the common end of an event, and keeping it on the row spares a write
+to `attempts` per event."""
+REPLAYED = "UPDATE events SET replays = replays + 1 WHERE id = ? AND state NOT IN ('running', 'job_running')"
+"""A replay asked for by an operator (not a redelivery): the event's next run is a new generation, whose
+Hub Job is a new one (its exactly-once label changes with it; see `lib/worker/launch.py`)."""
 KEEP_LAST_ATTEMPT = f"INSERT OR REPLACE INTO attempts {LAST_ATTEMPT} AND state = 'succeeded' AND id = ?"
 """Move a success into `attempts` before the event runs again, so the history keeps it."""
 CLOSE_RUNNING_ATTEMPTS = (

@@ -83,6 +83,13 @@ async def _wait_for_handler(event_id: int, future: OutcomeFuture, *, budget: flo
         return {"status": "skipped", "event_id": event_id, "reason": outcome.event.note}, 200
     if outcome.event.state == EventState.SUCCEEDED:
         return (outcome.response if outcome.response is not None else outcome.event.result), 200
+    if outcome.event.state == EventState.JOB_RUNNING:  # accepted: it goes on, on the Hub's compute
+        return {
+            "status": "job_running",
+            "event_id": event_id,
+            "result": outcome.event.result,
+            "detail": "The handler launched a Hub Job; the event ends when the job does.",
+        }, 202
     retrying = outcome.event.state == EventState.FAILED
     return {
         "status": outcome.event.state,

@@ -25,11 +25,12 @@ from starlette.types import Receive, Scope, Send
 
 from ..core.errors import WebhookError
 from ..core.events import Events
+from ..core.jobs import JobNotRunning
 from ..core.logs import configure_logging, current_event_id
 from ..core.registry import Endpoint, discover_handlers, webhook_path
 from ..core.settings import Settings, parse_secrets, placeholder_secret_message
 from ..hub.client import CommitLedger, own_commits
-from ..journal import Journal, Recorded, SQLiteJournal
+from ..journal import JobRecord, Journal, Recorded, SQLiteJournal
 from ..worker import EndpointLoad, Worker
 from . import connections, listen, tunnel
 from .acknowledge import acknowledge
@@ -297,6 +298,17 @@ class WebhookReceiver:
         """Have the worker look at the journal now, not at its next poll (after a console replay)."""
         if self.worker is not None:
             self.worker.notify()
+
+    async def cancel_job(self, event_id: int) -> JobRecord:
+        """Cancel the running Hub Job of an event (the console's Cancel); its event ends dead, "cancelled".
+
+        Raises:
+            JobNotRunning: no worker runs, the event launched no job, or its job has ended.
+            JobLaunchError: the Hub refused to cancel it.
+        """
+        if self.worker is None:
+            raise JobNotRunning("The worker is not running: start the server first.")
+        return await self.worker.jobs.cancel(event_id)
 
     def launch(self, prevent_thread_lock: bool = False, **launch_kwargs: Any) -> None:
         """Mount the landing page, start serving (uvicorn) and print each webhook's URL.

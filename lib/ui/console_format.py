@@ -26,6 +26,7 @@ HUB_DAILY_LIMIT = 1000
 STATE_LABELS = {
     EventState.QUEUED: "⏳ queued",
     EventState.RUNNING: "▶️ running",
+    EventState.JOB_RUNNING: "🏗️ job running",
     EventState.SUCCEEDED: "✅ succeeded",
     EventState.SKIPPED: "⏭️ skipped",
     EventState.DUPLICATE: "🔂 duplicate",
@@ -39,6 +40,7 @@ STATE_COLORS = {
     "duplicate": "#a78bfa",
     "queued": "#60a5fa",
     "running": "#2563eb",
+    "job_running": "#7c3aed",
     "failed": "#f59e0b",
     "dead": "#dc2626",
     "paused": "#64748b",

@@ -1,4 +1,4 @@
-"""What an attempt ends with, for the request that waits to answer with it.
+"""What an attempt ends with, for the request that waits to answer with it, and how a failed one is recorded.
 
 A handler's return value becomes the answer's JSON and the journal's stored result, so it must be
 something JSON carries: `storable` converts it once, and keeps a Starlette `Response` the handler
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +18,10 @@ from fastapi.encoders import jsonable_encoder
 from starlette.responses import Response
 
 from ..core.errors import HandlerRefused
-from ..journal import EventRecord
+from ..core.settings import Settings
+from ..journal import EventRecord, Journal, retry_delay
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -75,3 +80,26 @@ def resolve(waiters: list[OutcomeFuture], outcome: Outcome | None) -> None:
     for future in waiters:
         if not future.done():
             future.set_result(outcome)
+
+
+async def record_failure(
+    journal: Journal, settings: Settings, event: EventRecord, error: str, elapsed_ms: float
+) -> EventRecord:
+    """Record a failed attempt: retried after a backoff with jitter while attempts are left, else dead."""
+    retry_at = None
+    if event.attempts < event.max_attempts:
+        delay = retry_delay(
+            event.attempts, base_seconds=settings.retry_base_seconds, max_seconds=settings.retry_max_seconds
+        )
+        retry_at = time.time() + delay
+        logger.warning(
+            "Attempt %d/%d failed; retrying in %.0f s:\n%s", event.attempts, event.max_attempts, delay, error
+        )
+    else:
+        logger.error(
+            "Attempt %d/%d failed; the event is dead (replay it from the console):\n%s",
+            event.attempts,
+            event.max_attempts,
+            error,
+        )
+    return await journal.fail(event, error=error, handler_ms=elapsed_ms, retry_at=retry_at)

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from starlette.responses import Response
 
 from ..core.errors import EndpointGone, JournalUnavailable
+from ..core.jobs import JobNotLaunched
 from ..core.logs import current_event_id
 from ..core.payload import WebhookPayload
 from ..core.registry import Endpoint
@@ -34,8 +35,10 @@ from ..hub.loop_guard import loop_guard_rejection
 from ..journal import EventRecord, EventState, Journal, Recorded
 from .bulkhead import EndpointLoad
 from .invoke import call_handler
-from .outcome import Outcome, OutcomeFuture, refuse_non_2xx, resolve, storable
-from .retries import record_failure
+from .job_follower import JobFollower
+from .job_report import WithReports
+from .launch import Launcher, finish_attempt
+from .outcome import Outcome, OutcomeFuture, record_failure, refuse_non_2xx, resolve, storable
 from .threads import ThreadPerCall
 from .throttle import Throttle
 
@@ -61,7 +64,7 @@ class Worker:
         ledger: CommitLedger | None = None,
     ) -> None:
         self.journal = journal
-        self.endpoints = endpoints
+        self.endpoints = WithReports(endpoints)  # and each `on_job_end`'s report endpoint (`job_report.py`)
         self.settings = settings
         self.ledger = ledger
         """The commits this Space made: the loop guard asks it right before a `repo.content` event runs,
@@ -69,6 +72,9 @@ class Worker:
         self.executor = ThreadPerCall()
         self.bulkhead = Throttle(settings.endpoint_share, endpoints)
         """Each endpoint's share of the slots, the threads its timed-out handlers left running, its RATE_LIMIT."""
+        self.launcher = Launcher(journal, settings)
+        self.jobs = JobFollower(journal, self.endpoints, settings, notify=self.notify)
+        """Follows the Hub Jobs handlers launched (`launch.py`), from the journal: after a restart too."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
         self._wake = asyncio.Event()
@@ -106,10 +112,12 @@ class Worker:
                 retrying,
             )
         self._loop_task = asyncio.create_task(self._run(), name="webhook-worker")
+        self.jobs.start()
 
     async def stop(self) -> None:
         """Stop claiming; running handlers are cancelled and their events resume on next start."""
         self._stopping = True
+        await self.jobs.stop()
         tasks = list(self._running.values())
         if self._loop_task is not None:
             tasks.append(self._loop_task)
@@ -129,6 +137,7 @@ class Worker:
         """Something changed in the journal (a replay, a requeue): look at it now, not at the next timer."""
         self._scan_needed = True
         self._wake.set()
+        self.jobs.wake(only_if_following=True)  # a new event of a repository may supersede its job
 
     def dispatch(self, recorded: Recorded, payload: WebhookPayload | None) -> OutcomeFuture | None:
         """Take a delivery the journal just recorded and run what it asks for; the one way in.
@@ -423,17 +432,20 @@ class Worker:
                 # A timeout scope rather than `wait_for`, which on Python 3.11 wraps the handler in a
                 # task of its own: two more turns of the event loop for every event.
                 async with asyncio.timeout(self.settings.handler_timeout_seconds):
-                    with using_ledger(self.ledger):  # `hub_client()` in the handler records our commits there
+                    # `hub_client()` in the handler records our commits in the ledger; `run_uv_job` launches here
+                    with using_ledger(self.ledger), self.launcher.context(event, endpoint) as launch:
                         result = await call_handler(
                             endpoint.handler, endpoint.arguments, event, executor=threads, payload=payload
                         )
                 stored, response = storable(result)
                 refuse_non_2xx(response)
                 elapsed = (time.perf_counter() - started) * 1000
-                finished = await self.journal.finish(event, result=stored, handler_ms=elapsed)
+                finished = await finish_attempt(self.journal, event, launch, stored, elapsed, then=self.jobs.wake)
                 logger.debug("Handled by %s in %.1f ms (attempt %d).", event.endpoint, elapsed, event.attempts)
         except asyncio.CancelledError:
             raise
+        except JobNotLaunched as exc:  # over the endpoint's daily cap: nothing went wrong, nothing to retry
+            finished = await self.journal.skip(event, reason=exc.message)
         except Exception as exc:
             elapsed = (time.perf_counter() - started) * 1000
             if isinstance(exc, TimeoutError):
@@ -441,7 +453,7 @@ class Worker:
             else:
                 error = "".join(traceback.format_exception(exc)).strip()
             try:
-                finished = await record_failure(self.journal, event, error, elapsed, settings=self.settings)
+                finished = await record_failure(self.journal, self.settings, event, error, elapsed)
             except JournalUnavailable as journal_error:
                 # Not even the failure can be written: the event stays `running`, which the next start
                 # turns back into `queued` (at-least-once). Waiting requests answer 202 when their budget ends.
