@@ -22,6 +22,7 @@ from .core.payload import (
     WebhookPayloadUrl,
     WebhookPayloadWebhook,
 )
+from .core.rate_limit import RateLimit
 from .hub.client import HubClient, MissingToken, hub_client
 from .webhooks_server import WebhooksServer, webhook_endpoint
 from .worker.launch import run_job, run_uv_job
@@ -38,6 +39,7 @@ __all__ = [
     "MissingToken",
     "ObjectId",
     "PortUnavailable",
+    "RateLimit",
     "WebhookError",
     "WebhookPayload",
     "WebhookPayloadComment",

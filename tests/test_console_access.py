@@ -292,7 +292,7 @@ STRANGERS = {
 async def every_console_call(console: Console, grant: object) -> dict[str, object]:
     """Each backend function with plausible arguments; the values, or the exception raised."""
     calls = {
-        "deliveries": lambda: console.deliveries(grant, "All", "All", "", "All"),
+        "deliveries": lambda: console.deliveries(grant, "All", "All", "", "All", "All"),
         "verdict": lambda: console.verdict(grant),
         "event_detail": lambda: console.event_detail(grant, 1),
         "health": lambda: console.health(grant),
@@ -430,7 +430,7 @@ async def test_the_listeners_take_console_actions_sync_or_async(
     listeners = console_listeners(console)
     console.server._journal = Watched()
     grant = valid_grant()
-    refreshed = await run(listeners["console_refresh"], grant, "All", "All", "", "All")
+    refreshed = await run(listeners["console_refresh"], grant, "All", "All", "", "All", "All")
     assert "KeyError: 'license'" in refreshed[-3].value and refreshed[-1]["Repo"].tolist() == [MARKER_REPO]
     for api_name in ("console_show", "console_show_test"):
         _title, attempts, payload, _headers, *_job = await run(listeners[api_name], grant, 1)
@@ -496,7 +496,7 @@ class GradioCaller:
         if api_name.startswith("console_send_test"):
             data = [forged_grant, "/webhooks/count_runs", "commit", "a/b", "model"]
         elif api_name.startswith(("console_refresh", "console_filter")):
-            data = [forged_grant, "All", "All", "", "All"]
+            data = [forged_grant, "All", "All", "", "All", "All"]
         elif api_name.startswith("console_replay_dead"):
             data = [forged_grant, "All"]
         return data

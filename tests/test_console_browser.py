@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from apprunner import SECRET, RunningApp, fixture_body, running_app, wait_until
+from apprunner import SECRET, RunningApp, fixture_body, fixture_json, running_app, wait_until
 from fakehub import FakeHub, start_fake_hub
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -234,12 +234,6 @@ def test_the_health_tab_counts_states_and_the_hub_limit(page) -> None:
     expect(page.locator("#states-plot")).to_be_visible()
 
 
-# --- reading well on a phone, and saying what it is ---------------------------------------------------------
-
-DELIVERY_COLUMNS = ["#", "Time (UTC)", "State", "Endpoint", "Event", "Repo", "Tries", "Ack ms", "Run ms", "Test"]
-PHONE_COLUMNS = ["#", "State", "Endpoint", "Event", "Repo"]
-
-
 def open_unlocked(browser, app: RunningApp, width: int):
     context = browser.new_context(viewport={"width": width, "height": 844})
     page = context.new_page()
@@ -310,3 +304,65 @@ def test_a_local_page_says_the_hub_cannot_reach_it_and_how_to_get_a_public_url(p
     expect(page.locator("#setup")).not_to_contain_text("Webhook URL")
     page.get_by_role("tab", name="Endpoints").click()
     expect(page.locator("#endpoints")).to_contain_text("Local URL")
+
+
+def test_pause_resume_and_a_filtered_bulk_replay_are_clicked_through(page, app: RunningApp) -> None:
+    """Pause the endpoint, see a delivery held, resume it and see it run; then filter on one repository's dead
+    events received in the last hour, count them, confirm, and see exactly those run again."""
+    from playwright.sync_api import expect
+
+    def post(repo: str, sha: str) -> dict:
+        body = fixture_json("repo-content-update-space-new-pr-ref.json")
+        body["repo"].update(name=repo, headSha=sha)
+        response = app.post("/webhooks/count_runs", body, headers={"webhook-id": f"browser-{repo}-{sha}"})
+        assert response.status_code in (200, 202), response.text
+        return response.json()
+
+    unlock(page)
+    page.get_by_role("tab", name="Pause & limits").click()
+    expect(page.locator("#pauses-status")).to_contain_text("▶️ running")
+    page.locator("#pause-endpoint-button").click()
+    expect(page.locator("#pause-message")).to_contain_text("Paused")
+    expect(page.locator("#pauses-status")).to_contain_text("paused since")
+    assert post("browser/held", "1" * 40)["status"] == "paused"
+    page.get_by_role("tab", name="Deliveries").click()
+    expect(delivery_row(page, "browser/held")).to_contain_text("paused")
+    assert "browser/held" not in runs(app)
+    page.get_by_role("tab", name="Pause & limits").click()
+    page.locator("#resume-endpoint-button").click()
+    expect(page.locator("#pause-message")).to_contain_text("Resumed")
+    expect(page.locator("#pause-message")).to_contain_text("1 held event(s) queued")
+    wait_until(lambda: "browser/held" in runs(app), message="the held event to run on resume")
+    expect(page.locator("#pauses-status")).to_contain_text("▶️ running")
+
+    flag = app.data_dir / "fail.flag"
+    flag.touch()
+    try:
+        for n, repo in enumerate(["browser/bulk", "browser/bulk", "browser/other"]):
+            assert post(repo, f"{n}" * 40)["status"] == "dead"
+    finally:
+        flag.unlink()  # the fix, pushed
+    before = runs(app).count("browser/bulk")
+    page.get_by_role("tab", name="Deliveries").click()
+    page.locator("#filter-state input").click()
+    page.get_by_role("option", name="💀 dead").click()
+    page.get_by_label("Repo").fill("browser/bulk")
+    page.get_by_label("Repo").press("Enter")
+    page.locator("#filter-received input").click()
+    page.get_by_role("option", name="Last hour").click()
+    expect(delivery_row(page, "browser/bulk", nth=1)).to_contain_text("dead")
+    expect(page.locator("#deliveries")).not_to_contain_text("browser/other")
+    page.locator("#bulk-replay-count").click()
+    expect(page.locator("#bulk-replay-message")).to_contain_text("2 event(s) will run again")
+    expect(page.locator("#bulk-replay-confirm")).to_have_text("Replay these 2 event(s)")
+    page.locator("#bulk-replay-confirm").click()
+    expect(page.locator("#bulk-replay-message")).to_contain_text("Replaying 2 event(s)")
+    expect(page.locator("#bulk-replay-confirm")).to_be_hidden()
+    wait_until(lambda: runs(app).count("browser/bulk") == before + 2, message="the two dead events to run again")
+    assert runs(app).count("browser/other") == 1  # not matched, not replayed
+
+
+# --- reading well on a phone, and saying what it is ---------------------------------------------------------
+
+DELIVERY_COLUMNS = ["#", "Time (UTC)", "State", "Endpoint", "Event", "Repo", "Tries", "Ack ms", "Run ms", "Test"]
+PHONE_COLUMNS = ["#", "State", "Endpoint", "Event", "Repo"]

@@ -24,6 +24,7 @@ from .arguments import Argument, plan_arguments, takes_payload
 from .errors import ConfigurationError, HandlerModuleError
 from .events import ALL_EVENTS, Events
 from .jobs import JobOptions, job_options_from_module
+from .rate_limit import RateLimit, declared_rate_limit
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,8 @@ class Endpoint:
     source: str | None = None
     """The file it came from, to name it in errors."""
     arguments: tuple[Argument, ...] = field(default=(), compare=False)
+    rate_limit: RateLimit | None = None
+    """At most so many handler starts per window (`RATE_LIMIT`); None: as fast as slots allow."""
     order_per_repo: bool | None = None
     """Whether its events of one repository run in order (`ORDER`); None: as `WEBHOOK_ORDER_PER_REPO` says."""
     jobs: JobOptions = field(default_factory=JobOptions, compare=False)
@@ -68,6 +71,7 @@ class Endpoint:
         events: Events | None = None,
         description: str | None = None,
         source: str | None = None,
+        rate_limit: RateLimit | None = None,
         order_per_repo: bool | None = None,
         jobs: JobOptions | None = None,
     ) -> Endpoint:
@@ -86,6 +90,7 @@ class Endpoint:
             description=(description if description is not None else inspect.getdoc(handler) or "").strip(),
             source=source,
             arguments=plan_arguments(handler, where=where),
+            rate_limit=rate_limit,
             order_per_repo=order_per_repo,
             jobs=jobs or JobOptions(),
         )
@@ -141,7 +146,7 @@ def endpoint_from_module(file: Path, *, package: str = "handlers") -> Endpoint:
 
     Raises:
         HandlerModuleError: the file names itself as a bad module name, does not import, has no
-            `handle` function, or declares `EVENTS` / `PATH` / `ORDER` wrongly.
+            `handle` function, or declares `EVENTS` / `PATH` / `ORDER` / `RATE_LIMIT` wrongly.
     """
     if not file.stem.isidentifier():
         suggestion = re.sub(r"\W", "_", file.stem)
@@ -167,6 +172,7 @@ def endpoint_from_module(file: Path, *, package: str = "handlers") -> Endpoint:
     except ValueError as exc:
         raise HandlerModuleError(f"{file}: PATH = {raw_path!r} is not usable: {exc}") from None
     try:
+        rate_limit = declared_rate_limit(module, str(file))
         jobs = job_options_from_module(module, file)
         return Endpoint.create(
             path,
@@ -174,6 +180,7 @@ def endpoint_from_module(file: Path, *, package: str = "handlers") -> Endpoint:
             events=events,
             description=inspect.getdoc(module) or "",
             source=str(file),
+            rate_limit=rate_limit,
             order_per_repo=_declared_order(module, file),
             jobs=jobs,
         )

@@ -4,7 +4,8 @@ The vocabulary (`records.py`) and the calls made on a journal (`protocol.py`) ar
 `lib/` imports; `SQLiteJournal` (`sqlite.py`) is the embedded backend behind them, built on its
 schema (`schema.py`), its SQL (`statements.py`), its commit group (`write_behind.py`), its reads on a
 thread (`reader.py`), its scans within each endpoint's room (`claims.py`), its starts file
-(`starts_file.py`), its opening, on a full disk too (`opening.py`), the files that notice lost
+(`starts_file.py`), its console calls (`operations.py`: listing by `EventFilter` from
+`selection.py`, replays, pauses), its opening, on a full disk too (`opening.py`), the files that notice lost
 acknowledged events (`damage.py`), its size cap counting the WAL (`size_cap.py`), its recovery after
 a crash (`recovery.py`), its rows read back (`rows.py`), and the Hub Jobs handlers launch
 (`job_records.py`, kept by `jobs.py`).
@@ -27,6 +28,7 @@ from .records import (
     redelivery_outcome,
     retry_delay,
 )
+from .selection import REPLAYABLE_STATES, EventFilter
 from .sqlite import SQLiteJournal
 
 __all__ = [
@@ -34,9 +36,11 @@ __all__ = [
     "PRUNABLE_STATES",
     "RAW_ACTION",
     "RAW_SCOPE",
+    "REPLAYABLE_STATES",
     "UNFINISHED_STATES",
     "Attempt",
     "Delivery",
+    "EventFilter",
     "EventRecord",
     "EventState",
     "FollowedJob",

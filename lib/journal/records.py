@@ -23,6 +23,8 @@ class EventState(StrEnum):
     DUPLICATE = "duplicate"
     FAILED = "failed"
     DEAD = "dead"
+    PAUSED = "paused"
+    """Held while its endpoint is paused: recorded and acknowledged, run (queued again) on resume."""
     JOB_RUNNING = "job_running"
     """The handler returned after launching a Hub Job, which is followed until it ends."""
 
@@ -179,6 +181,8 @@ def redelivery_outcome(
         return "duplicate"
     if original_state in (EventState.FAILED, EventState.DEAD):
         return "requeue"
+    if original_state == EventState.PAUSED:  # it will run on resume: once is enough
+        return "duplicate"
     if finished_at is not None and now - finished_at <= window_seconds:
         return "duplicate"
     return "new"

@@ -6,7 +6,7 @@ reports (the worker hands it over once committed). A delivery the journal could 
 as a failure, so the answer waits for the handler only within
 `WEBHOOK_ACK_BUDGET`: 200 with the handler's result when it ends in time, as the reference
 answers, else 202 `queued` while the handler carries on. A skipped or duplicate delivery runs
-nothing and is answered at once.
+nothing and is answered at once, and so is one for a paused endpoint (202 `paused`).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from ..journal import EventRecord, EventState, Journal, Recorded
 from ..worker import OutcomeFuture
 
 EVENT_ID_HEADER = "X-Webhook-Event-Id"
+PAUSED_DETAIL = "The endpoint is paused: the event is recorded and runs when an operator resumes it."
 
 
 async def acknowledge(
@@ -62,6 +63,8 @@ async def _content(recorded: Recorded, outcome: OutcomeFuture | None, *, budget:
             "why": why_duplicate(event),
             "to_send_a_new_event": TO_SEND_A_NEW_EVENT,
         }, 200
+    if recorded.runs.state == EventState.PAUSED:
+        return {"status": "paused", "event_id": recorded.runs.id, "detail": PAUSED_DETAIL}, 202
     if outcome is None:  # no worker to wait for
         return {"status": "queued", "event_id": recorded.runs.id}, 202
     return await _wait_for_handler(recorded.runs.id, outcome, budget=budget)

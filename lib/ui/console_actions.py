@@ -19,7 +19,7 @@ import logging
 import re
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import gradio as gr
 import httpx
@@ -31,6 +31,8 @@ from ..core.sample_events import SAMPLE_KINDS, sample_payload
 from ..hub import registration as hub_registration
 from ..journal import EventState
 from .access import AccessControl, AccessDenied, Grant, is_granted
+from .console_filters import ALL as ALL
+from .console_filters import event_filter, filter_value, normalized
 from .console_format import (
     STATE_LABELS,
     ago,
@@ -50,6 +52,7 @@ from .console_format import (
     usage_bars,
     worker_load_table,
 )
+from .time_range import BadTimeRange
 from .view import ServerView
 
 logger = logging.getLogger(__name__)
@@ -58,8 +61,6 @@ LOCKED_MESSAGE = "The console is locked: unlock it with the webhook secret first
 INVALID_CALL_MESSAGE = "That call does not fit the console (it is not what the page sends): nothing was done."
 DELIVERIES_LIMIT = 100
 """Rows the deliveries table shows: enough to browse (filters narrow it), bounded so a refresh stays cheap."""
-ALL = "All"
-"""The filter value meaning "any" (an empty filter means the same)."""
 REPO_TYPES = ("model", "dataset", "space")
 _REPO_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 
@@ -165,22 +166,25 @@ class Console:
         state: str | None = None,
         repo: str | None = None,
         scope: str | None = None,
+        received: str | None = None,
     ) -> pd.DataFrame:
-        """The newest deliveries matching the filters (`All` or empty means any)."""
+        """The newest deliveries matching the filters (`All` or empty means any; `received` is a time range)."""
         require(grant)
-        events = await self.server.journal.list_recent(
-            limit=DELIVERIES_LIMIT,
-            endpoint=_filter(endpoint),
-            state=_filter(state),
-            repo=_filter(repo),
-            scope=_filter(scope),
-        )
+        try:
+            where = event_filter(normalized(endpoint, state, repo, scope, received), now=time.time())
+        except BadTimeRange as exc:
+            raise ConsoleRefusal(str(exc)) from None
+        events = await self.server.journal.list_recent(limit=DELIVERIES_LIMIT, **asdict(where))
         return deliveries_frame(events)
 
     async def verdict(self, grant: object) -> Verdict:
         """Working, failing or silent, with the reason and what to do next; acknowledged events lost, first."""
         require(grant)
         verdict = await self._deliveries_verdict()
+        if paused := await self.server.journal.paused():  # said above all else but losses: runs are held
+            names = ", ".join(inline_code(endpoint_name(path)) for path in paused)
+            note = f"**⏸️ Paused: {names}.** Its deliveries are recorded and wait; resume in *Pause & limits*."
+            verdict = Verdict(note + "\n\n" + verdict.markdown, verdict.level, dead=verdict.dead)
         losses = await self.server.journal.damage()
         if not losses:
             return verdict
@@ -299,7 +303,7 @@ class Console:
         """Queue every dead event of an endpoint (or of all) again, e.g. after fixing the handler; its dead
         reports of Hub Jobs (`on_job_end`, recorded on `<path>#on_job_end`) too."""
         require(grant)
-        paths = list(self.server.endpoints) if _filter(endpoint) is None else [endpoint]
+        paths = list(self.server.endpoints) if filter_value(endpoint) is None else [endpoint]
         unknown = [path for path in paths if path not in self.server.endpoints]
         if unknown:
             raise ConsoleRefusal(f"No endpoint {unknown[0]}.")
@@ -443,12 +447,6 @@ class Console:
         except hub_registration.HubRegistrationError as exc:
             raise ConsoleRefusal(exc.message) from None
         return self.hub_view(grant, message=f"**Enabled** {inline_code(webhook_id)}.")
-
-
-def _filter(value: object) -> str | None:
-    """A filter's value for the journal: None for `All` or empty."""
-    text = "" if value is None else str(value).strip()
-    return None if not text or text == ALL else text
 
 
 MAX_EVENT_NUMBER = 2**63 - 1

@@ -32,6 +32,7 @@ STATE_LABELS = {
     EventState.DUPLICATE: "🔂 duplicate",
     EventState.FAILED: "🔁 failed",
     EventState.DEAD: "💀 dead",
+    EventState.PAUSED: "⏸️ paused",
 }
 STATE_COLORS = {
     "succeeded": "#16a34a",
@@ -42,6 +43,7 @@ STATE_COLORS = {
     "job_running": "#7c3aed",
     "failed": "#f59e0b",
     "dead": "#dc2626",
+    "paused": "#64748b",
 }
 DELIVERY_COLUMNS = ["#", "Time (UTC)", "State", "Endpoint", "Event", "Repo", "Tries", "Ack ms", "Run ms", "Test"]
 HUB_COLUMNS = ["URL", "Watches", "Domains", "Status", "Secret", "Id"]

@@ -33,13 +33,14 @@ from ..core.settings import Settings
 from ..hub.client import CommitLedger, using_ledger
 from ..hub.loop_guard import loop_guard_rejection
 from ..journal import EventRecord, EventState, Journal, Recorded
-from .bulkhead import Bulkhead, EndpointLoad
+from .bulkhead import EndpointLoad
 from .invoke import call_handler
 from .job_follower import JobFollower
 from .job_report import WithReports
 from .launch import Launcher, finish_attempt
 from .outcome import Outcome, OutcomeFuture, record_failure, refuse_non_2xx, resolve, storable
 from .threads import ThreadPerCall
+from .throttle import Throttle
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +70,8 @@ class Worker:
         """The commits this Space made: the loop guard asks it right before a `repo.content` event runs,
         and handlers' `hub_client()` records into it (see `lib/hub/loop_guard.py`)."""
         self.executor = ThreadPerCall()
-        self.bulkhead = Bulkhead(settings.endpoint_share)
-        """Each endpoint's share of the slots, and the threads its timed-out handlers left running."""
+        self.bulkhead = Throttle(settings.endpoint_share, endpoints)
+        """Each endpoint's share of the slots, the threads its timed-out handlers left running, its RATE_LIMIT."""
         self.launcher = Launcher(journal, settings)
         self.jobs = JobFollower(journal, self.endpoints, settings, notify=self.notify)
         """Follows the Hub Jobs handlers launched (`launch.py`), from the journal: after a restart too."""
@@ -95,6 +96,8 @@ class Worker:
         try:
             interrupted = await self.journal.recover_interrupted()
             waiting = (await self.journal.stats(since=0.0)).by_state
+            for path in await self.journal.paused():  # said at every start: a forgotten pause looks like an outage
+                logger.warning("%s is paused: its events wait until it is resumed from the console.", path)
         except JournalUnavailable as exc:  # a full disk: the app starts anyway, and answers 503 until there is room
             logger.error("Cannot resume the events in the journal yet: %s", exc.message)
             interrupted, waiting = 0, {}  # the journal makes the recovery before anything else it writes
@@ -149,8 +152,8 @@ class Worker:
             A future resolved with the outcome of the attempt that runs for this delivery (or with
             None by whoever stops waiting first); None when nothing runs (skipped, duplicate).
         """
-        if recorded.outcome in ("skipped", "duplicate"):
-            return None
+        if recorded.outcome in ("skipped", "duplicate") or recorded.runs.state == EventState.PAUSED:
+            return None  # a paused endpoint's event runs once it is resumed (a scan claims it)
         event = recorded.runs
         future: OutcomeFuture = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(event.id, []).append(future)  # before anything can run it
@@ -178,6 +181,7 @@ class Worker:
             return  # its repository's lane here hands it over when the event before it ends
         if len(self._running) < self.settings.concurrency and self.bulkhead.has_room(event.endpoint):
             _, payload = self._take_waiting(event.id)  # type: ignore[misc]
+            self.bulkhead.started(event.endpoint, time.time())  # counted now: its claim comes later (`_claim`)
             self._start(event, payload, claimed=False)
         else:
             self.notify()  # the next free slot (of the pool, or of its endpoint's share) scans
@@ -269,8 +273,9 @@ class Worker:
     async def _claim_and_start(self) -> None:
         free = self.settings.concurrency - len(self._running)
         room = self.bulkhead.room(self.endpoints)
-        claimed = await self.journal.claim_due(now=time.time(), limit=free, per_endpoint=room)
+        claimed = await self.journal.claim_due(now=(now := time.time()), limit=free, per_endpoint=room)
         for event in claimed:  # each takes its slot now; its lane waits for the claim's commit (`_run_lane`)
+            self.bulkhead.started(event.endpoint, now)
             await self._start_claimed(event.id, event)
         # Every slot filled: more may be waiting, so the next free slot must scan again. (An endpoint
         # at its share scans again when it makes room: see `_release`.)
@@ -284,12 +289,14 @@ class Worker:
             and len(self._running) < self.settings.concurrency
             and self.bulkhead.has_room(finished.endpoint)  # not if its handler left a thread stuck in its place
         ):
-            next_id = await self.journal.claim_next(finished.order_key, now=time.time())
+            next_id = await self.journal.claim_next(finished.order_key, now=(now := time.time()))
             if next_id is not None:
+                self.bulkhead.started(finished.endpoint, now)
                 following = await self._claimed(next_id)
         if (
             self._capacity_bound
             or finished.state != EventState.SUCCEEDED
+            or self.bulkhead.throttled  # an endpoint at its rate limit: the loop must sleep until it has room
             or any(key is None or key not in self._running_keys for key in self._waiting_lanes)  # idle lanes wait
         ):
             self.notify()
@@ -342,11 +349,12 @@ class Worker:
         process has not seen) or the event was claimed already; it then waits its turn here.
         """
         try:
-            taken = await self.journal.claim(event.id, now=time.time())
+            taken = await self.journal.claim(event.id, now=(now := time.time()))
         except JournalUnavailable as exc:
             logger.error("Could not start event %d (%s); the worker will retry.", event.id, exc.message)
             taken = False
         if taken:
+            self.bulkhead.claimed(event.endpoint, now)  # its rate limit counts it from its claim time
             # On disk before the handler starts, as a claim made with its delivery would be: whoever
             # reads the journal (the console, a restart) sees it running. If the commit fails, the claim
             # is written again with the next one, and the starts file still counts the attempt.
@@ -383,7 +391,7 @@ class Worker:
         self.notify()
 
     async def _seconds_until_next_due(self) -> float:
-        due = await self.journal.next_due_at()
+        due = min(filter(None, (await self.journal.next_due_at(), self.bulkhead.next_room_at())), default=None)
         if due is None:
             self._scan_needed = True  # the idle poll also looks for work other processes recorded
             return IDLE_POLL_SECONDS

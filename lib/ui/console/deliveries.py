@@ -20,8 +20,10 @@ from ..access import Grant, is_granted
 from ..console_actions import ALL, Console, require
 from ..console_format import STATE_LABELS, deliveries_frame, endpoint_name
 from ..console_jobs import ConsoleJobs
+from ..time_range import RECEIVED_CHOICES
 from ..view import ServerView
 from . import jobs
+from .bulk_replay import BulkRow, build_bulk_row
 from .listeners import PRIVATE, QUIET, Step, call, unchanged
 from .lock import Gate, closed
 
@@ -84,6 +86,8 @@ class DeliveriesTab:
     state: gr.Dropdown
     scope: gr.Dropdown
     repo: gr.Textbox
+    received: gr.Dropdown
+    bulk: BulkRow
     table: gr.Dataframe
     event_number: gr.Number
     show_button: gr.Button
@@ -97,7 +101,7 @@ class DeliveriesTab:
     @property
     def filters(self) -> list[Block]:
         """In the order of `Console.deliveries`' arguments."""
-        return [self.endpoint, self.state, self.repo, self.scope]
+        return [self.endpoint, self.state, self.repo, self.scope, self.received]
 
     @property
     def detail(self) -> list[Block]:
@@ -113,9 +117,20 @@ def build_deliveries_tab(server: ServerView) -> DeliveriesTab:
             value=ALL,
             label="State",
             min_width=120,
+            elem_id="filter-state",
         )
         scope = gr.Dropdown([ALL, *SCOPES], value=ALL, label="Scope", allow_custom_value=True, min_width=120)
         repo = gr.Textbox(label="Repo", placeholder="owner/name", min_width=120, max_lines=1)
+        received = gr.Dropdown(
+            [("Any time", ALL), *RECEIVED_CHOICES],
+            value=ALL,
+            label="Received (UTC)",
+            allow_custom_value=True,
+            info="or type `2026-11-30 14:00 to 2026-11-30 15:30`",
+            min_width=160,
+            elem_id="filter-received",
+        )
+    bulk = build_bulk_row()
     table = gr.Dataframe(
         deliveries_frame([]),
         interactive=False,
@@ -156,6 +171,8 @@ def build_deliveries_tab(server: ServerView) -> DeliveriesTab:
         state,
         scope,
         repo,
+        received,
+        bulk,
         table,
         event_number,
         show_button,
@@ -185,7 +202,7 @@ def refresh_step(console: Console, gate: Gate, overview: Overview, tab: Deliveri
     def blank() -> tuple:
         return gr.Row(visible=False), gr.Markdown("", elem_classes=[]), gr.Row(visible=False), deliveries_frame([])
 
-    async def refresh(current: Any, endpoint: str, state: str, repo: str, scope: str) -> tuple:
+    async def refresh(current: Any, endpoint: str, state: str, repo: str, scope: str, received: str) -> tuple:
         if not is_granted(current):
             if isinstance(current, Grant):  # it expired while the page was open: lock the page too
                 return (*closed("The console locked itself (the session expired): unlock it again."), *blank())
@@ -196,7 +213,7 @@ def refresh_step(console: Console, gate: Gate, overview: Overview, tab: Deliveri
             gr.Row(visible=verdict.damaged),
             gr.Markdown(verdict.markdown, elem_classes=[f"verdict-{verdict.level}"]),
             gr.Row(visible=verdict.dead > 0),
-            await call(console.deliveries, current, endpoint, state, repo, scope),
+            await call(console.deliveries, current, endpoint, state, repo, scope, received),
         )
 
     return Step(
@@ -238,7 +255,7 @@ def wire_deliveries(
         return number if isinstance(number, int | float) and not isinstance(number, bool) else None
 
     refresh.on(gate.session.ticker.tick, "console_refresh", **QUIET)
-    for component in (tab.endpoint, tab.state, tab.scope):
+    for component in (tab.endpoint, tab.state, tab.scope, tab.received):
         refresh.on(component.change, "console_filter", **QUIET)
     refresh.on(tab.repo.submit, "console_filter_repo", **QUIET)
 
