@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .errors import ConfigurationError
 from .forwarded import LOOPBACK, TrustedProxies, default_trusted_proxies
+from .ops_settings import OpsSettings
 
 PERSISTENT_STORAGE = Path("/data")
 """Where a Space with persistent storage mounts it."""
@@ -122,6 +123,28 @@ def _read_log_level(environ: Mapping[str, str], name: str, default: str) -> str:
     return raw.strip().upper()
 
 
+def _read_ops(env: Mapping[str, str]) -> OpsSettings:
+    """The metrics and alert options (see `ops_settings.py`)."""
+    failure_rate = _read(env, "WEBHOOK_ALERT_FAILURE_RATE", 0.5, float, minimum=0, unit="a share (0 to 1)")
+    budget = _read(env, "WEBHOOK_ALERT_HUB_BUDGET", 0.8, float, minimum=0, unit="a share (0 to 1)")
+    for name, share in (("WEBHOOK_ALERT_FAILURE_RATE", failure_rate), ("WEBHOOK_ALERT_HUB_BUDGET", budget)):
+        if share > 1:
+            raise ConfigurationError(f"{name} is a share from 0 to 1 (0.5 is half), got {share:g}.")
+    return OpsSettings(
+        metrics_tokens=parse_secrets(env.get("METRICS_TOKEN"), source="METRICS_TOKEN"),
+        alert_url=(env.get("WEBHOOK_ALERT_URL") or "").strip() or None,
+        alert_discussions=_read_bool(env, "WEBHOOK_ALERT_DISCUSSIONS", True),
+        check_seconds=_read(env, "WEBHOOK_ALERT_CHECK_SECONDS", 30.0, float, minimum=0.1, unit="seconds"),
+        failure_rate=failure_rate,
+        failure_window_seconds=_read(env, "WEBHOOK_ALERT_FAILURE_WINDOW", 900.0, float, minimum=1, unit="seconds"),
+        failure_min_events=int(_read(env, "WEBHOOK_ALERT_FAILURE_MIN_EVENTS", 5, int, minimum=1, unit="events")),
+        queue_age_seconds=_read(env, "WEBHOOK_ALERT_QUEUE_AGE", 600.0, float, minimum=1, unit="seconds"),
+        hub_budget_share=budget,
+        max_per_hour=int(_read(env, "WEBHOOK_ALERT_MAX_PER_HOUR", 20, int, minimum=1, unit="alerts")),
+        retry_max_seconds=_read(env, "WEBHOOK_ALERT_RETRY_MAX", 1800.0, float, minimum=1, unit="seconds"),
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything an operator can tune, with defaults that suit a free CPU Space."""
@@ -167,6 +190,8 @@ class Settings:
     (`WEBHOOK_HEADER_TIMEOUT`; see `lib/receiver/connections.py`)."""
     max_header_bytes: int = 32 * 1024
     """A request head (request line and headers) larger than this is answered 431 (`WEBHOOK_MAX_HEADER_BYTES`)."""
+    ops: OpsSettings = field(default_factory=OpsSettings)
+    """Metrics and alerts (`METRICS_TOKEN`, `WEBHOOK_ALERT_*`; see `ops_settings.py`)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -206,6 +231,7 @@ class Settings:
             "max_header_bytes": int(
                 _read(env, "WEBHOOK_MAX_HEADER_BYTES", 32 * 1024, int, minimum=MIN_HEADER_BYTES, unit="bytes")
             ),
+            "ops": _read_ops(env),
         }
         values.update(overrides)
         if values["server_port"] is not None and not 1 <= values["server_port"] <= 65535:  # type: ignore[operator]

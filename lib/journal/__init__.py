@@ -6,7 +6,8 @@ schema (`schema.py`), its SQL (`statements.py`), its commit group (`write_behind
 thread (`reader.py`), its scans within each endpoint's room (`claims.py`), its starts file
 (`starts_file.py`), its opening, on a full disk too (`opening.py`), the files that notice lost
 acknowledged events (`damage.py`), its size cap counting the WAL (`size_cap.py`), its recovery after
-a crash (`recovery.py`) and its rows read back (`rows.py`).
+a crash (`recovery.py`), its rows read back (`rows.py`), and what it holds now for metrics and
+alerts (`snapshot.py`).
 """
 
 from .protocol import Journal
@@ -23,6 +24,7 @@ from .records import (
     redelivery_outcome,
     retry_delay,
 )
+from .snapshot import JournalSnapshot, StateCount
 from .sqlite import SQLiteJournal
 
 __all__ = [
@@ -34,9 +36,11 @@ __all__ = [
     "EventState",
     "Journal",
     "JournalDamage",
+    "JournalSnapshot",
     "JournalStats",
     "Recorded",
     "SQLiteJournal",
+    "StateCount",
     "redelivery_outcome",
     "retry_delay",
 ]

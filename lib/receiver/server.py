@@ -32,6 +32,7 @@ from ..core.settings import Settings, parse_secrets
 from ..hub.client import CommitLedger, own_commits
 from ..hub.setup_guide import HUB_WEBHOOK_SETTINGS
 from ..journal import Journal, Recorded, SQLiteJournal
+from ..ops import Monitoring
 from ..worker import EndpointLoad, Worker
 from . import connections, tunnel
 from .acknowledge import acknowledge
@@ -104,6 +105,7 @@ class WebhookReceiver:
             max_body_bytes=self.settings.max_body_bytes,
         )
         self.fastapi_app.add_exception_handler(WebhookError, _answer_error)  # type: ignore[arg-type]
+        self.monitoring = Monitoring(self.settings, self.fastapi_app)  # GET /metrics and the alerts (lib/ops)
         if not self.settings.secret_configured:
             logger.warning(
                 "No webhook secret is set: anyone who finds the URL can post events. Set WEBHOOK_SECRET "
@@ -198,6 +200,7 @@ class WebhookReceiver:
             response = await self.receive(endpoint, scope, receive)
         except WebhookError as exc:
             response = _error_response(scope, exc)
+            self.monitoring.refused(endpoint.path, exc.status_code, exc.message)
         await response(scope, receive, send)
 
     def _receiver(self, endpoint: Endpoint) -> Callable[[Request], Any]:
@@ -239,7 +242,9 @@ class WebhookReceiver:
         token = current_event_id.set(recorded.event.id)
         try:
             response = await acknowledge(self.journal, recorded, outcome, budget=settings.ack_budget_seconds)
-            self._note_acknowledged(endpoint, payload, recorded, (time.perf_counter() - started) * 1000)
+            ack_ms = (time.perf_counter() - started) * 1000
+            self._note_acknowledged(endpoint, payload, recorded, ack_ms)
+            self.monitoring.delivered(endpoint.path, recorded.outcome, response.status_code, ack_ms)
         finally:
             current_event_id.reset(token)
         return response
@@ -270,12 +275,16 @@ class WebhookReceiver:
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: FastAPI) -> AsyncIterator[None]:
-        self.worker = Worker(self.journal, self.endpoints, self.settings, ledger=self.ledger)
+        self.worker = Worker(
+            self.journal, self.endpoints, self.settings, ledger=self.ledger, on_attempt=self.monitoring.attempt_ended
+        )
         await self.worker.start()
         retention = _start_retention(self)
+        await self.monitoring.start(lambda: self.journal, lambda: self.endpoints, self.worker_load)
         try:
             yield
         finally:
+            await self.monitoring.stop()
             retention.cancel()
             await self.worker.stop()
             await self.journal.close()
