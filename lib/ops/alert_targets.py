@@ -23,6 +23,19 @@ DISCORD_MAX_CHARS = 2000
 TITLE_PREFIX = "Alert: "
 
 
+class HideUrl(logging.Filter):
+    """Keeps a URL that is a credential out of httpx's request log lines (it logs every URL at INFO)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.url = url
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(str(arg) == self.url for arg in record.args):
+            record.args = tuple("<WEBHOOK_ALERT_URL>" if str(arg) == self.url else arg for arg in record.args)
+        return True
+
+
 class WebhookTarget:
     """POSTs `{"text": ..., "content": ...}`: Slack reads `text`, Discord reads `content`, both ignore the other.
 
@@ -34,6 +47,7 @@ class WebhookTarget:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        logging.getLogger("httpx").addFilter(HideUrl(url))
 
     async def send(self, message: Message, discussions: dict[str, int]) -> None:
         text = message.text

@@ -234,6 +234,7 @@ class Alerts:
                     break
                 self.state.outbox.remove(message)
                 status.last_ok = now
+                self.store.save(self.state)  # at once: a crash now must not send it a second time
         self.store.save(self.state)
 
     def _failed(self, message: Message, status: TargetStatus, error: str, now: float) -> None:
