@@ -8,6 +8,7 @@ target that hangs (deliveries must not wait for it), the journal refusing delive
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -18,9 +19,17 @@ from pathlib import Path
 
 import httpx
 import pytest
-from apprunner import RunningApp, base_env, fixture_json, make_space, start_app, wait_until
+from apprunner import RunningApp, base_env, fixture_body, fixture_json, make_space, start_app, wait_until
 from fakehub import FakeHub, start_fake_hub
 from prometheus_client.parser import text_string_to_metric_families
+
+from lib import WebhooksServer
+from lib.core.ops_settings import OpsSettings
+from lib.core.settings import Settings
+from lib.receiver.delivery import build_delivery
+from lib.receiver.parsing import parse_payload
+from lib.ui.access import Grant
+from lib.ui.console_actions import Console
 
 SPACE = "alice/hooks-space"
 PAYLOAD = fixture_json("discussion-create-pr-opened.json")
@@ -304,3 +313,41 @@ def test_the_journal_refusing_deliveries_is_alerted(tmp_path: Path, hub: FakeHub
         )
     finally:
         app.stop()
+
+
+@pytest.mark.anyio
+async def test_the_console_shows_a_failing_target_and_the_open_problem(tmp_path: Path, loopback: Loopback) -> None:
+    """The console's Health tab (its backend function, with an operator's grant) over a real server whose
+    alert webhook answers 500: the problem, the target failing with its error, the alert waiting."""
+    loopback.failures_left = 1000
+    ops = OpsSettings(alert_url=loopback.url, alert_discussions=False, check_seconds=0.1)
+    server = WebhooksServer(settings=Settings(webhook_secrets=("s",), data_dir=tmp_path, ops=ops))
+    server.add_webhook("/flaky")(lambda payload: None)
+    journal = server.journal
+    body = fixture_body("discussion-create-pr-opened.json")
+    delivery = build_delivery(
+        endpoint="/webhooks/flaky",
+        headers={},
+        query_string="",
+        body=body,
+        payload=parse_payload(body),
+        order_per_repo=True,
+    )
+    recorded = await journal.record(delivery, skipped_reason=None, max_attempts=1, duplicate_window=600)
+    await journal.claim_due(now=time.time(), limit=1)
+    await journal.fail(recorded.event.id, error="boom", handler_ms=1.0, retry_at=None)
+    await server.monitoring.start(lambda: journal, lambda: server.endpoints, dict)
+    try:
+        grant = Grant(who="webhook secret", method="secret", expires_at=time.time() + 60)
+        for _ in range(100):
+            panel = (await Console(server).health(grant)).usage_html
+            if "is failing" in panel:
+                break
+            await asyncio.sleep(0.05)
+        assert "🔴 Dead events on /webhooks/flaky" in panel
+        assert "⚠️ <b>webhook</b> is failing: WEBHOOK_ALERT_URL answered HTTP 500." in panel
+        assert "1 alert(s) waiting" in panel
+        assert loopback.url not in panel
+    finally:
+        await server.monitoring.stop()
+        await journal.close()
