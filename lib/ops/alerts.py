@@ -84,7 +84,8 @@ class Alerts:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._refused: str | None = None
-        """Why the journal refused a delivery since the last check (a 503), if it did."""
+        """Why the journal refused a delivery (a 503) if none was recorded since: the Hub retries, and a
+        problem that ended with every quiet check would be raised again with each retry."""
 
     # --- the hooks (never wait) ------------------------------------------------------------------
 
@@ -93,10 +94,14 @@ class Alerts:
         self._wake.set()
 
     def journal_refused(self, message: str) -> None:
-        """A delivery was answered 503: the journal could not record it."""
+        """A delivery was answered 503: the journal could not record it. A problem until one is recorded."""
         if self._refused is None:
             self._refused = message
             self._wake.set()
+
+    def journal_recorded(self) -> None:
+        """A delivery was recorded: the journal takes deliveries again."""
+        self._refused = None
 
     # --- running ---------------------------------------------------------------------------------
 
@@ -133,8 +138,7 @@ class Alerts:
         """Find the problems going on and queue a message for each change."""
         now = time.time() if now is None else now
         snapshot, window, error = await self._read_journal(now)
-        if self._refused is not None:
-            error, self._refused = error or self._refused, None
+        error = error or self._refused
         problems = find_problems(
             snapshot=snapshot, window=window, journal_error=error, endpoints=list(self._endpoints()), settings=self.ops
         )

@@ -88,6 +88,7 @@ class Monitoring:
     def delivered(self, endpoint: str, outcome: str, status: int, ack_ms: float) -> None:
         """A delivery the journal recorded was answered."""
         self.counts.delivered(endpoint, outcome, status, ack_ms)
+        self.alerts.journal_recorded()
 
     def refused(self, endpoint: str, status: int, message: str) -> None:
         """A delivery was refused before it was recorded (a 4xx), or could not be recorded (503)."""
