@@ -95,6 +95,7 @@ class AlertStore:
 
     def __init__(self, data_dir: Path) -> None:
         self.path = data_dir / ALERTS_FILE
+        self._saved: str | None = None
 
     def load(self) -> AlertState:
         try:
@@ -117,11 +118,15 @@ class AlertStore:
     def save(self, state: AlertState) -> None:
         """Write the state whole, then rename it into place; a failure is logged, never raised (a full disk)."""
         state.history = state.history[-MAX_HISTORY:]
+        text = json.dumps(asdict(state))
+        if text == self._saved:  # most checks change nothing: no write
+            return
         temporary = self.path.with_name(self.path.name + ".tmp")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            temporary.write_text(json.dumps(asdict(state)))
+            temporary.write_text(text)
             os.replace(temporary, self.path)
+            self._saved = text
         except OSError as exc:
             logger.warning("Could not save the alert state to %s: %s", self.path, exc)
             with contextlib.suppress(OSError):

@@ -79,6 +79,8 @@ class Alerts:
         self.store = store
         self.targets = targets
         self.state: AlertState = store.load()
+        names = {target.name for target in targets}
+        self.state.outbox = [message for message in self.state.outbox if message.target in names]  # unset since
         self._journal: Callable[[], Journal] | None = None
         self._endpoints: Callable[[], Iterable[str]] = list
         self._wake = asyncio.Event()
@@ -128,8 +130,11 @@ class Alerts:
                 await asyncio.wait_for(self._wake.wait(), timeout=self._seconds_to_wait())
 
     def _seconds_to_wait(self) -> float:
-        retries = [message.next_try for message in self.state.outbox]
-        until_retry = min(retries) - time.time() if retries else self.ops.check_seconds
+        """Until the next check, or sooner if a target's first waiting message is due before it."""
+        heads = {}
+        for message in self.state.outbox:
+            heads.setdefault(message.target, message.next_try)  # the rest of a target's queue waits behind it
+        until_retry = min(heads.values()) - time.time() if heads else self.ops.check_seconds
         return max(0.05, min(self.ops.check_seconds, until_retry))
 
     # --- checking --------------------------------------------------------------------------------
