@@ -5,7 +5,7 @@ free port). The real `huggingface_hub` client talks to it when pointed at its UR
 in child processes alike. Paths, status codes, headers and JSON shapes follow what `huggingface_hub` 2.4
 sends and parses (`hf_api.py`, `file_download.py`, `_commit_api.py`, `community.py`, `utils/_http.py`).
 It keeps state (users and tokens, repos with a git-like commit history, discussions and pull requests,
-webhooks) so that tests can seed it and assert what the code under test did, and it records every
+webhooks, Jobs) so that tests can seed it and assert what the code under test did, and it records every
 request it receives.
 
 Pointing the client at it:
@@ -35,7 +35,8 @@ Limits (what is NOT faked):
   never goes through LFS or Xet (no `X-Xet-*` header is ever sent). `lfsFile` commit operations get 501.
 - Repo ids must be `namespace/name` (no legacy single-segment ids). No gated repos, no tags API, no
   branch creation API (branches: `main`, plus `refs/pr/N` for pull requests), no collections, no Spaces
-  runtime/secrets API, no Jobs, no buckets, no search/listing of repos, no likes, no rate limits.
+  runtime/secrets API, no buckets, no search/listing of repos, no likes, no rate limits. Jobs: see
+  `tests/fakehub_jobs.py` (launch, list, inspect, cancel, labels, logs, hardware; no scheduled jobs).
 - Webhooks are stored and managed but never delivered: the fake does not POST payloads anywhere.
 - Merging a PR applies the PR's changes (relative to where it forked) onto the target branch as one
   squash commit; there is no conflict detection. Diffs are plain `difflib` unified diffs.
@@ -65,6 +66,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote
@@ -483,6 +485,9 @@ class FakeHub:
         self._errors: list[str] = []
         self._commit_counter = itertools.count(1)
         self._url: str | None = None
+        from fakehub_jobs import FakeJobs  # here, not at the top: it imports this module (and adds its routes)
+
+        self.jobs = FakeJobs(self, page_size=page_size)  # the Jobs API's state and test controls
 
     # ---- basics -----------------------------------------------------------------------------------------
 
@@ -779,6 +784,9 @@ class FakeHub:
             await Response("ok", media_type="text/plain")(scope, receive, send)
             return
         response = self._handle(scope, request.headers, raw_path, body)
+        # The exact time, not uvicorn's Date (refreshed once a second): `fetch_job_logs` stops at events
+        # logged after Date + 1 s, so a stale Date would cut off the newest log lines.
+        response.headers["Date"] = formatdate(usegmt=True)
         await response(scope, receive, send)
 
     def _handle(self, scope: dict[str, Any], headers: Headers, raw_path: str, body: bytes) -> Response:
@@ -1587,6 +1595,7 @@ def start_fake_hub(hub: FakeHub | None = None, *, timeout: float = 10.0) -> Iter
         lifespan="off",
         log_level="warning",
         access_log=False,
+        date_header=False,  # FakeHub.__call__ sets an exact one
         timeout_keep_alive=30,
         timeout_graceful_shutdown=2,
     )
@@ -1598,6 +1607,7 @@ def start_fake_hub(hub: FakeHub | None = None, *, timeout: float = 10.0) -> Iter
         _wait_until_up(hub.url, thread, timeout)
         yield hub
     finally:
+        hub.jobs.allow_runs()  # answers held by `hub.jobs.hold_run_responses()` would delay the shutdown
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
