@@ -9,10 +9,11 @@ One app (the real `app.py` of this checkout, the benchmark's `trivial` handler, 
 started on loopback with `METRICS_TOKEN` set, pinned to CPU 1 while the load runs on CPU 0 (as
 `bench/run.py` does). The journal is first filled to `--fill` events (a scrape reads every event
 the journal holds, so it costs most on a full journal; 10,000 is the default retention). Then the
-same closed-loop load (`loadgen.py`, 32 senders) runs four times: without a scraper, with a
-scraper every second, with one every 0.1 s (ten times harder than any Prometheus setup), and
-without again (the journal grew meanwhile: the two runs without bracket the others). The scraper
-is a thread of this process on its own keep-alive connection; each scrape's time is measured.
+same closed-loop load (`loadgen.py`, 32 senders) runs under three conditions: without a scraper,
+with a scraper every second, with one every 0.1 s (ten times harder than any Prometheus setup).
+The journal grows with every delivery, so the conditions are interleaved, `--rounds` times in a
+rotating order, and each row sums its rounds. The scraper is a thread of this process on its own
+keep-alive connection; each scrape's time is measured.
 """
 
 from __future__ import annotations
@@ -113,15 +114,16 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=5000, help="measured deliveries per phase (5000)")
+    parser.add_argument("--requests", type=int, default=8000, help="deliveries per condition and round (8000)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the three conditions (3)")
     parser.add_argument("--fill", type=int, default=10000, help="events in the journal before measuring (10000)")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--max-seconds", type=float, default=60.0)
-    parser.add_argument("--quick", action="store_true", help="1,000 requests per phase, 2,000 events first")
+    parser.add_argument("--quick", action="store_true", help="1,000 requests per phase, 2,000 events first, 1 round")
     parser.add_argument("--no-pin", action="store_true")
     args = parser.parse_args()
     if args.quick:
-        args.requests, args.fill = 1000, 2000
+        args.requests, args.fill, args.rounds = 1000, 2000, 1
     pin = not args.no_pin and len(os.sched_getaffinity(0)) > 1
 
     workdir = Path(tempfile.mkdtemp(prefix="metrics-scrape-"))
@@ -133,34 +135,40 @@ def main() -> None:
             os.sched_setaffinity(process.pid, {SERVER_CPU})
         request = build_request("/webhooks/trivial", HOST, PAYLOAD, {"X-Webhook-Secret": SECRET})
         asyncio.run(run_load(HOST, port, request, requests=args.fill, concurrency=32, max_seconds=300))
-        rows, index = [], args.fill
-        for label, interval in (("no scraper", None), ("scrape every 1 s", 1.0), ("scrape every 0.1 s", 0.1)):
-            rows.append(phase(port, label, interval, args, index))
-            index += args.requests
-        rows.append(phase(port, "no scraper, again", None, args, index))
+        conditions = [("no scraper", None), ("scrape every 1 s", 1.0), ("scrape every 0.1 s", 0.1)]
+        rows: dict[str, list[Row]] = {label: [] for label, _ in conditions}
+        index = args.fill
+        for round_number in range(args.rounds):
+            shift = round_number % len(conditions)
+            for label, interval in conditions[shift:] + conditions[:shift]:
+                rows[label].append(phase(port, label, interval, args, index))
+                index += args.requests
     finally:
         stop(process)
         shutil.rmtree(workdir, ignore_errors=True)
 
     print(machine_line())
     print(
-        f"The journal filled with {args.fill:,} events first; each phase {args.requests:,} deliveries from "
-        f"{args.concurrency} senders{', generator on CPU 0, app on CPU 1' if pin else ''}.\n"
+        f"The journal filled with {args.fill:,} events first; then {args.rounds} rounds of the three conditions "
+        f"in rotating order, {args.requests:,} deliveries each, from {args.concurrency} senders"
+        f"{', generator on CPU 0, app on CPU 1' if pin else ''}; each row sums its rounds.\n"
     )
-    print("| phase | req/s | ack p50 ms | ack p99 ms | errors | scrapes | scrape p50 / max ms | scrape size |")
+    print("| condition | req/s | ack p50 ms | ack p99 ms | errors | scrapes | scrape p50 / max ms | scrape size |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for row in rows:
-        load, scraper = row.load, row.scraper
-        scrapes = f"{len(scraper.times_ms)} ({scraper.failures} failed)" if scraper else "-"
-        timing = (
-            f"{percentile(scraper.times_ms, 0.5):.1f} / {max(scraper.times_ms):.1f}"
-            if scraper and scraper.times_ms
-            else "-"
+    for label, runs in rows.items():
+        total = LoadResult(
+            latencies_ms=[ms for run in runs for ms in run.load.latencies_ms],
+            errors=sum(run.load.errors for run in runs),
+            elapsed_s=sum(run.load.elapsed_s for run in runs),
         )
-        size = f"{scraper.sizes[-1]:,} B" if scraper and scraper.sizes else "-"
+        scrapes = [ms for run in runs if run.scraper for ms in run.scraper.times_ms]
+        failed = sum(run.scraper.failures for run in runs if run.scraper)
+        sizes = [size for run in runs if run.scraper for size in run.scraper.sizes]
+        timing = f"{percentile(scrapes, 0.5):.1f} / {max(scrapes):.1f}" if scrapes else "-"
         print(
-            f"| {row.label} | {load.rate:,.0f} | {load.percentile(0.5):.1f} | {load.percentile(0.99):.1f} | "
-            f"{load.errors} | {scrapes} | {timing} | {size} |"
+            f"| {label} | {total.rate:,.0f} | {total.percentile(0.5):.1f} | {total.percentile(0.99):.1f} | "
+            f"{total.errors} | {f'{len(scrapes)} ({failed} failed)' if scrapes or failed else '-'} | {timing} | "
+            f"{f'{sizes[-1]:,} B' if sizes else '-'} |"
         )
 
 

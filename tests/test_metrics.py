@@ -10,6 +10,7 @@ state series still say what the journal holds.
 from __future__ import annotations
 
 import sqlite3
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,7 +35,7 @@ HANDLERS = {
 
 
 def start(folder: Path, data_dir: Path) -> RunningApp:
-    env = base_env(data_dir, METRICS_TOKEN=METRICS_TOKEN, WEBHOOK_MAX_ATTEMPTS="1")
+    env = base_env(data_dir, METRICS_TOKEN=METRICS_TOKEN, WEBHOOK_MAX_ATTEMPTS="1", METRICS_MAX_AGE="0")
     return start_app(make_space(folder, HANDLERS), env)
 
 
@@ -139,7 +140,13 @@ def test_the_series_say_what_was_sent(app: RunningApp) -> None:
 
 def test_a_queue_that_waits_shows_its_depth_and_age(tmp_path: Path) -> None:
     slow = {"slow.py": '"""Sleeps."""\nimport time\n\n\ndef handle(payload):\n    time.sleep(3)\n    return {}\n'}
-    env = base_env(tmp_path / "data", METRICS_TOKEN=METRICS_TOKEN, WEBHOOK_ACK_BUDGET="0", WEBHOOK_CONCURRENCY="1")
+    env = base_env(
+        tmp_path / "data",
+        METRICS_TOKEN=METRICS_TOKEN,
+        WEBHOOK_ACK_BUDGET="0",
+        WEBHOOK_CONCURRENCY="1",
+        METRICS_MAX_AGE="0",
+    )
     app = start_app(make_space(tmp_path / "space", slow), env)
     try:
         for _ in range(3):  # one order key (the same repo): one runs, two wait in the queue
@@ -209,6 +216,23 @@ def test_a_stranger_gets_a_bare_401(app: RunningApp) -> None:
             assert answer.text == "Unauthorized\n"
             assert answer.headers["www-authenticate"] == "Bearer"
             assert "hub_webhooks" not in answer.text
+
+
+def test_scrapes_closer_than_the_max_age_reuse_the_journal_read_but_never_the_counters(tmp_path: Path) -> None:
+    app = start_app(make_space(tmp_path / "space", HANDLERS), base_env(tmp_path / "data", METRICS_TOKEN=METRICS_TOKEN))
+    try:
+        assert deliver(app, "/webhooks/ok", OK).status_code == 200
+        first = scrape(app)
+        assert value(first, "hub_webhooks_events", endpoint="/webhooks/ok", state="succeeded") == 1
+        assert deliver(app, "/webhooks/ok", OK).status_code == 200
+        second = scrape(app)  # within the default 5 s: the journal's series are the last read's
+        assert value(second, "hub_webhooks_events", endpoint="/webhooks/ok", state="succeeded") == 1
+        assert value(second, "hub_webhooks_deliveries_total", endpoint="/webhooks/ok", outcome="new", status="200") == 2
+        time.sleep(5)
+        third = scrape(app)
+        assert value(third, "hub_webhooks_events", endpoint="/webhooks/ok", state="succeeded") == 2
+    finally:
+        app.stop()
 
 
 def test_the_webhook_secret_is_a_token_too(app: RunningApp) -> None:

@@ -19,6 +19,9 @@ class OpsSettings:
 
     metrics_tokens: tuple[str, ...] = field(default=(), repr=False)
     """Bearer tokens for `GET /metrics` besides the webhook secrets (`METRICS_TOKEN`, comma-separated to rotate)."""
+    metrics_max_age_seconds: float = 5.0
+    """A scrape within this long of the last journal read reuses it (`METRICS_MAX_AGE`): scraping often
+    costs at most one journal read per this many seconds (`bench/metrics_scrape.py`)."""
     alert_url: str | None = field(default=None, repr=False)
     """An incoming webhook (Slack, Discord, or anything that takes JSON) for alerts (`WEBHOOK_ALERT_URL`).
     Kept out of logs: a Slack or Discord webhook URL is itself the credential."""

@@ -132,6 +132,7 @@ def _read_ops(env: Mapping[str, str]) -> OpsSettings:
             raise ConfigurationError(f"{name} is a share from 0 to 1 (0.5 is half), got {share:g}.")
     return OpsSettings(
         metrics_tokens=parse_secrets(env.get("METRICS_TOKEN"), source="METRICS_TOKEN"),
+        metrics_max_age_seconds=_read(env, "METRICS_MAX_AGE", 5.0, float, minimum=0, unit="seconds"),
         alert_url=(env.get("WEBHOOK_ALERT_URL") or "").strip() or None,
         alert_discussions=_read_bool(env, "WEBHOOK_ALERT_DISCUSSIONS", True),
         check_seconds=_read(env, "WEBHOOK_ALERT_CHECK_SECONDS", 30.0, float, minimum=0.1, unit="seconds"),

@@ -69,7 +69,8 @@ class Monitoring:
         endpoints: Callable[[], Iterable[str]],
         load: Callable[[], Mapping[str, LoadLike]],
     ) -> None:
-        self._state = StateCollector(ScrapeSources(journal, endpoints, load, self.alerts.metrics))
+        sources = ScrapeSources(journal, endpoints, load, self.alerts.metrics)
+        self._state = StateCollector(sources, max_age=self.settings.ops.metrics_max_age_seconds)
         self.registry.register(self._state)
         if not self.tokens:
             logger.info("GET /metrics is off: set METRICS_TOKEN (or WEBHOOK_SECRET) to let Prometheus scrape it.")
