@@ -4,7 +4,7 @@
 shapes of `huggingface_hub`'s, so `from huggingface_hub import ...` becomes `from lib import ...`.
 """
 
-from .core.errors import ConfigurationError, HandlerModuleError, WebhookError
+from .core.errors import ConfigurationError, HandlerModuleError, PortUnavailable, WebhookError
 from .core.events import Events
 from .core.logs import log
 from .core.payload import (
@@ -31,6 +31,7 @@ __all__ = [
     "HubClient",
     "MissingToken",
     "ObjectId",
+    "PortUnavailable",
     "WebhookError",
     "WebhookPayload",
     "WebhookPayloadComment",

@@ -129,24 +129,27 @@ def start_app(
     port: int | None = None,
     wait: float = 60.0,
     open_files: int | None = None,
+    script: str = "app.py",
 ) -> RunningApp:
-    """Run `python app.py` in `folder` and wait until it answers; raise with its log if it dies.
+    """Run `python app.py` (or `script`) in `folder` and wait until it answers; raise with its log if it dies.
 
     `open_files` sets the process's open-files limit, soft and hard (as a small container would).
+    Without `DATA_DIR` in `env`, the app chooses its own folder, under `folder`.
     """
     port = port or free_port()
     full_env = {**env, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1"}
     log_path = folder / f"app-{port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "app.py"],
+            [sys.executable, script],
             cwd=folder,
             env=full_env,
             stdout=log,
             stderr=subprocess.STDOUT,
             preexec_fn=None if open_files is None else lambda: _limit_open_files(open_files),
         )
-    app = RunningApp(f"http://127.0.0.1:{port}", process, folder, Path(full_env["DATA_DIR"]), log_path, full_env)
+    data_dir = Path(full_env.get("DATA_DIR") or folder / "data")
+    app = RunningApp(f"http://127.0.0.1:{port}", process, folder, data_dir, log_path, full_env)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         if process.poll() is not None:

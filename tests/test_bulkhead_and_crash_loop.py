@@ -98,10 +98,10 @@ def threads(app: RunningApp) -> int:
 class Console:
     """The operator console over Gradio's HTTP API, unlocked with the webhook secret in a session of its own."""
 
-    def __init__(self, app: RunningApp) -> None:
+    def __init__(self, app: RunningApp, *, secret: str = SECRET) -> None:
         self.url = app.url
         self.session = uuid.uuid4().hex
-        kind, text = self.call("console_unlock", [SECRET, None])
+        kind, text = self.call("console_unlock", [secret, None])
         assert kind == "complete" and "Console unlocked" in text, text
 
     def call(self, api_name: str, data: list[Any]) -> tuple[str, str]:

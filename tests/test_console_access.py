@@ -43,7 +43,7 @@ from lib.ui.access import (
     client_key,
     is_granted,
 )
-from lib.ui.console_actions import Console, ConsoleLocked
+from lib.ui.console_actions import Console, ConsoleLocked, ConsoleRefusal
 
 fake_hub = fakehub.fake_hub
 
@@ -713,3 +713,32 @@ async def test_with_no_delivery_yet_the_verdict_says_where_the_hub_must_send(tmp
     verdict = await Console(server).verdict(valid_grant())
     assert verdict.level == "idle" and "http://127.0.0.1:7860/webhooks/on_commit" in verdict.markdown
     await server.journal.close()
+
+
+def test_the_hub_limit_bars_share_one_grid_and_show_nothing_at_zero() -> None:
+    """Each row was a grid of its own, so bars started wherever each endpoint's name ended, and an
+    endpoint with no trigger showed a green dot."""
+    import re
+
+    from lib.ui.console_format import usage_bars
+
+    shown = usage_bars([("a", 0), ("a_much_longer_endpoint_name", 3), ("busy", 950)])
+    assert shown.count('class="usage-grid"') == 1 and "usage-row" not in shown
+    widths = re.findall(r'<div class="usage-(\w+)" style="width:([\d.]+)%"></div>', shown)
+    assert widths == [("ok", "0.0"), ("ok", "0.5"), ("bad", "95.0")]
+    assert "0 / 1,000" in shown and "950 / 1,000" in shown
+
+
+@pytest.mark.anyio
+async def test_the_console_never_points_a_hub_webhook_at_a_local_url(
+    console: Console, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Create / update webhooks on a local app would register http://127.0.0.1:... with the real Hub, which
+    can never deliver there; it is refused before any Hub call, with the ways to a public URL."""
+    from huggingface_hub import constants
+
+    monkeypatch.setenv("HF_TOKEN", "hf_not_used")
+    monkeypatch.setattr(constants, "ENDPOINT", "https://huggingface.co")
+    with pytest.raises(ConsoleRefusal, match="only works on this machine: the Hub cannot reach it") as refused:
+        console.hub_sync(valid_grant())
+    assert "GRADIO_SHARE=true bin/run" in str(refused.value)

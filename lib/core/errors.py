@@ -64,6 +64,10 @@ class ConfigurationError(HubWebhooksError):
     """The Space is configured in a way that cannot work; raised at start, never per request."""
 
 
+class PortUnavailable(ConfigurationError, OSError):
+    """`launch()` cannot listen on the port: it is taken, or not ours to use (an `OSError`, as Gradio raises)."""
+
+
 class HandlerModuleError(ConfigurationError):
     """A module in `handlers/` cannot become an endpoint; the message names the file and the fix."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,21 @@ MIN_JOURNAL_BYTES = 64 * 1024
 """The journal's tables and indexes alone take a few pages; a smaller cap could record nothing."""
 MIN_HEADER_BYTES = 1024
 """A browser's request head with a few cookies takes a few KB; the Hub's, under one."""
+PLACEHOLDER_SECRET = "change-me"
+"""`WEBHOOK_SECRET` in `.env.example`: public, so it protects nothing. Warned about locally, refused in a Space."""
+HOW_TO_CHOOSE_A_SECRET = (
+    'choose your own (e.g. `python -c "import secrets; print(secrets.token_urlsafe(32))"`) and give the '
+    "Hub's webhook the same"
+)
+
+
+def placeholder_secret_message(*, in_space: bool) -> str:
+    """What to say about `WEBHOOK_SECRET=change-me`: where to set a real one."""
+    where = "in the Space's settings (Settings → Variables and secrets)" if in_space else "in .env"
+    return (
+        f"WEBHOOK_SECRET is {PLACEHOLDER_SECRET!r}, the placeholder from .env.example: anyone who has seen this "
+        f"template knows it, so it protects nothing. Set a secret of your own {where}: {HOW_TO_CHOOSE_A_SECRET}."
+    )
 
 
 def parse_secrets(raw: str | None, *, source: str = "WEBHOOK_SECRET") -> tuple[str, ...]:
@@ -49,12 +65,33 @@ def parse_secrets(raw: str | None, *, source: str = "WEBHOOK_SECRET") -> tuple[s
     return secrets
 
 
-def default_data_dir(environ: Mapping[str, str]) -> Path:
-    """`DATA_DIR`, else the Space's persistent storage when mounted, else `./data`."""
+TEMPLATE_SCRIPT = "app"
+"""The template's own entry point (`app.py`), whose journal is `./data` itself."""
+
+
+def main_script() -> Path | None:
+    """The script Python was started with (`python my_bot.py`); None for `python -m ...`, a REPL, a notebook."""
+    main = sys.modules.get("__main__")
+    if main is None or getattr(main, "__spec__", None) is not None:
+        return None
+    file = getattr(main, "__file__", None)
+    return Path(file) if file else None
+
+
+def default_data_dir(environ: Mapping[str, str], *, script: Path | None = None) -> Path:
+    """`DATA_DIR`, else the Space's persistent storage when mounted, else `./data`, or `./data/<script>`.
+
+    Two apps started from one checkout, the template's `app.py` and a script written for the
+    reference (`python my_bot.py`), would otherwise share `./data`: one journal, each console listing
+    the other's events, each worker claiming events for endpoints it does not have. A script other
+    than `app.py` gets a folder of its own in `./data`, named after it.
+    """
     if environ.get("DATA_DIR"):
         return Path(environ["DATA_DIR"])
     if PERSISTENT_STORAGE.is_dir() and os.access(PERSISTENT_STORAGE, os.W_OK):
         return PERSISTENT_STORAGE
+    if script is not None and script.stem != TEMPLATE_SCRIPT:
+        return Path("data") / script.stem
     return Path("data")
 
 
@@ -201,7 +238,7 @@ class Settings:
         values: dict[str, object] = {
             "webhook_secrets": parse_secrets(env.get("WEBHOOK_SECRET")),
             "max_body_bytes": int(_read(env, "WEBHOOK_MAX_BODY_BYTES", 1024 * 1024, int, minimum=1, unit="bytes")),
-            "data_dir": default_data_dir(env),
+            "data_dir": default_data_dir(env, script=main_script()),
             "ack_budget_seconds": _read(env, "WEBHOOK_ACK_BUDGET", 5.0, float, minimum=0, unit="seconds"),
             "handler_timeout_seconds": _read(
                 env, "WEBHOOK_HANDLER_TIMEOUT", 300.0, float, minimum=0.01, unit="seconds"
@@ -244,6 +281,8 @@ class Settings:
                 "WEBHOOK_ACK_BUDGET must stay well under the Hub's 30 s delivery timeout (use < 25)."
             )
         settings = cls(**values)  # type: ignore[arg-type]
+        if settings.space_id and settings.uses_placeholder_secret:  # public in a Space: refuse, not warn
+            raise ConfigurationError(placeholder_secret_message(in_space=True))
         _ = settings.trusted_proxies  # a bad FORWARDED_ALLOW_IPS stops the start here, named
         return settings
 
@@ -257,6 +296,11 @@ class Settings:
     @property
     def secret_configured(self) -> bool:
         return bool(self.webhook_secrets)
+
+    @property
+    def uses_placeholder_secret(self) -> bool:
+        """One of the secrets is `.env.example`'s placeholder, which anyone can read."""
+        return PLACEHOLDER_SECRET in self.webhook_secrets
 
     @property
     def trusted_proxies(self) -> TrustedProxies:

@@ -13,6 +13,8 @@ alerts (`snapshot.py`).
 from .protocol import Journal
 from .records import (
     PRUNABLE_STATES,
+    RAW_ACTION,
+    RAW_SCOPE,
     UNFINISHED_STATES,
     Attempt,
     Delivery,
@@ -29,6 +31,8 @@ from .sqlite import SQLiteJournal
 
 __all__ = [
     "PRUNABLE_STATES",
+    "RAW_ACTION",
+    "RAW_SCOPE",
     "UNFINISHED_STATES",
     "Attempt",
     "Delivery",

@@ -16,7 +16,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse, Response
 
-from ..journal import EventState, Journal, Recorded
+from ..journal import EventRecord, EventState, Journal, Recorded
 from ..worker import OutcomeFuture
 
 EVENT_ID_HEADER = "X-Webhook-Event-Id"
@@ -59,6 +59,8 @@ async def _content(recorded: Recorded, outcome: OutcomeFuture | None, *, budget:
             "original_event_id": event.original_id,
             "original_state": original.state if original else None,
             "detail": event.note,
+            "why": why_duplicate(event),
+            "to_send_a_new_event": TO_SEND_A_NEW_EVENT,
         }, 200
     if outcome is None:  # no worker to wait for
         return {"status": "queued", "event_id": recorded.runs.id}, 202
@@ -85,6 +87,27 @@ async def _wait_for_handler(event_id: int, future: OutcomeFuture, *, budget: flo
         "detail": "The handler failed; the event is recorded and "
         + ("will be retried." if retrying else "can be replayed from the console."),
     }, 202
+
+
+TO_SEND_A_NEW_EVENT = (
+    "`python -m lib.send KIND` gives each send its own Webhook-Id; with curl, send a new Webhook-Id header."
+)
+"""The second half of a duplicate's answer: a body re-sent by hand (curl) is a repeat, and how not to."""
+
+
+def why_duplicate(event: EventRecord) -> str:
+    """What made a delivery a repeat of an earlier one, in the words of the request that was sent."""
+    if event.delivery_key.startswith("id:"):
+        same = f"It carries the same Webhook-Id ({event.webhook_id}) as event {event.original_id}"
+    else:
+        same = (
+            f"It has no Webhook-Id header and the same event (scope, action, repository, commit, discussion) "
+            f"as event {event.original_id}"
+        )
+    return (
+        f"{same}. The Hub's retries and its Replay button send a delivery again that way; a repeat of an event "
+        "still running, or that succeeded within WEBHOOK_DUPLICATE_WINDOW, is answered without running it twice."
+    )
 
 
 def _give_up(future: OutcomeFuture) -> None:

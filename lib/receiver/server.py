@@ -26,22 +26,21 @@ from starlette.types import Receive, Scope, Send
 from ..core.errors import WebhookError
 from ..core.events import Events
 from ..core.logs import configure_logging, current_event_id
-from ..core.payload import WebhookPayload
 from ..core.registry import Endpoint, discover_handlers, webhook_path
-from ..core.settings import Settings, parse_secrets
+from ..core.settings import Settings, parse_secrets, placeholder_secret_message
 from ..hub.client import CommitLedger, own_commits
-from ..hub.setup_guide import HUB_WEBHOOK_SETTINGS
 from ..journal import Journal, Recorded, SQLiteJournal
 from ..ops import Monitoring
 from ..worker import EndpointLoad, Worker
-from . import connections, tunnel
+from . import connections, listen, tunnel
 from .acknowledge import acknowledge
 from .auth import authenticate
 from .body import read_body, request_headers
 from .delivery import build_delivery
 from .page_guard import PageGuard
-from .parsing import parse_payload
+from .parsing import parse_payload, payload_or_raw
 from .proxy_headers import ProxyHeaders
+from .start_log import log_start
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -106,7 +105,9 @@ class WebhookReceiver:
         )
         self.fastapi_app.add_exception_handler(WebhookError, _answer_error)  # type: ignore[arg-type]
         self.monitoring = Monitoring(self.settings, self.fastapi_app)  # GET /metrics and the alerts (lib/ops)
-        if not self.settings.secret_configured:
+        if self.settings.uses_placeholder_secret:
+            logger.warning(placeholder_secret_message(in_space=False))
+        elif not self.settings.secret_configured:
             logger.warning(
                 "No webhook secret is set: anyone who finds the URL can post events. Set WEBHOOK_SECRET "
                 "in the Space settings (or pass webhook_secret=...) and give the Hub's webhook the same secret."
@@ -223,14 +224,14 @@ class WebhookReceiver:
         query_string = scope["query_string"].decode("latin-1")
         authenticate(settings.webhook_secrets, headers=headers, query_string=query_string)
         body = await read_body(receive, headers, limit=settings.max_body_bytes)
-        payload = parse_payload(body)
+        payload = parse_payload(body) if endpoint.takes_payload else payload_or_raw(body)  # None: raw delivery
         delivery = build_delivery(
             endpoint=endpoint.path,
             headers=headers,
             query_string=query_string,
             body=body,
             payload=payload,
-            order_per_repo=settings.order_per_repo,
+            order_per_repo=endpoint.orders_by_repo(settings.order_per_repo),
         )
         recorded = await self.journal.record(
             delivery,
@@ -243,15 +244,13 @@ class WebhookReceiver:
         try:
             response = await acknowledge(self.journal, recorded, outcome, budget=settings.ack_budget_seconds)
             ack_ms = (time.perf_counter() - started) * 1000
-            self._note_acknowledged(endpoint, payload, recorded, ack_ms)
+            self._note_acknowledged(endpoint, recorded, ack_ms)
             self.monitoring.delivered(endpoint.path, recorded.outcome, response.status_code, ack_ms)
         finally:
             current_event_id.reset(token)
         return response
 
-    def _note_acknowledged(
-        self, endpoint: Endpoint, payload: WebhookPayload, recorded: Recorded, ack_ms: float
-    ) -> None:
+    def _note_acknowledged(self, endpoint: Endpoint, recorded: Recorded, ack_ms: float) -> None:
         """Keep the acknowledgement time for the console, and log the delivery (routine ones at DEBUG)."""
         try:
             self.journal.set_ack_ms(recorded.event.id, ack_ms)
@@ -264,9 +263,9 @@ class WebhookReceiver:
                 level,
                 "%s %s/%s on %s: %s in %.1f ms",
                 endpoint.path,
-                payload.event.scope,
-                payload.event.action,
-                payload.repo.name,
+                recorded.event.scope,
+                recorded.event.action,
+                recorded.event.repo_name or "no repository",
                 recorded.outcome,
                 ack_ms,
             )
@@ -315,6 +314,11 @@ class WebhookReceiver:
             prevent_thread_lock: return once the server is up instead of blocking (notebooks, tests).
             **launch_kwargs: Gradio's `server_name`, `server_port` and `share`; other Gradio launch
                 options are passed to the mounted page where they apply, else logged and ignored.
+                Without a port (`server_port`, `GRADIO_SERVER_PORT`), the first free one from 7860.
+
+        Raises:
+            PortUnavailable: the port asked for is taken (or none from 7860 is free), before anything starts.
+            RuntimeError: with `prevent_thread_lock`, the server stopped while starting (its log says why).
         """
         settings = self.settings
         host = (
@@ -322,11 +326,14 @@ class WebhookReceiver:
             or settings.server_name
             or ("0.0.0.0" if settings.space_id else "127.0.0.1")
         )
-        port = int(launch_kwargs.pop("server_port", None) or settings.server_port or 7860)
+        asked_port = launch_kwargs.pop("server_port", None) or settings.server_port
         share = launch_kwargs.pop("share", None)
         mount_options = {k: launch_kwargs.pop(k) for k in list(launch_kwargs) if k in _MOUNT_OPTIONS}
         for ignored in launch_kwargs:
             logger.warning("launch(%s=...) is a Gradio option that does not apply here; ignored.", ignored)
+        # Bound here, not in uvicorn's thread, so a port that is taken raises now (see listen.py).
+        sock = listen.bind_listening_socket(host, int(asked_port) if asked_port else None, search=not settings.space_id)
+        port = sock.getsockname()[1]
         browse_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         self.local_url = f"http://{browse_host}:{port}"
         self.launched = True
@@ -357,13 +364,18 @@ class WebhookReceiver:
         # app: kept out of the garbage collector's full passes, which would walk it all again and again.
         gc.freeze()
         if prevent_thread_lock:
-            self._thread = threading.Thread(target=self._uvicorn.run, name="uvicorn", daemon=True)
+            self._thread = threading.Thread(
+                target=self._uvicorn.run, kwargs={"sockets": [sock]}, name="uvicorn", daemon=True
+            )
             self._thread.start()
             while not self._uvicorn.started and self._thread.is_alive():
                 time.sleep(0.01)
+            if not self._uvicorn.started:  # its thread died: never return as if all were well
+                self._close_tunnel()
+                raise RuntimeError(f"The server on {self.local_url} stopped while starting; its log says why.")
             return
         try:
-            self._uvicorn.run()
+            self._uvicorn.run(sockets=[sock])
         finally:
             self._close_tunnel()
 
@@ -395,14 +407,15 @@ class WebhookReceiver:
             self._tunnel = None
 
     def _print_urls(self) -> None:
-        lines = [f"  - POST {url}" for url in self.webhook_urls().values()] or ["  (no webhook registered)"]
-        # Multi-line arguments each start a line of the format: the log keeps their lines (lib/core/logs.py).
-        message = "Webhooks are correctly setup and ready to use:\n%s\nGo to %s to set up your webhooks."
-        args = ["\n".join(lines), HUB_WEBHOOK_SETTINGS]
-        if not self.settings.space_host:
-            message += "\nThe landing page is at %s"
-            args.append(self.local_url)
-        logger.info(message, *args)
+        urls, settings = self.webhook_urls().values(), self.settings
+        log_start(
+            logger,
+            urls,
+            public_url=self.public_url(),
+            local_url=self.local_url,
+            journal_path=settings.journal_path,
+            in_space=bool(settings.space_host),
+        )
 
 
 _MOUNT_OPTIONS = {

@@ -182,9 +182,13 @@ def event_title(event: EventRecord) -> str:
         facts.append(f"acknowledged in {milliseconds(event.ack_ms)} ms")
     if event.is_test:
         facts.append("🧪 test event")
+    what = (
+        "a raw POST (its body is not a Hub payload)"
+        if event.is_raw
+        else f"{inline_code(event.scope + '/' + event.action)} on {inline_code(event.repo_name)} ({event.repo_type})"
+    )
     lines = [
-        f"### #{event.id} · {inline_code(event.scope + '/' + event.action)} on {inline_code(event.repo_name)} "
-        f"({event.repo_type}) → {inline_code(endpoint_name(event.endpoint))}",
+        f"### #{event.id} · {what} → {inline_code(endpoint_name(event.endpoint))}",
         " · ".join(facts),
     ]
     if event.webhook_id:
@@ -294,21 +298,28 @@ def states_frame(hour: JournalStats, day: JournalStats) -> pd.DataFrame:
 
 
 def usage_bars(usage: list[tuple[str, int]]) -> str:
-    """One bar per endpoint: its last 24 h against the Hub's daily limit per webhook."""
+    """One bar per endpoint: its last 24 h against the Hub's daily limit per webhook.
+
+    The rows share one grid, so every bar starts where the longest endpoint name ends; an endpoint
+    with no trigger shows an empty bar (a sliver only for one with a few).
+    """
     if not usage:
         return ""
-    rows = []
+    cells = []
     for name, number in usage:
         share = min(100.0, 100 * number / HUB_DAILY_LIMIT)
         level = "bad" if share >= 90 else "warn" if share >= 70 else "ok"
-        rows.append(
-            f'<div class="usage-row"><code>{html.escape(name)}</code>'
-            f'<div class="usage-bar"><div class="usage-{level}" style="width:{max(share, 0.5):.1f}%"></div></div>'
-            f"<span>{number:,} / {HUB_DAILY_LIMIT:,}</span></div>"
+        width = max(share, 0.5) if number else 0.0
+        cells.append(
+            f'<code class="usage-name">{html.escape(name)}</code>'
+            f'<div class="usage-bar"><div class="usage-{level}" style="width:{width:.1f}%"></div></div>'
+            f'<span class="usage-count">{number:,} / {HUB_DAILY_LIMIT:,}</span>'
         )
     return (
         '<div class="usage"><p><b>Hub limit, last 24 h:</b> each webhook may trigger 1,000 times a day '
-        "(more on paid plans); test events are counted here too.</p>" + "".join(rows) + "</div>"
+        '(more on paid plans); test events are counted here too.</p><div class="usage-grid">'
+        + "".join(cells)
+        + "</div></div>"
     )
 
 

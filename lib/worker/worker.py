@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 
 from starlette.responses import Response
 
-from ..core.errors import EndpointGone, HandlerRefused, JournalUnavailable
+from ..core.errors import EndpointGone, JournalUnavailable
 from ..core.logs import current_event_id
 from ..core.payload import WebhookPayload
 from ..core.registry import Endpoint
@@ -34,7 +34,7 @@ from ..hub.loop_guard import loop_guard_rejection
 from ..journal import EventRecord, EventState, Journal, Recorded, retry_delay
 from .bulkhead import Bulkhead, EndpointLoad
 from .invoke import call_handler
-from .outcome import Outcome, OutcomeFuture, resolve, storable
+from .outcome import Outcome, OutcomeFuture, refuse_non_2xx, resolve, storable
 from .threads import ThreadPerCall
 
 logger = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ class Worker:
         self._running: dict[int, asyncio.Task[None]] = {}
         self._waiters: dict[int, list[OutcomeFuture]] = {}
         self._loop_task: asyncio.Task[None] | None = None
-        self._waiting: dict[int, tuple[EventRecord, WebhookPayload]] = {}
+        self._waiting: dict[int, tuple[EventRecord, WebhookPayload | None]] = {}
         """Events dispatched here that wait their turn, with their parsed payload, until a claim takes them."""
         self._waiting_lanes: Counter[str | None] = Counter()
         """How many of `_waiting` each order key has: which repositories have events in memory."""
@@ -128,7 +128,7 @@ class Worker:
         self._scan_needed = True
         self._wake.set()
 
-    def dispatch(self, recorded: Recorded, payload: WebhookPayload) -> OutcomeFuture | None:
+    def dispatch(self, recorded: Recorded, payload: WebhookPayload | None) -> OutcomeFuture | None:
         """Take a delivery the journal just recorded and run what it asks for; the one way in.
 
         A new event is held here with its parsed payload, for whichever claim takes it: its
@@ -187,7 +187,7 @@ class Worker:
         if not future.done():
             future.set_result(None)
 
-    def _hold(self, event: EventRecord, payload: WebhookPayload) -> bool:
+    def _hold(self, event: EventRecord, payload: WebhookPayload | None) -> bool:
         """Keep a waiting event's parsed payload for the claim that takes it; False past the memory bound."""
         if len(self._waiting) >= MAX_WAITING_IN_MEMORY:
             return False
@@ -195,7 +195,7 @@ class Worker:
         self._waiting_lanes[event.order_key] += 1
         return True
 
-    def _keep_waiting(self, event: EventRecord, payload: WebhookPayload) -> None:
+    def _keep_waiting(self, event: EventRecord, payload: WebhookPayload | None) -> None:
         """An event whose claim was refused waits its turn; wake the loop if nothing here will hand it over."""
         self._hold(event, payload)
         if event.order_key is None or event.order_key not in self._running_keys:
@@ -232,7 +232,7 @@ class Worker:
         event = await self.journal.get(event_id)  # claimed: every later read sees it running
         return (event, None) if event is not None else None
 
-    def _take_waiting(self, event_id: int) -> tuple[EventRecord, WebhookPayload] | None:
+    def _take_waiting(self, event_id: int) -> tuple[EventRecord, WebhookPayload | None] | None:
         cached = self._waiting.pop(event_id, None)
         if cached is not None:
             order_key = cached[0].order_key
@@ -393,7 +393,7 @@ class Worker:
         token = current_event_id.set(event.id)
         started = time.perf_counter()
         response: Response | None = None
-        threads = self.executor.for_attempt()
+        threads = self.executor.for_attempt(event.id)  # never alongside a previous attempt still running
         try:
             if not self.journal.is_committed(event.id):  # claimed by a scan in the turn it was recorded
                 with contextlib.suppress(JournalUnavailable):
@@ -421,8 +421,7 @@ class Worker:
                             endpoint.handler, endpoint.arguments, event, executor=threads, payload=payload
                         )
                 stored, response = storable(result)
-                if response is not None and not 200 <= response.status_code < 300:
-                    raise HandlerRefused(f"the handler returned an HTTP {response.status_code} response")
+                refuse_non_2xx(response)
                 elapsed = (time.perf_counter() - started) * 1000
                 finished = await self.journal.finish(event, result=stored, handler_ms=elapsed)
                 logger.debug("Handled by %s in %.1f ms (attempt %d).", event.endpoint, elapsed, event.attempts)

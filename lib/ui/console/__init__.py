@@ -27,11 +27,14 @@ from .style import CSS
 __all__ = ["build_console"]
 
 
-def build_console(server: ServerView, page: gr.Blocks, *, access: AccessControl | None = None) -> Console:
+def build_console(
+    server: ServerView, page: gr.Blocks, *, access: AccessControl | None = None, tab: gr.Tab | None = None
+) -> Console:
     """Lay out the console inside the current Blocks context and wire it to a `Console`.
 
     Everything below the lock panel starts hidden and empty; only listeners holding a grant fill it.
     A call to one of its listeners with inputs the page never sends is refused before it runs.
+    `tab`, the page's tab holding the console, is labelled with a lock while the console is locked.
     """
     console = Console(server, access)
     others = set(page.fns)
@@ -71,5 +74,7 @@ def build_console(server: ServerView, page: gr.Blocks, *, access: AccessControl 
         console, grant, sending_tab, event_number=deliveries_tab.event_number, refresh=steps.refresh, show=steps.show
     )
     hub_webhooks.wire_hub(console, grant, hub_tab)
+    if tab is not None:
+        lock.wire_tab_label(grant, tab)
     refuse_malformed_calls(page, [fn for key, fn in page.fns.items() if key not in others])
     return console

@@ -116,13 +116,11 @@ def build_deliveries_tab(server: ServerView) -> DeliveriesTab:
         elem_id="deliveries",
         label="Newest first; click a row for its payload and attempts",
     )
-    with gr.Row(elem_classes=["console-bar"]):
+    with gr.Row(elem_classes=["event-bar"]):
         event_number = gr.Number(
             None,
             label="Event #",
-            show_label=False,
-            container=False,
-            placeholder="event #",
+            placeholder="e.g. 12",
             precision=0,
             scale=1,
             min_width=90,
