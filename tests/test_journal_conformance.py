@@ -443,6 +443,35 @@ async def test_stats(journal: Journal) -> None:
     assert (await journal.stats(since=T0 - 1000)).handler_ms_p95 == 30
 
 
+async def test_snapshot_counts_everything_held_by_endpoint_and_state(journal: Journal) -> None:
+    empty = await journal.snapshot(since=T0 - 1)
+    assert empty.counts == [] and empty.endpoints == []
+    oldest = (await record(journal, delivery(endpoint="/webhooks/a", received_at=T0 - 500))).event.id
+    await record(journal, delivery(endpoint="/webhooks/a", received_at=T0 - 300))  # waits behind `oldest`
+    await record(journal, delivery(endpoint="/webhooks/a", received_at=T0 - 50, order=False))
+    dead = (await record(journal, delivery(endpoint="/webhooks/b", received_at=T0 - 10), max_attempts=1)).event.id
+    await record(journal, delivery(endpoint="/webhooks/b"), skipped="not wanted")
+    assert set(await claim_ids(journal)) == {oldest, dead, oldest + 2}
+    await journal.fail(dead, error="boom", handler_ms=1, retry_at=None)
+    await journal.finish(oldest + 2, result=None, handler_ms=1)
+
+    snapshot = await journal.snapshot(since=T0 - 100)
+    assert snapshot.endpoints == ["/webhooks/a", "/webhooks/b"]
+    assert {(r.endpoint, r.state): r.count for r in snapshot.counts} == {
+        ("/webhooks/a", "running"): 1,
+        ("/webhooks/a", "queued"): 1,
+        ("/webhooks/a", "succeeded"): 1,
+        ("/webhooks/b", "dead"): 1,
+        ("/webhooks/b", "skipped"): 1,
+    }
+    assert snapshot.oldest("/webhooks/a", EventState.QUEUED) == T0 - 300
+    assert snapshot.oldest("/webhooks/a", EventState.DEAD) is None
+    assert snapshot.count("/webhooks/b", EventState.DEAD) == 1
+    assert snapshot.received_since("/webhooks/a") == 1  # only the one received within the last 100 s
+    assert snapshot.received_since("/webhooks/b") == 2
+    assert snapshot.size_bytes is None or snapshot.size_bytes > 0
+
+
 # --- retention --------------------------------------------------------------------------------------------
 
 

@@ -90,3 +90,7 @@ class EndpointGone(HubWebhooksError):
 
 class HandlerRefused(HubWebhooksError):
     """The handler returned an HTTP response with a non-2xx status: that attempt counts as failed."""
+
+
+class AlertTargetError(HubWebhooksError):
+    """An alert target (the alert webhook, the Space's discussions) did not take an alert; it is kept and retried."""

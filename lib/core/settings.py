@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .errors import ConfigurationError
 from .forwarded import LOOPBACK, TrustedProxies, default_trusted_proxies
+from .ops_settings import OpsSettings
 
 PERSISTENT_STORAGE = Path("/data")
 """Where a Space with persistent storage mounts it."""
@@ -159,6 +160,29 @@ def _read_log_level(environ: Mapping[str, str], name: str, default: str) -> str:
     return raw.strip().upper()
 
 
+def _read_ops(env: Mapping[str, str]) -> OpsSettings:
+    """The metrics and alert options (see `ops_settings.py`)."""
+    failure_rate = _read(env, "WEBHOOK_ALERT_FAILURE_RATE", 0.5, float, minimum=0, unit="a share (0 to 1)")
+    budget = _read(env, "WEBHOOK_ALERT_HUB_BUDGET", 0.8, float, minimum=0, unit="a share (0 to 1)")
+    for name, share in (("WEBHOOK_ALERT_FAILURE_RATE", failure_rate), ("WEBHOOK_ALERT_HUB_BUDGET", budget)):
+        if share > 1:
+            raise ConfigurationError(f"{name} is a share from 0 to 1 (0.5 is half), got {share:g}.")
+    return OpsSettings(
+        metrics_tokens=parse_secrets(env.get("METRICS_TOKEN"), source="METRICS_TOKEN"),
+        metrics_max_age_seconds=_read(env, "METRICS_MAX_AGE", 5.0, float, minimum=0, unit="seconds"),
+        alert_url=(env.get("WEBHOOK_ALERT_URL") or "").strip() or None,
+        alert_discussions=_read_bool(env, "WEBHOOK_ALERT_DISCUSSIONS", True),
+        check_seconds=_read(env, "WEBHOOK_ALERT_CHECK_SECONDS", 30.0, float, minimum=0.1, unit="seconds"),
+        failure_rate=failure_rate,
+        failure_window_seconds=_read(env, "WEBHOOK_ALERT_FAILURE_WINDOW", 900.0, float, minimum=1, unit="seconds"),
+        failure_min_events=int(_read(env, "WEBHOOK_ALERT_FAILURE_MIN_EVENTS", 5, int, minimum=1, unit="events")),
+        queue_age_seconds=_read(env, "WEBHOOK_ALERT_QUEUE_AGE", 600.0, float, minimum=1, unit="seconds"),
+        hub_budget_share=budget,
+        max_per_hour=int(_read(env, "WEBHOOK_ALERT_MAX_PER_HOUR", 20, int, minimum=1, unit="alerts")),
+        retry_max_seconds=_read(env, "WEBHOOK_ALERT_RETRY_MAX", 1800.0, float, minimum=1, unit="seconds"),
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything an operator can tune, with defaults that suit a free CPU Space."""
@@ -219,6 +243,8 @@ class Settings:
     job_poll_max_seconds: float = 300.0
     """A job is polled first after `WEBHOOK_JOB_POLL_MIN` seconds, then ever less often, doubling up to
     `WEBHOOK_JOB_POLL_MAX`: a job of 1 hour costs about 20 requests."""
+    ops: OpsSettings = field(default_factory=OpsSettings)
+    """Metrics and alerts (`METRICS_TOKEN`, `WEBHOOK_ALERT_*`; see `ops_settings.py`)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -266,6 +292,7 @@ class Settings:
             "job_hub_timeout_seconds": _read(env, "WEBHOOK_JOB_HUB_TIMEOUT", 60.0, float, minimum=0.1, unit="seconds"),
             "job_poll_min_seconds": _read(env, "WEBHOOK_JOB_POLL_MIN", 5.0, float, minimum=0.05, unit="seconds"),
             "job_poll_max_seconds": _read(env, "WEBHOOK_JOB_POLL_MAX", 300.0, float, minimum=0.05, unit="seconds"),
+            "ops": _read_ops(env),
         }
         values.update(overrides)
         if values["server_port"] is not None and not 1 <= values["server_port"] <= 65535:  # type: ignore[operator]

@@ -7,8 +7,8 @@ thread (`reader.py`), its scans within each endpoint's room (`claims.py`), its s
 (`starts_file.py`), its console calls (`operations.py`: listing by `EventFilter` from
 `selection.py`, replays, pauses), its opening, on a full disk too (`opening.py`), the files that notice lost
 acknowledged events (`damage.py`), its size cap counting the WAL (`size_cap.py`), its recovery after
-a crash (`recovery.py`), its rows read back (`rows.py`), and the Hub Jobs handlers launch
-(`job_records.py`, kept by `jobs.py`).
+a crash (`recovery.py`), its rows read back (`rows.py`), the Hub Jobs handlers launch
+(`job_records.py`, kept by `jobs.py`), and what it holds now for metrics and alerts (`snapshot.py`).
 """
 
 from .job_records import FINAL_JOB_STAGES, FollowedJob, JobRecord, JobStats
@@ -29,6 +29,7 @@ from .records import (
     retry_delay,
 )
 from .selection import REPLAYABLE_STATES, EventFilter
+from .snapshot import JournalSnapshot, StateCount
 from .sqlite import SQLiteJournal
 
 __all__ = [
@@ -48,9 +49,11 @@ __all__ = [
     "JobStats",
     "Journal",
     "JournalDamage",
+    "JournalSnapshot",
     "JournalStats",
     "Recorded",
     "SQLiteJournal",
+    "StateCount",
     "redelivery_outcome",
     "retry_delay",
 ]

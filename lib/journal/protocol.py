@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from .job_records import FollowedJob, JobRecord, JobStats
 from .records import Attempt, Delivery, EventRecord, JournalDamage, JournalStats, Recorded
 from .selection import EventFilter
+from .snapshot import JournalSnapshot
 
 
 class Journal(Protocol):
@@ -374,6 +375,17 @@ class Journal(Protocol):
 
     async def stats(self, *, since: float) -> JournalStats:
         """Counts by state and endpoint and acknowledgement and handler times of the events received since `since`."""
+        ...
+
+    async def snapshot(self, *, since: float) -> JournalSnapshot:
+        """Every event held now, counted by endpoint and state, with the oldest one's arrival and how many
+        arrived since `since`; and the journal's size. What `/metrics` and the alert checks read.
+
+        Cheap: one grouped read, asked at every scrape. It sees every write made before the call.
+
+        Raises:
+            JournalUnavailable: the journal cannot be read (an alert of its own).
+        """
         ...
 
     async def damage(self) -> list[JournalDamage]:

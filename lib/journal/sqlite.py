@@ -45,6 +45,7 @@ from .recovery import Recovery
 from .rows import percentile, record_from_row
 from .schema import connect
 from .size_cap import SizeCap
+from .snapshot import SNAPSHOT, JournalSnapshot, files_bytes, snapshot_of
 from .starts_file import StartsFile
 from .statements import (
     CLAIMABLE_EVENT,
@@ -428,6 +429,11 @@ class SQLiteJournal(SQLiteJobs, SQLiteOperations):
             handler_ms_p50=percentile(handler, 0.5),
             handler_ms_p95=percentile(handler, 0.95),
             deliveries=sum(by_state.values()),
+        )
+
+    async def snapshot(self, *, since: float) -> JournalSnapshot:
+        return snapshot_of(
+            await self._read_committed(SNAPSHOT, (since,)), since=since, size_bytes=files_bytes(self.path)
         )
 
     async def damage(self) -> list[JournalDamage]:

@@ -8,7 +8,6 @@ crashing handler never turns into a timeout or a 5xx that gets the user's webhoo
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gc
 import logging
@@ -31,6 +30,7 @@ from ..core.registry import Endpoint, discover_handlers, webhook_path
 from ..core.settings import Settings, parse_secrets, placeholder_secret_message
 from ..hub.client import CommitLedger, own_commits
 from ..journal import JobRecord, Journal, Recorded, SQLiteJournal
+from ..ops import Monitoring
 from ..worker import EndpointLoad, Worker
 from . import connections, listen, tunnel
 from .acknowledge import acknowledge
@@ -40,6 +40,7 @@ from .delivery import build_delivery
 from .page_guard import PageGuard
 from .parsing import parse_payload, payload_or_raw
 from .proxy_headers import ProxyHeaders
+from .retention import start_retention
 from .start_log import log_start
 
 if TYPE_CHECKING:
@@ -47,7 +48,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-RETENTION_INTERVAL_SECONDS = 3600.0
 
 UiBuilder = Callable[["WebhookReceiver"], "gr.Blocks"]
 
@@ -104,6 +104,7 @@ class WebhookReceiver:
             max_body_bytes=self.settings.max_body_bytes,
         )
         self.fastapi_app.add_exception_handler(WebhookError, _answer_error)  # type: ignore[arg-type]
+        self.monitoring = Monitoring(self.settings, self.fastapi_app)  # GET /metrics and the alerts (lib/ops)
         if self.settings.uses_placeholder_secret:
             logger.warning(placeholder_secret_message(in_space=False))
         elif not self.settings.secret_configured:
@@ -200,6 +201,7 @@ class WebhookReceiver:
             response = await self.receive(endpoint, scope, receive)
         except WebhookError as exc:
             response = _error_response(scope, exc)
+            self.monitoring.refused(endpoint.path, exc.status_code, exc.message)
         await response(scope, receive, send)
 
     def _receiver(self, endpoint: Endpoint) -> Callable[[Request], Any]:
@@ -241,7 +243,9 @@ class WebhookReceiver:
         token = current_event_id.set(recorded.event.id)
         try:
             response = await acknowledge(self.journal, recorded, outcome, budget=settings.ack_budget_seconds)
-            self._note_acknowledged(endpoint, recorded, (time.perf_counter() - started) * 1000)
+            ack_ms = (time.perf_counter() - started) * 1000
+            self._note_acknowledged(endpoint, recorded, ack_ms)
+            self.monitoring.delivered(endpoint.path, recorded.outcome, response.status_code, ack_ms)
         finally:
             current_event_id.reset(token)
         return response
@@ -270,12 +274,16 @@ class WebhookReceiver:
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: FastAPI) -> AsyncIterator[None]:
-        self.worker = Worker(self.journal, self.endpoints, self.settings, ledger=self.ledger)
+        self.worker = Worker(
+            self.journal, self.endpoints, self.settings, ledger=self.ledger, on_attempt=self.monitoring.attempt_ended
+        )
         await self.worker.start()
-        retention = _start_retention(self)
+        retention = start_retention(self)
+        await self.monitoring.start(lambda: self.journal, lambda: self.endpoints, self.worker_load)
         try:
             yield
         finally:
+            await self.monitoring.stop()
             retention.cancel()
             await self.worker.stop()
             await self.journal.close()
@@ -475,23 +483,3 @@ def _error_response(scope: Scope, exc: WebhookError) -> JSONResponse:
         extra={"repeat_key": ("answered", exc.status_code, scope["path"])},
     )
     return JSONResponse({"error": exc.message}, status_code=exc.status_code)
-
-
-def _start_retention(server: WebhookReceiver) -> asyncio.Task[None]:
-    """Prune finished events hourly; unfinished and dead events are never pruned."""
-
-    async def prune_forever() -> None:
-        while True:
-            settings = server.settings
-            try:
-                removed = await server.journal.prune(
-                    older_than=time.time() - settings.retention_days * 86400,
-                    keep_max=settings.retention_max_events,
-                )
-                if removed:
-                    logger.info("Pruned %d finished event(s) from the journal.", removed)
-            except WebhookError as exc:
-                logger.warning("Could not prune the journal: %s", exc.message)
-            await asyncio.sleep(RETENTION_INTERVAL_SECONDS)
-
-    return asyncio.create_task(prune_forever(), name="journal-retention")

@@ -31,6 +31,7 @@ from ..core.sample_events import SAMPLE_KINDS, sample_payload
 from ..hub import registration as hub_registration
 from ..journal import EventState
 from .access import AccessControl, AccessDenied, Grant, is_granted
+from .alerts_panel import alerts_html
 from .console_filters import ALL as ALL
 from .console_filters import event_filter, filter_value, normalized
 from .console_format import (
@@ -278,7 +279,8 @@ class Console:
         table = "\n\n".join(
             part for part in (health_table(hour, day), worker_load_table(self.server.worker_load())) if part
         )
-        return Health(table=table, states=states_frame(hour, day), usage_html=usage_bars(usage))
+        alerts = alerts_html(self.server.monitoring.alerts_view())
+        return Health(table=table, states=states_frame(hour, day), usage_html=usage_bars(usage) + alerts)
 
     # --- actions (async: the journal written and the worker notified on the server's loop) ---
 

@@ -17,6 +17,7 @@ from typing import Protocol, runtime_checkable
 from ..core.registry import Endpoint
 from ..core.settings import Settings
 from ..journal import JobRecord, Journal
+from ..ops import Monitoring
 from ..worker import EndpointLoad
 
 
@@ -56,6 +57,11 @@ class ServerView(Protocol):
 
     def webhook_urls(self) -> dict[str, str]:
         """Each endpoint's full public URL, by path: what to paste into the Hub's webhook settings."""
+        ...
+
+    @property
+    def monitoring(self) -> Monitoring:
+        """The metrics and alerts: the Health tab shows the open problems and each alert target (`alerts_view`)."""
         ...
 
     def worker_load(self) -> Mapping[str, EndpointLoad]:

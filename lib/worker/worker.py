@@ -20,7 +20,7 @@ import logging
 import time
 import traceback
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from starlette.responses import Response
 
@@ -62,8 +62,10 @@ class Worker:
         settings: Settings,
         *,
         ledger: CommitLedger | None = None,
+        on_attempt: Callable[[EventRecord], None] | None = None,
     ) -> None:
         self.journal = journal
+        self.on_attempt = on_attempt  # told how each attempt ended (metrics, alerts): it notes it, never raises
         self.endpoints = WithReports(endpoints)  # and each `on_job_end`'s report endpoint (`job_report.py`)
         self.settings = settings
         self.ledger = ledger
@@ -468,6 +470,8 @@ class Worker:
             path = event.endpoint
             self._release(event, stuck=threads.leave(lambda: self._stuck_thread_ended(path)))
             current_event_id.reset(token)
+        if self.on_attempt is not None:
+            self.on_attempt(finished)
         return Outcome(finished, response)
 
     def _resolve_waiters(self, outcome: Outcome) -> None:
