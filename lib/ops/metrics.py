@@ -30,7 +30,7 @@ from prometheus_client.registry import Collector
 
 from ..core.errors import JournalUnavailable
 from ..core.ops_settings import HUB_DAILY_TRIGGER_LIMIT
-from ..journal import EventRecord, EventState, Journal, JournalSnapshot
+from ..journal import EventRecord, EventState, JobStats, Journal, JournalSnapshot
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +118,7 @@ class StateCollector(Collector):
         self.sources = sources
         self.max_age = max_age
         self._snapshot: JournalSnapshot | None = None
+        self._jobs: JobStats | None = None
 
     async def refresh(self) -> None:
         """Read the journal, unless the last read is younger than `max_age` (a scraper asking every
@@ -126,10 +127,12 @@ class StateCollector(Collector):
         if self._snapshot is not None and now - self._snapshot.taken_at < self.max_age:
             return
         try:
-            self._snapshot = await self.sources.journal().snapshot(since=now - DAY_SECONDS)
+            journal = self.sources.journal()
+            self._snapshot = await journal.snapshot(since=now - DAY_SECONDS)
+            self._jobs = await journal.job_stats(since=now - DAY_SECONDS)
         except JournalUnavailable as exc:
             logger.warning("Metrics without the journal's series: %s", exc.message)
-            self._snapshot = None
+            self._snapshot = self._jobs = None
 
     def collect(self) -> Iterator[Metric]:
         snapshot = self._snapshot
@@ -141,6 +144,8 @@ class StateCollector(Collector):
         yield from _worker_series(endpoints, load)
         if snapshot is not None:
             yield from _journal_series(endpoints, snapshot)
+        if self._jobs is not None:
+            yield from _job_series(self._jobs)
         yield from self.sources.alerts()
 
 
@@ -192,3 +197,24 @@ def _journal_series(endpoints: list[str], snapshot: JournalSnapshot) -> Iterator
         size = _gauge("journal_size_bytes", "What the journal takes on disk (its file and write-ahead log).")
         size.add_metric([], snapshot.size_bytes)
         yield size
+
+
+def _job_series(jobs: JobStats) -> Iterator[Metric]:
+    """Hub Jobs from the journal (`Journal.job_stats`): what handlers launched, and what it cost."""
+    by_stage = _gauge("jobs_launched_24h", "Hub Jobs launched in the last 24 h, by their stage now.", ["stage"])
+    for stage, count in sorted(jobs.by_stage.items()):
+        by_stage.add_metric([stage], count)
+    yield by_stage
+    running = _gauge("jobs_running", "Hub Jobs launched by handlers and not ended yet (followed now).")
+    running.add_metric([], jobs.running)
+    yield running
+    hours = _gauge("job_hours_24h", "Job-hours of the Hub Jobs that ended in the last 24 h (what is billed).")
+    hours.add_metric([], sum(day_hours for _, day_hours in jobs.hours_by_day))
+    yield hours
+    duration = _gauge(
+        "job_duration_seconds", "Duration of the Hub Jobs that ended in the last 24 h, by quantile.", ["quantile"]
+    )
+    for quantile, value in (("0.5", jobs.duration_p50), ("0.95", jobs.duration_p95)):
+        if value is not None:
+            duration.add_metric([quantile], value)
+    yield duration
