@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 from apprunner import RunningApp, running_app, wait_until
-from fakehub import FakeHub, start_fake_hub
+from fakehub import FakeHub
 from test_console_browser import TIMEOUT_MS, browser, delivery_row, unlock
 
 from lib.core.sample_events import sample_payload
@@ -28,13 +28,6 @@ def handle(payload: WebhookPayload):
     job = run_job("python:3.12", ["python", "-c", "print('training')"], flavor="t4-small", timeout="10m")
     return {"job": job.id, "url": job.url}
 '''
-
-
-@pytest.fixture(scope="module")
-def hub() -> Iterator[FakeHub]:
-    with start_fake_hub() as hub:
-        yield hub
-    assert not hub.errors, "the fake Hub crashed:\n" + "\n".join(hub.errors)
 
 
 @pytest.fixture(scope="module")

@@ -13,20 +13,12 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fakehub import FakeHub, start_fake_hub
+from fakehub import FakeHub
 
 JOBS = Path(__file__).resolve().parent.parent / "jobs"
-
-
-@pytest.fixture(scope="module")
-def hub() -> Iterator[FakeHub]:
-    with start_fake_hub() as running:
-        yield running
-    assert not running.errors, "the fake Hub crashed:\n" + "\n".join(running.errors)
 
 
 @pytest.fixture(scope="module")

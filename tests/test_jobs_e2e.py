@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from apprunner import RunningApp, base_env, make_space, running_app, start_app, wait_until
-from fakehub import FakeHub, start_fake_hub
+from fakehub import FakeHub
 
 from lib.core.sample_events import sample_payload
 
@@ -70,13 +70,6 @@ JOBS_PER_DAY = 1
 def handle(payload):
     return {"job": run_job("python:3.12", ["true"]).id}
 '''
-
-
-@pytest.fixture(scope="module")
-def hub() -> Iterator[FakeHub]:
-    with start_fake_hub() as running:
-        yield running
-    assert not running.errors, "the fake Hub crashed:\n" + "\n".join(running.errors)
 
 
 @pytest.fixture(scope="module")

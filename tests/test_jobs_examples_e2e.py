@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 from apprunner import RunningApp, running_app, wait_until
-from fakehub import FakeHub, start_fake_hub
+from fakehub import FakeHub
 from test_bulkhead_and_crash_loop import Console as ConsoleOverHttp
 
 from lib.core.sample_events import sample_payload
@@ -43,13 +43,6 @@ def houses_csv(rows: int = 30) -> str:
         f"{1 + i % 5},{30 + i * 7 % 60},{2 * (1 + i % 5) + 0.1 * (30 + i * 7 % 60)}" for i in range(rows)
     ]
     return "\n".join(lines) + "\n"
-
-
-@pytest.fixture(scope="module")
-def hub() -> Iterator[FakeHub]:
-    with start_fake_hub() as running:
-        yield running
-    assert not running.errors, "the fake Hub crashed:\n" + "\n".join(running.errors)
 
 
 @pytest.fixture(scope="module")
