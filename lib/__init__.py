@@ -4,7 +4,7 @@
 shapes of `huggingface_hub`'s, so `from huggingface_hub import ...` becomes `from lib import ...`.
 """
 
-from .core.errors import ConfigurationError, HandlerModuleError, WebhookError
+from .core.errors import ConfigurationError, HandlerModuleError, PortUnavailable, WebhookError
 from .core.events import Events
 from .core.jobs import JobEnd, JobLaunchError, JobNotLaunched, LaunchedJob
 from .core.logs import log
@@ -22,6 +22,7 @@ from .core.payload import (
     WebhookPayloadUrl,
     WebhookPayloadWebhook,
 )
+from .core.rate_limit import RateLimit
 from .hub.client import HubClient, MissingToken, hub_client
 from .webhooks_server import WebhooksServer, webhook_endpoint
 from .worker.launch import run_job, run_uv_job
@@ -37,6 +38,8 @@ __all__ = [
     "LaunchedJob",
     "MissingToken",
     "ObjectId",
+    "PortUnavailable",
+    "RateLimit",
     "WebhookError",
     "WebhookPayload",
     "WebhookPayloadComment",

@@ -44,7 +44,11 @@ def free_port() -> int:
 
 
 def make_space(folder: Path, handlers: Mapping[str, str] | None = None) -> Path:
-    """Lay out a Space in `folder`: app.py, lib/ (linked), and handlers (given as name -> source)."""
+    """Lay out a Space in `folder`: app.py, lib/ (linked), and handlers (given as name -> source).
+
+    Without `handlers`, the project's own handlers are copied and its `jobs/` scripts linked, as a
+    duplicated Space has them.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "app.py", folder / "app.py")
     if not (folder / "lib").exists():
@@ -53,6 +57,8 @@ def make_space(folder: Path, handlers: Mapping[str, str] | None = None) -> Path:
     if handlers is None:
         if not handlers_dir.exists():
             shutil.copytree(ROOT / "handlers", handlers_dir, ignore=shutil.ignore_patterns("__pycache__"))
+        if not (folder / "jobs").exists():  # the scripts the example handlers launch on Hub Jobs
+            (folder / "jobs").symlink_to(ROOT / "jobs", target_is_directory=True)
     else:
         handlers_dir.mkdir(exist_ok=True)
         for name, source in handlers.items():
@@ -129,24 +135,27 @@ def start_app(
     port: int | None = None,
     wait: float = 60.0,
     open_files: int | None = None,
+    script: str = "app.py",
 ) -> RunningApp:
-    """Run `python app.py` in `folder` and wait until it answers; raise with its log if it dies.
+    """Run `python app.py` (or `script`) in `folder` and wait until it answers; raise with its log if it dies.
 
     `open_files` sets the process's open-files limit, soft and hard (as a small container would).
+    Without `DATA_DIR` in `env`, the app chooses its own folder, under `folder`.
     """
     port = port or free_port()
     full_env = {**env, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1"}
     log_path = folder / f"app-{port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "app.py"],
+            [sys.executable, script],
             cwd=folder,
             env=full_env,
             stdout=log,
             stderr=subprocess.STDOUT,
             preexec_fn=None if open_files is None else lambda: _limit_open_files(open_files),
         )
-    app = RunningApp(f"http://127.0.0.1:{port}", process, folder, Path(full_env["DATA_DIR"]), log_path, full_env)
+    data_dir = Path(full_env.get("DATA_DIR") or folder / "data")
+    app = RunningApp(f"http://127.0.0.1:{port}", process, folder, data_dir, log_path, full_env)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         if process.poll() is not None:

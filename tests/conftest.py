@@ -1,8 +1,14 @@
+from __future__ import annotations
+
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from fakehub import FakeHub
 
 # Tests import the project's `lib` and their own helper modules (apprunner, fakehub) by name.
 TESTS = Path(__file__).resolve().parent
@@ -23,3 +29,16 @@ def pg_server() -> Iterator[PostgresServer]:
     """One throwaway PostgreSQL cluster for the whole run, started on first use (see `pg_server.py`)."""
     with postgres_server(free_port()) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def hub() -> Iterator[FakeHub]:
+    """A local fake Hub for one test module (`tests/fakehub.py`), checked at the end for its own crashes.
+
+    A module that needs another kind (one per test, or its own users first) defines its own `hub`.
+    """
+    from fakehub import start_fake_hub
+
+    with start_fake_hub() as running:
+        yield running
+    assert not running.errors, "the fake Hub crashed:\n" + "\n".join(running.errors)

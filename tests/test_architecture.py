@@ -16,9 +16,9 @@ import pytest
 
 LIB = Path(__file__).resolve().parent.parent / "lib"
 
-LAYERS = {"core": 0, "journal": 1, "hub": 1, "worker": 2, "receiver": 3, "ui": 4, "tools": 4}
+LAYERS = {"core": 0, "journal": 1, "hub": 1, "worker": 2, "ops": 2, "receiver": 3, "ui": 4, "tools": 4}
 """How high each sub-package sits. Equal ranks are siblings, which must not import each other."""
-FRONT = {"__init__", "webhooks_server", "send", "job"}
+FRONT = {"__init__", "webhooks_server", "send", "job", "testing"}
 """Top-level modules of `lib/` that put the layers together for users: they may import any layer."""
 
 

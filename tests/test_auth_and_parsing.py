@@ -17,7 +17,7 @@ from lib.core.payload import WebhookPayload
 from lib.receiver.auth import verify_secret
 from lib.receiver.body import check_declared_length, read_limited
 from lib.receiver.delivery import build_delivery, without_secret
-from lib.receiver.parsing import MAX_REPORTED_ERRORS, BadRequest, parse_payload
+from lib.receiver.parsing import MAX_REPORTED_ERRORS, BadRequest, parse_payload, payload_or_raw
 
 FIXTURES = Path(__file__).parent / "fixtures"
 VALID = (FIXTURES / "discussion-create-pr-opened.json").read_bytes()
@@ -277,3 +277,42 @@ def test_the_recorded_delivery_holds_no_secret() -> None:
     assert "s3cret" not in repr(delivery)
     assert delivery.headers == {"content-type": "application/json", "webhook-id": "abc"}
     assert delivery.query == "keep=1"
+
+
+# --- a handler without a payload: raw deliveries -----------------------------------------------------
+
+
+@pytest.mark.parametrize("body", [b"", b"  \n", b"not json", b'{"hello": "world"}', b"[1, 2]"])
+def test_a_body_that_is_no_payload_is_a_raw_delivery_for_a_handler_that_takes_none(body: bytes) -> None:
+    assert payload_or_raw(body) is None
+    delivery = build_delivery(
+        endpoint="/webhooks/ping",
+        headers={"content-type": "text/plain", "x-webhook-test": "1"},
+        query_string="secret=s3&x=1",
+        body=body,
+        payload=None,
+        order_per_repo=True,
+    )
+    assert (delivery.scope, delivery.action, delivery.repo_name, delivery.order_key) == ("raw", "post", "", None)
+    assert delivery.is_raw and delivery.is_test and delivery.body == body and delivery.query == "x=1"
+    again = build_delivery(
+        endpoint="/webhooks/ping", headers={}, query_string="", body=body, payload=None, order_per_repo=True
+    )
+    assert again.delivery_key != delivery.delivery_key  # no Webhook-Id: each POST is its own event
+
+
+def test_a_raw_delivery_with_a_webhook_id_is_keyed_by_it() -> None:
+    delivery = build_delivery(
+        endpoint="/webhooks/ping",
+        headers={"webhook-id": "abc"},
+        query_string="",
+        body=b"",
+        payload=None,
+        order_per_repo=True,
+    )
+    assert delivery.delivery_key == "id:abc"
+
+
+def test_a_payload_is_still_a_hub_event_for_a_handler_that_takes_none() -> None:
+    payload = payload_or_raw(VALID)
+    assert payload is not None and payload.event.scope == "discussion"

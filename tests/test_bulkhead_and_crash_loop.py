@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
-from apprunner import SECRET, RunningApp, base_env, make_space, start_app, wait_until
+from apprunner import RunningApp, base_env, make_space, start_app, wait_until
+from console_client import ConsoleClient
 from test_durability import HANDLERS, PREAMBLE, Probe, event_id, payload, sha
 
 COMMITTED = '''
@@ -95,30 +95,8 @@ def threads(app: RunningApp) -> int:
     return len(list(Path(f"/proc/{app.process.pid}/task").iterdir()))
 
 
-class Console:
+class Console(ConsoleClient):
     """The operator console over Gradio's HTTP API, unlocked with the webhook secret in a session of its own."""
-
-    def __init__(self, app: RunningApp) -> None:
-        self.url = app.url
-        self.session = uuid.uuid4().hex
-        kind, text = self.call("console_unlock", [SECRET, None])
-        assert kind == "complete" and "Console unlocked" in text, text
-
-    def call(self, api_name: str, data: list[Any]) -> tuple[str, str]:
-        started = httpx.post(
-            f"{self.url}/gradio_api/call/{api_name}", json={"data": data, "session_hash": self.session}, timeout=30
-        )
-        assert started.status_code == 200, started.text
-        kind = None
-        with httpx.stream(
-            "GET", f"{self.url}/gradio_api/call/{api_name}/{started.json()['event_id']}", timeout=60
-        ) as s:
-            for line in s.iter_lines():
-                if line.startswith("event:"):
-                    kind = line.removeprefix("event:").strip()
-                elif line.startswith("data:") and kind in ("complete", "error"):
-                    return kind, line.removeprefix("data:").strip()
-        return "closed", ""
 
     def handlers_now(self) -> dict[str, list[str]]:
         """The Health tab's "Handlers now" rows: endpoint name -> [running, stuck, share]."""

@@ -7,8 +7,10 @@ registration API where ours deliberately differs (the decorator returns the func
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +21,7 @@ import httpx
 import huggingface_hub
 import pytest
 from apprunner import RunningApp, base_env, fixture_body, fixture_json, free_port, make_space, start_app, wait_until
+from test_bulkhead_and_crash_loop import Console
 
 import lib
 from lib import WebhookPayload, WebhooksServer
@@ -73,10 +76,40 @@ def with_background_task(payload: WebhookPayload, background_tasks: BackgroundTa
     return {"status": "accepted"}
 
 
+# Handlers without a payload, as the reference's own test suite declares them: called for any POST.
+@app.add_webhook
+async def async_with_request(request: Request) -> None:
+    return {"success": True}
+
+
+@app.add_webhook
+def sync_with_request(request: Request) -> None:
+    return {"success": True}
+
+
+@app.add_webhook
+async def async_no_request() -> None:
+    return {"success": True}
+
+
+@app.add_webhook
+def sync_no_request() -> None:
+    return {"success": True}
+
+
+@app.add_webhook(path="/explicit_path")
+async def with_explicit_path() -> None:
+    return {"success": True}
+
+
 app.launch()
 """
 
 REFERENCE_DECORATOR_SCRIPT = """\
+import os
+from pathlib import Path
+
+from fastapi import Request
 from huggingface_hub import webhook_endpoint, WebhookPayload
 
 
@@ -90,6 +123,16 @@ async def trigger_training(payload: WebhookPayload):
 @webhook_endpoint("team/notify")
 def notify(payload: WebhookPayload):
     return {"scope": payload.event.scope, "action": payload.event.action}
+
+
+@webhook_endpoint
+async def flaky_ping(request: Request):
+    runs = Path(os.environ["PINGS_FILE"])
+    count = int(runs.read_text()) + 1 if runs.exists() else 1
+    runs.write_text(str(count))
+    if count == 1:
+        raise RuntimeError("the first ping fails")
+    return {"runs": count, "body": (await request.body()).decode()}
 
 # No launch(): the reference starts the server when the script ends (atexit).
 """
@@ -122,8 +165,13 @@ def scripts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     server_folder = tmp_path_factory.mktemp("compat-server")
     marker = server_folder / "marker.txt"
     server = prepare_script(server_folder, REFERENCE_SERVER_SCRIPT, WEBHOOK_SECRET=None, MARKER_FILE=str(marker))
+    decorator_folder = tmp_path_factory.mktemp("compat-decorator")
     decorator = prepare_script(
-        tmp_path_factory.mktemp("compat-decorator"), REFERENCE_DECORATOR_SCRIPT, WEBHOOK_SECRET=SECRET
+        decorator_folder,
+        REFERENCE_DECORATOR_SCRIPT,
+        WEBHOOK_SECRET=SECRET,
+        PINGS_FILE=str(decorator_folder / "pings.txt"),
+        WEBHOOK_RETRY_BASE="0.05",
     )
     with ThreadPoolExecutor(2) as pool:
         futures = {"server": pool.submit(start_app, *server), "decorator": pool.submit(start_app, *decorator)}
@@ -198,6 +246,82 @@ def test_the_script_ui_is_the_landing_page_and_urls_are_printed(server_script: t
     for path in ("say_hello", "trigger_training", "inspect_request", "later"):
         assert f"POST {app.url}/webhooks/{path}" in logs
     assert SECRET not in logs
+
+
+# --- handlers without a payload, to the letter of the reference's own tests ---------------------------------
+
+NO_PAYLOAD_PATHS = ["async_with_request", "sync_with_request", "async_no_request", "sync_no_request", "explicit_path"]
+
+
+def journal_rows(app: RunningApp, path: str) -> list[sqlite3.Row]:
+    """The journal's rows for one endpoint, read from its file as another process would."""
+    with contextlib.closing(sqlite3.connect(f"file:{app.data_dir / 'journal.sqlite3'}?mode=ro", uri=True)) as db:
+        db.row_factory = sqlite3.Row
+        return db.execute("SELECT * FROM event_rows WHERE endpoint = ? ORDER BY id", (path,)).fetchall()
+
+
+def test_a_handler_without_a_payload_is_called_for_an_empty_post(server_script: tuple[RunningApp, Path]) -> None:
+    """The reference's tests post no body and no content type to these handlers, and expect 200."""
+    app, _ = server_script
+    for path in NO_PAYLOAD_PATHS:
+        for _ in range(2):  # each POST runs the handler: no Webhook-Id, so nothing makes it a repeat
+            response = httpx.post(f"{app.url}/webhooks/{path}", headers={"x-webhook-secret": SECRET}, timeout=30)
+            assert (path, response.status_code, response.json()) == (path, 200, {"success": True})
+        assert httpx.post(f"{app.url}/webhooks/{path}", timeout=30).status_code == 401
+        wrong = httpx.post(f"{app.url}/webhooks/{path}", headers={"x-webhook-secret": "wrong"}, timeout=30)
+        assert wrong.status_code == 403
+        rows = journal_rows(app, f"/webhooks/{path}")
+        assert [(row["scope"], row["state"], row["body"], row["repo_name"]) for row in rows] == [
+            ("raw", "succeeded", b"", ""),
+            ("raw", "succeeded", b"", ""),
+        ]
+
+
+def test_a_hub_event_to_a_handler_without_a_payload_is_recorded_as_one(
+    server_script: tuple[RunningApp, Path],
+) -> None:
+    app, _ = server_script
+    body = fixture_body(CONTENT_FIXTURE)
+    webhook_id = uuid.uuid4().hex
+    first = post(app, "/webhooks/sync_no_request", body, **{"webhook-id": webhook_id})
+    again = post(app, "/webhooks/sync_no_request", body, **{"webhook-id": webhook_id})
+    assert (first.status_code, first.json()) == (200, {"success": True})
+    assert again.json()["status"] == "duplicate"  # a Hub event: its redelivery is recognised
+    row = journal_rows(app, "/webhooks/sync_no_request")[-2]
+    assert (row["scope"], row["repo_name"], row["webhook_id"]) == (
+        "repo.content",
+        fixture_json(CONTENT_FIXTURE)["repo"]["name"],
+        webhook_id,
+    )
+
+
+@pytest.mark.parametrize("body", [b"", b"   ", b"not json", b"{}"])
+def test_a_handler_that_takes_the_payload_still_refuses_a_body_that_is_none(
+    server_script: tuple[RunningApp, Path], body: bytes
+) -> None:
+    app, _ = server_script
+    recorded_before = len(journal_rows(app, "/webhooks/say_hello"))
+    response = post(app, "/webhooks/say_hello", body)
+    assert response.status_code == (422 if body == b"{}" else 400)
+    assert ("The body is empty" in response.text) == (not body.strip())
+    assert len(journal_rows(app, "/webhooks/say_hello")) == recorded_before  # refused: nothing recorded
+
+
+def test_a_raw_delivery_is_retried_and_replayable(scripts: dict[str, Any]) -> None:
+    app = scripts["decorator"]
+    first = post(app, "/webhooks/flaky_ping", b"ping from cron")
+    assert first.status_code == 202 and first.json()["status"] == "failed", first.text  # retried, not lost
+    event_id = first.json()["event_id"]
+    pings = Path(app.env["PINGS_FILE"])
+    wait_until(lambda: pings.exists() and pings.read_text() == "2", message="the retry of the raw delivery")
+    wait_until(lambda: journal_rows(app, "/webhooks/flaky_ping")[0]["state"] == "succeeded", message="success")
+    (row,) = journal_rows(app, "/webhooks/flaky_ping")
+    assert (row["id"], row["scope"], row["body"], row["attempts"]) == (event_id, "raw", b"ping from cron", 2)
+    assert json.loads(row["result"]) == {"runs": 2, "body": "ping from cron"}
+
+    kind, text = Console(app, secret=SECRET).call("console_replay", [None, event_id])
+    assert kind == "complete" and "Replaying event #" in text, text
+    wait_until(lambda: pings.read_text() == "3", message="the replay of the raw delivery")
 
 
 # --- a webhook_endpoint script launched at exit ---------------------------------------------------------
@@ -316,3 +440,56 @@ def test_adding_after_launch_raises_runtime_error_and_serves_what_was_registered
     )
     assert response.status_code == 200
     assert response.json()["head_sha"] == json.loads(fixture_body(CONTENT_FIXTURE))["repo"]["headSha"]
+
+
+RAW_CRASH_SCRIPT = """\
+import os, time
+from pathlib import Path
+
+from huggingface_hub import WebhooksServer
+
+app = WebhooksServer()
+
+
+@app.add_webhook
+def nightly(request):
+    runs = Path(os.environ["RUNS_FILE"])
+    with runs.open("a") as out:
+        out.write("run\\n")
+    while not Path(os.environ["GATE_FILE"]).exists():
+        time.sleep(0.01)
+    return {"ran": True}
+
+
+app.launch()
+"""
+
+
+def test_a_raw_delivery_survives_a_sigkill_mid_run(tmp_path: Path) -> None:
+    """Acknowledged (202) while its handler runs, the app killed: the next start runs it again."""
+    runs, gate = tmp_path / "runs.txt", tmp_path / "gate"
+    space, env = prepare_script(
+        tmp_path,
+        RAW_CRASH_SCRIPT,
+        WEBHOOK_SECRET=SECRET,
+        RUNS_FILE=str(runs),
+        GATE_FILE=str(gate),
+        WEBHOOK_ACK_BUDGET="0.2",
+    )
+    app = start_app(space, env, wait=120)  # two starts under a loaded machine
+    try:
+        answer = httpx.post(f"{app.url}/webhooks/nightly", headers={"x-webhook-secret": SECRET}, timeout=30)
+        assert answer.status_code == 202 and answer.json()["status"] == "queued", answer.text
+        wait_until(lambda: runs.exists() and runs.read_text() == "run\n", message="the handler to start")
+        app.kill()
+    finally:
+        app.stop()
+    app = start_app(space, env, wait=120)  # two starts under a loaded machine
+    try:
+        wait_until(lambda: runs.read_text() == "run\nrun\n", message="the raw delivery to run again after the crash")
+        gate.touch()
+        wait_until(lambda: journal_rows(app, "/webhooks/nightly")[0]["state"] == "succeeded", message="success")
+        (row,) = journal_rows(app, "/webhooks/nightly")
+        assert (row["id"], row["scope"], row["body"], row["attempts"]) == (answer.json()["event_id"], "raw", b"", 2)
+    finally:
+        app.stop()

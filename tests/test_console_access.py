@@ -43,7 +43,7 @@ from lib.ui.access import (
     client_key,
     is_granted,
 )
-from lib.ui.console_actions import Console, ConsoleLocked
+from lib.ui.console_actions import Console, ConsoleLocked, ConsoleRefusal
 
 fake_hub = fakehub.fake_hub
 
@@ -292,7 +292,7 @@ STRANGERS = {
 async def every_console_call(console: Console, grant: object) -> dict[str, object]:
     """Each backend function with plausible arguments; the values, or the exception raised."""
     calls = {
-        "deliveries": lambda: console.deliveries(grant, "All", "All", "", "All"),
+        "deliveries": lambda: console.deliveries(grant, "All", "All", "", "All", "All"),
         "verdict": lambda: console.verdict(grant),
         "event_detail": lambda: console.event_detail(grant, 1),
         "health": lambda: console.health(grant),
@@ -370,7 +370,7 @@ async def test_console_actions_await_the_journal_on_the_event_loop(console: Cons
     await journal.fail(1, error="again", handler_ms=1.0, retry_at=None)
     assert "Re-running" in await console.replay_dead(grant, "All")
     console.server._journal = journal
-    assert [name for name, _, _ in calls] == ["replay", "replay_dead"]
+    assert [name for name, _, _ in calls] == ["replay", "replay_dead", "replay_dead"]  # its events, its job reports
     assert all(awaited and on_loop for _, awaited, on_loop in calls), calls
 
 
@@ -430,10 +430,10 @@ async def test_the_listeners_take_console_actions_sync_or_async(
     listeners = console_listeners(console)
     console.server._journal = Watched()
     grant = valid_grant()
-    refreshed = await run(listeners["console_refresh"], grant, "All", "All", "", "All")
+    refreshed = await run(listeners["console_refresh"], grant, "All", "All", "", "All", "All")
     assert "KeyError: 'license'" in refreshed[-3].value and refreshed[-1]["Repo"].tolist() == [MARKER_REPO]
     for api_name in ("console_show", "console_show_test"):
-        _title, attempts, payload, _headers = await run(listeners[api_name], grant, 1)
+        _title, attempts, payload, _headers, *_job = await run(listeners[api_name], grant, 1)
         assert MARKER_REPO in payload and "KeyError" in attempts
     assert (await run(listeners["console_health"], grant))[0].count("|") > 10
     assert "No Hugging Face token" in (await run(listeners["console_hub_list"], grant))[0]
@@ -496,7 +496,7 @@ class GradioCaller:
         if api_name.startswith("console_send_test"):
             data = [forged_grant, "/webhooks/count_runs", "commit", "a/b", "model"]
         elif api_name.startswith(("console_refresh", "console_filter")):
-            data = [forged_grant, "All", "All", "", "All"]
+            data = [forged_grant, "All", "All", "", "All", "All"]
         elif api_name.startswith("console_replay_dead"):
             data = [forged_grant, "All"]
         return data
@@ -713,3 +713,32 @@ async def test_with_no_delivery_yet_the_verdict_says_where_the_hub_must_send(tmp
     verdict = await Console(server).verdict(valid_grant())
     assert verdict.level == "idle" and "http://127.0.0.1:7860/webhooks/on_commit" in verdict.markdown
     await server.journal.close()
+
+
+def test_the_hub_limit_bars_share_one_grid_and_show_nothing_at_zero() -> None:
+    """Each row was a grid of its own, so bars started wherever each endpoint's name ended, and an
+    endpoint with no trigger showed a green dot."""
+    import re
+
+    from lib.ui.console_format import usage_bars
+
+    shown = usage_bars([("a", 0), ("a_much_longer_endpoint_name", 3), ("busy", 950)])
+    assert shown.count('class="usage-grid"') == 1 and "usage-row" not in shown
+    widths = re.findall(r'<div class="usage-(\w+)" style="width:([\d.]+)%"></div>', shown)
+    assert widths == [("ok", "0.0"), ("ok", "0.5"), ("bad", "95.0")]
+    assert "0 / 1,000" in shown and "950 / 1,000" in shown
+
+
+@pytest.mark.anyio
+async def test_the_console_never_points_a_hub_webhook_at_a_local_url(
+    console: Console, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Create / update webhooks on a local app would register http://127.0.0.1:... with the real Hub, which
+    can never deliver there; it is refused before any Hub call, with the ways to a public URL."""
+    from huggingface_hub import constants
+
+    monkeypatch.setenv("HF_TOKEN", "hf_not_used")
+    monkeypatch.setattr(constants, "ENDPOINT", "https://huggingface.co")
+    with pytest.raises(ConsoleRefusal, match="only works on this machine: the Hub cannot reach it") as refused:
+        console.hub_sync(valid_grant())
+    assert "GRADIO_SHARE=true bin/run" in str(refused.value)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from apprunner import SECRET, RunningApp, fixture_body, running_app, wait_until
+from apprunner import SECRET, RunningApp, fixture_body, fixture_json, running_app, wait_until
 from fakehub import FakeHub, start_fake_hub
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -232,3 +232,137 @@ def test_the_health_tab_counts_states_and_the_hub_limit(page) -> None:
     expect(page.locator("#health-table")).to_contain_text("Deliveries")
     expect(page.locator("#hub-usage")).to_contain_text("/ 1,000")
     expect(page.locator("#states-plot")).to_be_visible()
+
+
+def open_unlocked(browser, app: RunningApp, width: int):
+    context = browser.new_context(viewport={"width": width, "height": 844})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(app.url)
+    page.get_by_role("tab", name="Console 🔒").click()
+    unlock(page)
+    return context, page
+
+
+def header_boxes(page) -> dict[str, dict | None]:
+    """Each column header's box on screen (None when not displayed)."""
+    from playwright.sync_api import expect
+
+    expect(delivery_row(page, COMMIT_REPO)).to_be_visible()
+    return {
+        name: page.locator(f'#deliveries th[aria-colindex="{index}"]').bounding_box()
+        for index, name in enumerate(DELIVERY_COLUMNS, start=1)
+    }
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_the_deliveries_table_keeps_its_key_columns_in_view(browser, app: RunningApp, width: int) -> None:
+    """On a phone the table showed # and Time and cut the rest off the screen; now the columns that say
+    what happened fill the width and the others are left to the event's detail."""
+    context, page = open_unlocked(browser, app, width)
+    try:
+        boxes = header_boxes(page)
+        shown = [name for name, box in boxes.items() if box is not None and box["width"] > 0]
+        assert shown == (PHONE_COLUMNS if width < 640 else DELIVERY_COLUMNS)
+        for name in shown:  # whole, inside the window: nothing to scroll sideways to
+            assert boxes[name]["x"] >= 0 and boxes[name]["x"] + boxes[name]["width"] <= width, (name, boxes[name])
+        for index in (3, 5, 6):  # state, event, repo: whole, not cut off with an ellipsis
+            cell = delivery_row(page, COMMIT_REPO).locator(f'[role=gridcell][aria-colindex="{index}"] .text')
+            assert cell.evaluate("e => e.scrollWidth <= e.clientWidth"), cell.inner_text()
+    finally:
+        context.close()
+
+
+def test_the_event_number_box_has_a_visible_label(page) -> None:
+    from playwright.sync_api import expect
+
+    unlock(page)
+    expect(page.locator("#event-number").get_by_text("Event #")).to_be_visible()
+
+
+def test_the_console_tab_shows_the_lock_only_while_locked(page) -> None:
+    from playwright.sync_api import expect
+
+    unlock(page)
+    expect(page.get_by_role("tab", name="Console 🔒")).to_have_count(0)
+    expect(page.get_by_role("tab", name="Console", exact=True)).to_be_visible()
+    page.get_by_role("button", name="Lock", exact=True).click()
+    expect(page.get_by_role("tab", name="Console 🔒")).to_be_visible()
+    expect(page.locator("#console-lock")).to_be_visible()
+
+
+def test_a_local_page_says_the_hub_cannot_reach_it_and_how_to_get_a_public_url(page, app: RunningApp) -> None:
+    from playwright.sync_api import expect
+
+    notice = page.locator("#local-url")
+    expect(notice).to_be_visible()
+    expect(notice).to_contain_text("the Hub cannot reach it")
+    expect(notice).to_contain_text("GRADIO_SHARE=true bin/run")
+    expect(notice).to_contain_text("Deploy as a Space")
+    page.get_by_role("tab", name="Set up on the Hub").click()
+    expect(page.locator("#setup")).to_contain_text("only works on this machine")
+    expect(page.locator("#setup")).not_to_contain_text("Webhook URL")
+    page.get_by_role("tab", name="Endpoints").click()
+    expect(page.locator("#endpoints")).to_contain_text("Local URL")
+
+
+def test_pause_resume_and_a_filtered_bulk_replay_are_clicked_through(page, app: RunningApp) -> None:
+    """Pause the endpoint, see a delivery held, resume it and see it run; then filter on one repository's dead
+    events received in the last hour, count them, confirm, and see exactly those run again."""
+    from playwright.sync_api import expect
+
+    def post(repo: str, sha: str) -> dict:
+        body = fixture_json("repo-content-update-space-new-pr-ref.json")
+        body["repo"].update(name=repo, headSha=sha)
+        response = app.post("/webhooks/count_runs", body, headers={"webhook-id": f"browser-{repo}-{sha}"})
+        assert response.status_code in (200, 202), response.text
+        return response.json()
+
+    unlock(page)
+    page.get_by_role("tab", name="Pause & limits").click()
+    expect(page.locator("#pauses-status")).to_contain_text("▶️ running")
+    page.locator("#pause-endpoint-button").click()
+    expect(page.locator("#pause-message")).to_contain_text("Paused")
+    expect(page.locator("#pauses-status")).to_contain_text("paused since")
+    assert post("browser/held", "1" * 40)["status"] == "paused"
+    page.get_by_role("tab", name="Deliveries").click()
+    expect(delivery_row(page, "browser/held")).to_contain_text("paused")
+    assert "browser/held" not in runs(app)
+    page.get_by_role("tab", name="Pause & limits").click()
+    page.locator("#resume-endpoint-button").click()
+    expect(page.locator("#pause-message")).to_contain_text("Resumed")
+    expect(page.locator("#pause-message")).to_contain_text("1 held event(s) queued")
+    wait_until(lambda: "browser/held" in runs(app), message="the held event to run on resume")
+    expect(page.locator("#pauses-status")).to_contain_text("▶️ running")
+
+    flag = app.data_dir / "fail.flag"
+    flag.touch()
+    try:
+        for n, repo in enumerate(["browser/bulk", "browser/bulk", "browser/other"]):
+            assert post(repo, f"{n}" * 40)["status"] == "dead"
+    finally:
+        flag.unlink()  # the fix, pushed
+    before = runs(app).count("browser/bulk")
+    page.get_by_role("tab", name="Deliveries").click()
+    page.locator("#filter-state input").click()
+    page.get_by_role("option", name="💀 dead").click()
+    page.get_by_label("Repo").fill("browser/bulk")
+    page.get_by_label("Repo").press("Enter")
+    page.locator("#filter-received input").click()
+    page.get_by_role("option", name="Last hour").click()
+    expect(delivery_row(page, "browser/bulk", nth=1)).to_contain_text("dead")
+    expect(page.locator("#deliveries")).not_to_contain_text("browser/other")
+    page.locator("#bulk-replay-count").click()
+    expect(page.locator("#bulk-replay-message")).to_contain_text("2 event(s) will run again")
+    expect(page.locator("#bulk-replay-confirm")).to_have_text("Replay these 2 event(s)")
+    page.locator("#bulk-replay-confirm").click()
+    expect(page.locator("#bulk-replay-message")).to_contain_text("Replaying 2 event(s)")
+    expect(page.locator("#bulk-replay-confirm")).to_be_hidden()
+    wait_until(lambda: runs(app).count("browser/bulk") == before + 2, message="the two dead events to run again")
+    assert runs(app).count("browser/other") == 1  # not matched, not replayed
+
+
+# --- reading well on a phone, and saying what it is ---------------------------------------------------------
+
+DELIVERY_COLUMNS = ["#", "Time (UTC)", "State", "Endpoint", "Event", "Repo", "Tries", "Ack ms", "Run ms", "Test"]
+PHONE_COLUMNS = ["#", "State", "Endpoint", "Event", "Repo"]

@@ -471,7 +471,7 @@ def test_log_events_handles_every_recorded_payload(app: RunningApp, name: str) -
     summary = response.json()["summary"]
     assert summary.startswith(f"{body['event']['scope']}/{body['event']['action']} on {body['repo']['name']}")
     event_id = int(response.headers["x-webhook-event-id"])
-    line = f"handlers [event {event_id}]: {summary}"
+    line = f"handlers.log_events [event {event_id}]: {summary}"  # the handler's own logger
     wait_until(lambda: line in app.logs(), timeout=10, message=f"log line {line!r}")
 
 

@@ -48,12 +48,12 @@ def payload(
         ({"scope": "repository"}, "scope='repository'"),
         ({"scope": "content"}, "scope='content'"),
         ({"scope": "Repo"}, "scope='Repo'"),
+        ({"scope": "discusion"}, "'discussion.comment'); did you mean 'discussion'?"),
         ({"repo": "gpt2-no-owner"}, "owner/name"),
         ({"scope": "repo.content", "action": "create"}, "action='create'"),
         ({"scope": "repo.config", "action": "delete"}, "action='delete'"),
         ({"scope": "discussion.comment", "action": "move"}, "action='move'"),
         ({"scope": "repo.content", "action": ["update", "create"]}, "action='create'"),
-        ({"action": "updated"}, "action='updated'"),
     ],
 )
 def test_a_filter_that_can_never_match_is_refused(kwargs: dict[str, Any], fragment: str) -> None:
@@ -90,6 +90,42 @@ def test_the_refusal_lists_what_would_work() -> None:
 )
 def test_filters_that_can_match_are_built(kwargs: dict[str, Any]) -> None:
     Events(**kwargs)
+    assert Events(**kwargs).unknown_values() == []
+
+
+# --- values the Hub is not known to send: accepted, with the nearest known value ------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, note",
+    [
+        (
+            {"scope": "repo.contents"},
+            "scope 'repo.contents' is not one the Hub is known to send; did you mean 'repo.content'?",
+        ),
+        ({"scope": "discussion.comments"}, "did you mean 'discussion.comment'?"),
+        (
+            {"scope": ["repo", "repo.contnet"]},
+            "scope 'repo.contnet' is not one the Hub is known to send; did you mean 'repo.content'?",
+        ),
+        ({"action": "updated"}, "action 'updated' is not one the Hub is known to send; did you mean 'update'?"),
+        (
+            {"scope": "repo.content", "action": "archive"},
+            "action 'archive' is not one the Hub is known to send (known: create, delete, move, update).",
+        ),
+    ],
+)
+def test_unknown_scopes_and_actions_are_accepted_with_the_nearest_known_value(
+    kwargs: dict[str, Any], note: str
+) -> None:
+    notes = Events(**kwargs).unknown_values()
+    assert len(notes) == 1 and note in notes[0]
+
+
+def test_an_unknown_scope_really_matches_nothing_the_hub_sends_today() -> None:
+    """The reason to warn: a typo'd scope skips every event."""
+    events = Events(scope="repo.contents")
+    assert events.rejection(payload()) == "scope 'repo.content' is not one of ['repo.contents']"
 
 
 def test_a_single_string_and_a_list_are_the_same_filter() -> None:
@@ -206,3 +242,10 @@ def test_describe_without_criteria() -> None:
 def test_describe_lists_each_criterion() -> None:
     wanted = Events(scope=["repo.content", "repo.config"], action="update", repo_type="model", repo="my-org/*")
     assert wanted.describe() == ("scope repo.content or repo.config, action update, repo type model, repo my-org/*")
+
+
+def test_a_raw_delivery_passes_only_a_filter_that_wants_every_event() -> None:
+    assert ALL_EVENTS.rejection(None) is None
+    reason = Events(scope="repo.content").rejection(None)
+    assert reason == "not a Hub event, and it wants scope repo.content"
+    assert Events(repo="my-org/*").rejection(None) is not None

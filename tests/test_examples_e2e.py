@@ -17,18 +17,11 @@ from typing import Any
 import httpx
 import pytest
 from apprunner import RunningApp, running_app, wait_until
-from fakehub import FakeHub, start_fake_hub
+from fakehub import FakeHub
 
 from lib.core.sample_events import sample_payload
 
 FINISHED = ("succeeded", "skipped", "duplicate", "failed", "dead")
-
-
-@pytest.fixture(scope="module")
-def hub() -> Iterator[FakeHub]:
-    with start_fake_hub() as running:
-        yield running
-    assert not running.errors, "the fake Hub crashed:\n" + "\n".join(running.errors)
 
 
 @pytest.fixture(scope="module")

@@ -251,3 +251,28 @@ async def test_the_id_of_a_lost_delivery_is_never_given_to_a_later_one(journal: 
     assert journal.is_committed(kept) and journal.is_committed(later)
     assert not journal.is_committed(lost)
     assert await journal.get(lost) is None
+
+
+async def test_a_pause_lost_with_its_group_is_not_a_pause(journal: SQLiteJournal, journal_path: Path) -> None:
+    """The console says "paused" only once the pause is on disk. If its group is lost (a delivery too big for
+    the cap in the same turn), `pause` raises and nothing is held: not in memory, not on the file."""
+    waiting = await record(journal, delivery())
+    await journal.durable()
+
+    async def too_big_for_the_journal() -> None:
+        await record(journal, delivery(body=b"x" * (2 * CAP)))
+
+    other_request = asyncio.create_task(too_big_for_the_journal())
+    with pytest.raises(JournalUnavailable):
+        await journal.pause("/webhooks/h", now=time.time())
+    with pytest.raises(JournalUnavailable):
+        await other_request
+    assert await journal.paused() == {}
+    assert (await journal.get(waiting)).state == EventState.QUEUED
+    later = await journal.record(delivery(), skipped_reason=None, max_attempts=1, duplicate_window=WINDOW)
+    assert later.event.state == EventState.QUEUED
+    await journal.durable()
+    assert states_on_file(journal_path, waiting, later.event.id) == ["queued", "queued"]
+
+    assert await journal.pause("/webhooks/h", now=time.time()) == 2  # the next one holds, on the file too
+    assert states_on_file(journal_path, waiting, later.event.id) == ["paused", "paused"]

@@ -533,7 +533,9 @@ def test_while_the_journal_is_full_503s_are_answered_and_their_lines_limited(sma
     started = time.monotonic()
     statuses = [deliver(small_app).status_code for _ in range(200)]
     windows = 2 + int((time.monotonic() - started) / REPEAT_INTERVAL)  # of the limiter, however slow this ran
-    assert statuses.count(503) > 100 and set(statuses) <= {200, 503}
+    # 202 for the one delivery (if any) recorded just under the cap whose outcome then no longer fits: it is
+    # acknowledged (durable), and answered "queued" rather than with a result the journal could not keep.
+    assert statuses.count(503) > 100 and set(statuses) <= {200, 503, 202} and statuses.count(202) <= 1
     stranger = httpx.post(small_app.url + "/webhooks/log_events", content=b"{}", timeout=WAIT)
     assert stranger.status_code == 401
 

@@ -73,7 +73,8 @@ def test_an_unknown_handler_lists_the_available_ones(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.strip() == (
         "error: No handler 'nope': handlers/nope.py does not exist. "
-        "Available in handlers/: changelog, discussion_bot, log_events, model_card_check."
+        "Available in handlers/: changelog, discussion_bot, evaluate_pr, log_events, model_card_check, "
+        "train_on_new_data."
     )
 
 

@@ -89,7 +89,8 @@ def test_job_settings_are_read_and_checked() -> None:
         60.0,
         600.0,
     )
-    assert Settings.from_env({}).jobs_per_day == 10
+    assert (Settings.from_env({}).jobs_per_day, Settings.from_env({}).job_hub_timeout_seconds) == (10, 60.0)
+    assert Settings.from_env({"WEBHOOK_JOB_HUB_TIMEOUT": "2.5"}).job_hub_timeout_seconds == 2.5
     with pytest.raises(ConfigurationError, match="WEBHOOK_JOBS_PER_DAY must be a number of jobs >= 0"):
         Settings.from_env({"WEBHOOK_JOBS_PER_DAY": "many"})
     with pytest.raises(ConfigurationError, match="WEBHOOK_JOB_POLL_MAX must be at least WEBHOOK_JOB_POLL_MIN"):

@@ -19,6 +19,7 @@ from journal_helpers import T0, WINDOW, a_job, claim_ids, delivery, record, stat
 from lib.core.errors import EventNotFound
 from lib.journal import (
     Delivery,
+    EventFilter,
     EventRecord,
     EventState,
     Journal,
@@ -61,6 +62,7 @@ async def journal(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     [
         (EventState.QUEUED, None, "duplicate"),
         (EventState.RUNNING, None, "duplicate"),
+        (EventState.PAUSED, None, "duplicate"),
         (EventState.FAILED, None, "requeue"),
         (EventState.DEAD, T0 - 10_000, "requeue"),
         (EventState.SUCCEEDED, T0 - 1, "duplicate"),
@@ -446,6 +448,35 @@ async def test_stats(journal: Journal) -> None:
     assert (await journal.stats(since=T0 - 1000)).handler_ms_p95 == 30
 
 
+async def test_snapshot_counts_everything_held_by_endpoint_and_state(journal: Journal) -> None:
+    empty = await journal.snapshot(since=T0 - 1)
+    assert empty.counts == [] and empty.endpoints == []
+    oldest = (await record(journal, delivery(endpoint="/webhooks/a", received_at=T0 - 500))).event.id
+    await record(journal, delivery(endpoint="/webhooks/a", received_at=T0 - 300))  # waits behind `oldest`
+    await record(journal, delivery(endpoint="/webhooks/a", received_at=T0 - 50, order=False))
+    dead = (await record(journal, delivery(endpoint="/webhooks/b", received_at=T0 - 10), max_attempts=1)).event.id
+    await record(journal, delivery(endpoint="/webhooks/b"), skipped="not wanted")
+    assert set(await claim_ids(journal)) == {oldest, dead, oldest + 2}
+    await journal.fail(dead, error="boom", handler_ms=1, retry_at=None)
+    await journal.finish(oldest + 2, result=None, handler_ms=1)
+
+    snapshot = await journal.snapshot(since=T0 - 100)
+    assert snapshot.endpoints == ["/webhooks/a", "/webhooks/b"]
+    assert {(r.endpoint, r.state): r.count for r in snapshot.counts} == {
+        ("/webhooks/a", "running"): 1,
+        ("/webhooks/a", "queued"): 1,
+        ("/webhooks/a", "succeeded"): 1,
+        ("/webhooks/b", "dead"): 1,
+        ("/webhooks/b", "skipped"): 1,
+    }
+    assert snapshot.oldest("/webhooks/a", EventState.QUEUED) == T0 - 300
+    assert snapshot.oldest("/webhooks/a", EventState.DEAD) is None
+    assert snapshot.count("/webhooks/b", EventState.DEAD) == 1
+    assert snapshot.received_since("/webhooks/a") == 1  # only the one received within the last 100 s
+    assert snapshot.received_since("/webhooks/b") == 2
+    assert snapshot.size_bytes is None or snapshot.size_bytes > 0
+
+
 # --- retention --------------------------------------------------------------------------------------------
 
 
@@ -692,6 +723,158 @@ async def test_recovery_counts_every_interrupted_attempt_and_leaves_the_last_one
     assert outcomes == [(1, "interrupted"), (2, "interrupted")]
     assert await journal.recover_interrupted() == 0  # once more changes nothing
     assert (await journal.get(event_id)).attempts == 2
+
+
+# --- pausing an endpoint ---------------------------------------------------------------------------------
+
+
+async def test_a_paused_endpoint_holds_its_waiting_events_and_every_new_delivery_until_resumed(
+    journal: Journal,
+) -> None:
+    a1 = (await record(journal, delivery(endpoint="/webhooks/a"))).event.id
+    a2 = (await record(journal, delivery(endpoint="/webhooks/a"))).event.id
+    b1 = (await record(journal, delivery(endpoint="/webhooks/b"))).event.id
+
+    assert await journal.pause("/webhooks/a", now=T0) == 2
+    assert await journal.paused() == {"/webhooks/a": T0}
+    assert [await state(journal, i) for i in (a1, a2, b1)] == [EventState.PAUSED, EventState.PAUSED, EventState.QUEUED]
+    new = await record(journal, delivery("id:later", endpoint="/webhooks/a", received_at=T0 + 5))
+    assert (new.outcome, new.event.state, new.event.finished_at) == ("new", EventState.PAUSED, None)
+    assert await journal.get(new.event.id) == new.event
+    again = await record(journal, delivery("id:later", endpoint="/webhooks/a", received_at=T0 + 6))
+    assert again.outcome == "duplicate"  # it will run on resume: once
+
+    assert await claim_ids(journal, now=T0 + 10) == [b1]  # nothing of the paused endpoint
+    assert await journal.claim(new.event.id, now=T0 + 10) is False
+    assert await journal.claim_next(f"/webhooks/a model/{'org/model'}", now=T0 + 10) is None
+    assert await journal.pause("/webhooks/a", now=T0 + 20) == 0  # paused already: since its first pause
+    assert await journal.paused() == {"/webhooks/a": T0}
+
+    assert await journal.resume("/webhooks/a") == 3
+    assert await journal.paused() == {}
+    assert await journal.resume("/webhooks/a") == 0
+    # In order: one repository's events one at a time, oldest first.
+    for expected in (a1, a2, new.event.id):
+        assert await claim_ids(journal, now=T0 + 30) == [expected]
+        await journal.finish(expected, result=None, handler_ms=1)
+    assert await claim_ids(journal, now=T0 + 30) == []
+
+
+async def test_a_pause_holds_a_retry_and_lets_a_running_attempt_end_as_it_would(journal: Journal) -> None:
+    running = (await record(journal, delivery(endpoint="/webhooks/a"))).event.id
+    waiting = (await record(journal, delivery(endpoint="/webhooks/a"))).event.id
+    assert await claim_ids(journal) == [running]
+
+    assert await journal.pause("/webhooks/a", now=T0) == 1  # the running one is not touched
+    assert await state(journal, running) == EventState.RUNNING
+    await journal.fail(running, error="boom", handler_ms=1, retry_at=T0 + 1)
+    assert await state(journal, running) == EventState.FAILED
+    assert await claim_ids(journal, now=T0 + 100) == []  # its retry waits for the resume
+    assert await journal.claim(running, now=T0 + 100) is False
+    assert await journal.claim_next("/webhooks/a model/org/model", now=T0 + 100) is None
+
+    assert await journal.pause("/webhooks/a", now=T0 + 1) == 1  # pausing again holds what waits: the failed one
+    assert await state(journal, running) == EventState.PAUSED
+    assert await journal.resume("/webhooks/a") == 2
+    assert await claim_ids(journal, now=T0 + 100) == [running]  # the older one first
+    await journal.finish(running, result=None, handler_ms=1)
+    assert await claim_ids(journal, now=T0 + 100) == [waiting]
+
+
+async def test_on_a_paused_endpoint_a_replay_or_a_redelivery_of_a_failure_is_held(journal: Journal) -> None:
+    async def dead(key: str) -> int:
+        event_id = (await record(journal, delivery(key, endpoint="/webhooks/a", order=False), max_attempts=1)).event.id
+        assert await claim_ids(journal) == [event_id]
+        await journal.fail(event_id, error="x", handler_ms=1, retry_at=None)
+        return event_id
+
+    one, two, three, four = await dead("id:1"), await dead("id:2"), await dead("id:3"), await dead("id:4")
+    await journal.pause("/webhooks/a", now=T0)
+    assert [await state(journal, i) for i in (one, two)] == [EventState.DEAD] * 2  # a dead event does not wait
+
+    assert (await journal.replay(one, max_attempts=1)).state == EventState.PAUSED
+    redelivered = await record(journal, delivery("id:2", endpoint="/webhooks/a", order=False, received_at=T0 + 1))
+    assert redelivered.outcome == "requeued" and redelivered.runs.state == EventState.PAUSED
+    assert await journal.replay_many([three], max_attempts=1) == [three]
+    assert await state(journal, three) == EventState.PAUSED
+    assert await journal.replay_dead("/webhooks/a", max_attempts=1) == [four]
+    assert await state(journal, four) == EventState.PAUSED
+    assert await claim_ids(journal, now=T0 + 10) == []
+
+    assert await journal.resume("/webhooks/a") == 4
+    assert sorted(await claim_ids(journal, now=T0 + 10)) == [one, two, three, four]
+
+
+# --- bulk replay -----------------------------------------------------------------------------------------
+
+
+async def test_matching_finds_what_a_bulk_replay_runs_again_by_every_filter(journal: Journal) -> None:
+    async def ended(d: Delivery, *, outcome: str = "succeeded") -> int:
+        event_id = (await record(journal, d, max_attempts=1)).event.id
+        assert event_id in await claim_ids(journal, now=T0 + 1000)
+        if outcome == "succeeded":
+            await journal.finish(event_id, result=None, handler_ms=1)
+        else:
+            await journal.fail(event_id, error="x", handler_ms=1, retry_at=None)
+        return event_id
+
+    early = await ended(delivery(repo="org/x", received_at=T0 - 3600))
+    dead = await ended(delivery(repo="org/x", scope="repo.config"), outcome="dead")
+    other = await ended(delivery(endpoint="/webhooks/b", repo="org/y", scope="discussion"))
+    skipped = (await record(journal, delivery(repo="org/z"), skipped="not wanted")).event.id
+    duplicate = (await record(journal, delivery(f"id:{early}-again"))).event.id  # left out: a duplicate's
+    queued = (await record(journal, delivery(repo="org/q", received_at=T0 + 5))).event.id  # will run anyway
+    assert duplicate and queued
+
+    async def matching(limit: int = 100, **fields: object) -> list[int]:
+        return await journal.matching(EventFilter(**fields), limit=limit)  # type: ignore[arg-type]
+
+    assert await matching() == [early, dead, other, skipped]
+    assert await matching(limit=2) == [early, dead]  # oldest first
+    assert await matching(endpoint="/webhooks/a") == [early, dead, skipped]
+    assert await matching(state="dead") == [dead]
+    assert await matching(state="queued") == []
+    assert await matching(repo="org/x") == [early, dead]
+    assert await matching(scope="repo") == [early, dead, skipped]
+    assert await matching(received_from=T0 - 10) == [dead, other, skipped]
+    assert await matching(received_until=T0) == [early]  # the end is excluded
+    assert await matching(received_from=T0 - 3600, received_until=T0 - 3599) == [early]
+    recent = [e.id for e in await journal.list_recent(received_from=T0 - 10, received_until=T0 + 1)]
+    assert set(recent) == {dead, other, skipped, duplicate}
+
+
+async def test_replay_many_queues_only_what_is_still_replayable_all_in_one_write(journal: Journal) -> None:
+    done = []
+    for _ in range(3):
+        event_id = (await record(journal, delivery(order=False))).event.id
+        await claim_ids(journal)
+        await journal.finish(event_id, result=1, handler_ms=1)
+        done.append(event_id)
+    running = (await record(journal, delivery(order=False))).event.id
+    assert await claim_ids(journal) == [running]
+
+    replayed = await journal.replay_many([done[2], done[0], running, 999_999, done[0]], max_attempts=2)
+    assert replayed == [done[0], done[2]]
+    assert [await state(journal, i) for i in (*done, running)] == [
+        EventState.QUEUED,
+        EventState.SUCCEEDED,
+        EventState.QUEUED,
+        EventState.RUNNING,
+    ]
+    assert (await journal.get(done[0])).max_attempts == 3
+    assert [a.outcome for a in await journal.attempts(done[0])] == ["succeeded"]  # its history kept
+    assert await journal.replay_many([done[0]], max_attempts=2) == []  # queued now: left as it is
+
+
+async def test_an_attempt_interrupted_while_its_endpoint_is_paused_is_held_after_the_restart(journal: Journal) -> None:
+    running = (await record(journal, delivery(endpoint="/webhooks/a"))).event.id
+    assert await claim_ids(journal) == [running]
+    await journal.pause("/webhooks/a", now=T0)
+    assert await journal.recover_interrupted() == 1  # the app died mid-attempt
+    assert await state(journal, running) == EventState.PAUSED
+    assert await claim_ids(journal, now=T0 + 10) == []
+    assert await journal.resume("/webhooks/a") == 1
+    assert await claim_ids(journal, now=T0 + 10) == [running]
 
 
 # --- Hub Jobs: an event whose handler launched a job ---------------------------------------------------

@@ -332,7 +332,10 @@ def test_past_the_cap_the_journal_and_its_wal_stay_within_it_and_deliveries_get_
             for batch in range(12):
                 list(pool.map(send, range(batch * 40, batch * 40 + 40)))
                 largest = max(largest, on_disk())
-        assert set(statuses) <= {200, 503} and statuses.count(200) > 20 and statuses.count(503) > 100
+        # 202 only for a delivery recorded just under the cap whose outcome then no longer fits (at most one per
+        # sender of the batch that reached it): acknowledged and durable, answered "queued" rather than a result.
+        assert set(statuses) <= {200, 202, 503} and statuses.count(202) <= 8
+        assert statuses.count(200) > 20 and statuses.count(503) > 100
         assert largest <= CAP, f"the journal and its WAL took {largest} bytes, over the cap of {CAP}"
         answer = deliver(app, "cap over", padding="x" * 1500)
         assert answer.status_code == 503 and "WEBHOOK_JOURNAL_MAX_BYTES" in answer.json()["error"]

@@ -16,7 +16,7 @@ from apprunner import ROOT, RunningApp, base_env, fixture_body, make_space, star
 
 from lib.core.events import Events
 from lib.core.registry import Endpoint
-from lib.hub.setup_guide import PLACEHOLDER_OWNER, EndpointSetup, endpoint_setups, watched_items
+from lib.hub.setup_guide import PLACEHOLDER_OWNER, EndpointSetup, endpoint_setups, hub_can_reach, watched_items
 
 SECRET = "landing-Secret-Value-42"
 SPACE_HOST = "owner-name.hf.space"
@@ -128,6 +128,7 @@ def test_the_secret_value_never_appears(space_app: RunningApp) -> None:
 def test_the_start_log_lists_the_public_urls(space_app: RunningApp) -> None:
     logs = space_app.logs()
     assert f"POST https://{SPACE_HOST}/webhooks/log_events" in logs
+    assert "Go to https://huggingface.co/settings/webhooks to set up your webhooks." in logs
     assert "No webhook secret is set" not in logs
 
 
@@ -153,12 +154,48 @@ def test_without_a_secret_the_endpoints_are_open(local_app: RunningApp) -> None:
     assert anyone.status_code == 200
 
 
-def test_locally_the_urls_are_local_and_the_owner_a_placeholder(local_app: RunningApp) -> None:
+def test_locally_the_page_never_asks_for_the_local_url_to_be_given_to_the_hub(local_app: RunningApp) -> None:
     text = page_text(local_app)
     url = f"{local_app.url}/webhooks/log_events"
-    assert url in text
-    assert f"hf webhooks create --url {url} --watch user:{PLACEHOLDER_OWNER} --domain repo --domain discussion" in text
-    assert "--secret" not in text
+    assert f"**Local URL** (for `python -m lib.send`; not for the Hub): `{url}`" in text
+    assert f"This app's URL, `{local_app.url}`, only works on this machine: the Hub cannot reach it" in text
+    assert "`GRADIO_SHARE=true bin/run`" in text and "**Deploy** as a Space" in text
+    # None of the steps or commands that would put it into the Hub:
+    assert "Webhook URL:" not in text and "hf webhooks create" not in text and "**URL:**" not in text
+
+
+def test_locally_the_start_log_says_the_hub_cannot_reach_the_urls(local_app: RunningApp) -> None:
+    logs = local_app.logs()
+    assert "These URLs only work on this machine: the Hub cannot reach them. Two ways out:" in logs
+    assert "GRADIO_SHARE=true bin/run" in logs
+    assert "to set up your webhooks" not in logs
+
+
+def test_on_a_space_the_page_has_no_local_warning(space_app: RunningApp) -> None:
+    text = page_text(space_app)
+    assert "only works on this machine" not in text and "Local URL" not in text
+    assert "Webhook URL:" in text and "from the *Endpoints* tab" in text
+    assert "only work on this machine" not in space_app.logs()
+
+
+@pytest.mark.parametrize(
+    "url, reachable",
+    [
+        ("http://127.0.0.1:7860", False),
+        ("http://localhost:7860", False),
+        ("http://[::1]:7860", False),
+        ("http://0.0.0.0:7860", False),
+        ("http://192.168.1.20:7860", False),
+        ("http://10.0.0.5", False),
+        ("http://my-laptop:7860", False),
+        ("http://my-laptop.local:7860", False),
+        ("https://abc123.gradio.live", True),
+        ("https://owner-name.hf.space", True),
+        ("http://8.8.8.8:7860", True),
+    ],
+)
+def test_which_urls_the_hub_can_reach(url: str, reachable: bool) -> None:
+    assert hub_can_reach(url) is reachable
 
 
 # --- setup_guide, unit -----------------------------------------------------------------------------------
@@ -239,3 +276,41 @@ def test_docstrings_keep_their_placeholders_and_line_breaks_on_the_page() -> Non
     assert "&lt;you&gt;/&lt;repo&gt;" in shown  # not an HTML tag that the page would swallow
     assert "`@<bot's user name>`" in shown  # code spans are shown verbatim by Markdown already
     assert "  \n" in shown
+
+
+# --- the placeholder secret from .env.example -------------------------------------------------------------
+
+
+def test_the_placeholder_secret_is_a_loud_warning_on_the_page() -> None:
+    from lib.core.settings import Settings
+    from lib.ui.landing import secret_status
+
+    text, css = secret_status(Settings.from_env({"WEBHOOK_SECRET": "change-me"}))
+    assert css == "status-bad"
+    assert "The webhook secret is `change-me`, the placeholder from `.env.example`" in text
+    assert "protects nothing" in text and "WEBHOOK_SECRET" in text
+    text, css = secret_status(Settings.from_env({"WEBHOOK_SECRET": "mine,change-me"}))  # rotation: still public
+    assert css == "status-bad"
+    assert secret_status(Settings.from_env({"WEBHOOK_SECRET": "change-me-please"}))[1] == "status-ok"
+
+
+def test_the_placeholder_secret_is_a_warning_in_the_log(tmp_path, caplog: pytest.LogCaptureFixture) -> None:
+    from lib import WebhooksServer
+    from lib.core.settings import Settings
+
+    WebhooksServer(settings=Settings.from_env({"WEBHOOK_SECRET": "change-me", "DATA_DIR": str(tmp_path)}))
+    (record,) = [r for r in caplog.records if "placeholder" in r.getMessage()]
+    assert record.levelname == "WARNING"
+    assert "WEBHOOK_SECRET is 'change-me', the placeholder from .env.example" in record.getMessage()
+    assert "No webhook secret is set" not in caplog.text
+
+
+def test_a_space_refuses_to_start_with_the_placeholder_secret(tmp_path) -> None:
+    folder = make_space(tmp_path / "space", {"log_events.py": LOG_EVENTS})
+    env = base_env(tmp_path / "data", WEBHOOK_SECRET="change-me", SPACE_ID="owner/name", SPACE_HOST=SPACE_HOST)
+    with pytest.raises(RuntimeError) as raised:
+        start_app(folder, env, wait=30)
+    log = str(raised.value)
+    assert "Cannot start: WEBHOOK_SECRET is 'change-me', the placeholder from .env.example" in log
+    assert "in the Space's settings (Settings → Variables and secrets)" in log
+    assert "Traceback" not in log

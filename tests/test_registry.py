@@ -324,3 +324,34 @@ def test_the_app_does_not_start_with_two_modules_on_one_path(failed_starts: dict
     assert "handlers/first.py" in output
     assert "handlers/second.py" in output
     assert "both claim /webhooks/deploy; change PATH in one" in output
+
+
+def test_a_handler_takes_the_payload_unless_it_asks_only_for_the_request_or_nothing() -> None:
+    from fastapi import Request
+
+    from lib import WebhookPayload
+
+    def no_parameter() -> None: ...
+
+    def request_only(request: Request) -> None: ...
+
+    def request_by_name(request) -> None: ...
+
+    def payload(payload: WebhookPayload) -> None: ...
+
+    def as_dict(event: dict) -> None: ...
+
+    def first_positional(event) -> None: ...
+
+    takes = {
+        func.__name__: Endpoint.create("/webhooks/x", func).takes_payload
+        for func in (no_parameter, request_only, request_by_name, payload, as_dict, first_positional)
+    }
+    assert takes == {
+        "no_parameter": False,
+        "request_only": False,
+        "request_by_name": False,
+        "payload": True,
+        "as_dict": True,
+        "first_positional": True,
+    }

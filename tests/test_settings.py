@@ -374,3 +374,13 @@ def test_the_app_exits_with_a_message_naming_the_bad_variable(
 
     assert result.returncode != 0
     assert message in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("secret", ["change-me", "real-secret,change-me"])
+def test_the_placeholder_secret_is_refused_in_a_space(secret: str) -> None:
+    with pytest.raises(ConfigurationError, match=r"placeholder from \.env\.example") as raised:
+        Settings.from_env({"WEBHOOK_SECRET": secret, "SPACE_ID": "owner/space"})
+    assert "Settings → Variables and secrets" in str(raised.value)
+    local = Settings.from_env({"WEBHOOK_SECRET": secret})  # locally: started, and warned about (test_landing.py)
+    assert local.uses_placeholder_secret
+    assert not Settings.from_env({"WEBHOOK_SECRET": "change-me-now", "SPACE_ID": "o/s"}).uses_placeholder_secret

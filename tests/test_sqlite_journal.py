@@ -536,3 +536,40 @@ async def test_numbers_too_big_for_sqlite_in_the_starts_file_are_garbage_too(tmp
         assert ((await journal.get(event_id)).state, (await journal.get(event_id)).attempts) == (EventState.QUEUED, 0)
     finally:
         await journal.close()
+
+
+# --- pauses: a table of their own, kept across restarts ----------------------------------------------------
+
+
+async def test_a_pause_is_on_disk_when_pause_returns_and_holds_after_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite3"
+    first = SQLiteJournal(path)
+    waiting = (await record(first, delivery(endpoint="/webhooks/a"))).event.id
+    assert await first.pause("/webhooks/a", now=T0) == 1
+    # No close: the process died right after answering the operator. A second process opens the file.
+    second = SQLiteJournal(path)
+    try:
+        assert await second.paused() == {"/webhooks/a": T0}
+        assert await state(second, waiting) == EventState.PAUSED
+        later = await record(second, delivery(endpoint="/webhooks/a"))
+        assert later.event.state == EventState.PAUSED
+        assert await claim_ids(second) == []
+        assert await second.resume("/webhooks/a") == 2
+        third = SQLiteJournal(path)
+        assert await third.paused() == {}
+        await third.close()
+    finally:
+        await second.close()
+        await first.close()
+
+
+async def test_a_pause_adds_a_table_without_changing_the_schema_version(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite3"
+    journal = SQLiteJournal(path)
+    await record(journal, delivery())
+    assert await journal.paused() == {}  # never paused: no table needed to say so
+    await journal.pause("/webhooks/a", now=T0)
+    await journal.close()
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert connection.execute("SELECT endpoint, paused_at FROM endpoint_pauses").fetchall() == [("/webhooks/a", T0)]

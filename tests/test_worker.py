@@ -595,8 +595,15 @@ async def test_redelivery_soon_after_success_is_a_duplicate_by_id_or_by_body(tmp
         assert answer.status_code == 200
         body = answer.json()
         assert body["status"] == "duplicate", body
-        assert body["original_event_id"] == int(original.headers["x-webhook-event-id"])
+        original_id = int(original.headers["x-webhook-event-id"])
+        assert body["original_event_id"] == original_id
         assert body["original_state"] == "succeeded"
+        # Plain words: which event it repeats and how it ended, why it counts as a repeat, how to send a new one.
+        assert body["detail"] == f"a repeat of event {original_id}, which has already succeeded: not run again"
+        assert "WEBHOOK_DUPLICATE_WINDOW" in body["why"]
+        assert "python -m lib.send" in body["to_send_a_new_event"] and "Webhook-Id" in body["to_send_a_new_event"]
+    assert again.json()["why"].startswith("It carries the same Webhook-Id (wh-1) as event ")
+    assert same_body.json()["why"].startswith("It has no Webhook-Id header and the same event (scope, action")
     assert other_body.json() == "3" * 40
     assert runs == ["1" * 40, "2" * 40, "3" * 40]
 

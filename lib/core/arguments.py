@@ -67,3 +67,12 @@ def plan_arguments(func: Callable[..., Any], *, where: str) -> tuple[Argument, .
                 "give other parameters a default."
             )
     return tuple(plan)
+
+
+def takes_payload(plan: tuple[Argument, ...]) -> bool:
+    """Whether a handler asks for the payload (as a model or a dict).
+
+    One that does not (only `request`, or nothing) is called for any authenticated POST, an empty
+    body included, as the reference calls it: it was a FastAPI route that never read a body.
+    """
+    return any(argument.kind in ("model", "dict") for argument in plan)

@@ -64,6 +64,10 @@ class ConfigurationError(HubWebhooksError):
     """The Space is configured in a way that cannot work; raised at start, never per request."""
 
 
+class PortUnavailable(ConfigurationError, OSError):
+    """`launch()` cannot listen on the port: it is taken, or not ours to use (an `OSError`, as Gradio raises)."""
+
+
 class HandlerModuleError(ConfigurationError):
     """A module in `handlers/` cannot become an endpoint; the message names the file and the fix."""
 
@@ -86,3 +90,7 @@ class EndpointGone(HubWebhooksError):
 
 class HandlerRefused(HubWebhooksError):
     """The handler returned an HTTP response with a non-2xx status: that attempt counts as failed."""
+
+
+class AlertTargetError(HubWebhooksError):
+    """An alert target (the alert webhook, the Space's discussions) did not take an alert; it is kept and retried."""

@@ -6,6 +6,7 @@ sends whatever the webhook watches, and refusing it would count towards suspensi
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -20,6 +21,7 @@ KNOWN_ACTIONS_BY_SCOPE: dict[str, frozenset[str]] = {
     "discussion": frozenset({"create", "delete", "update"}),
     "discussion.comment": frozenset({"create", "update"}),
 }
+KNOWN_ACTIONS = frozenset().union(*KNOWN_ACTIONS_BY_SCOPE.values())
 DOMAIN_OF_SCOPE = {"repo": "repo", "discussion": "discussion"}
 """The Hub's webhook 'domains' (what to tick in the settings) by the first segment of a scope."""
 
@@ -48,8 +50,9 @@ class Events:
         repo: one or more repo names, shell-style patterns allowed (`"my-org/*"`).
 
     Raises:
-        ConfigurationError: the filter can never match (an empty list, an unknown repo type, an
-            action that no wanted scope ever has), so the app refuses to start with it.
+        ConfigurationError: the filter can never match (an empty list, an unknown repo type, a
+            known action that no wanted scope ever has), so the app refuses to start with it. A
+            scope or action the Hub is not known to send is accepted: see `unknown_values`.
 
     Example:
         ```python
@@ -81,7 +84,8 @@ class Events:
             if scope.split(".")[0] not in DOMAIN_OF_SCOPE:
                 raise ConfigurationError(
                     f"Events(scope={scope!r}) can never match: Hub scopes start with "
-                    f"{' or '.join(repr(d) for d in DOMAIN_OF_SCOPE)} (e.g. 'repo.content', 'discussion.comment')."
+                    f"{' or '.join(repr(d) for d in DOMAIN_OF_SCOPE)} (e.g. 'repo.content', 'discussion.comment')"
+                    + (f"; did you mean {close!r}?" if (close := _closest(scope, KNOWN_ACTIONS_BY_SCOPE)) else ".")
                 )
         for repo_type in self.repo_types or ():
             if repo_type not in KNOWN_REPO_TYPES:
@@ -97,7 +101,7 @@ class Events:
         if self.actions is not None:
             possible = self._possible_actions()
             for action in self.actions:
-                if action not in possible:
+                if action not in possible and action in KNOWN_ACTIONS:  # an unknown one is only warned about
                     raise ConfigurationError(
                         f"Events(action={action!r}) can never match the wanted scopes; possible actions are "
                         f"{sorted(possible)}."
@@ -115,8 +119,34 @@ class Events:
                 possible |= KNOWN_ACTIONS_BY_SCOPE[known]
         return frozenset(possible)
 
-    def rejection(self, payload: WebhookPayload) -> str | None:
-        """Why this filter does not want `payload`, or None if it does."""
+    def unknown_values(self) -> list[str]:
+        """Scopes and actions the Hub is not known to send, each with the nearest known value.
+
+        They are accepted, because the Hub adds scopes and actions over time, but most are typos
+        (`repo.contents`) that would make the endpoint skip every event: the registry warns at start.
+        A scope below a known one (`repo.config.dois`) is what the Hub says new scopes look like: not warned.
+        """
+        notes = []
+        for scope in self.scopes or ():
+            if not any(
+                scope_matches(scope, known) for known in KNOWN_ACTIONS_BY_SCOPE if "." in known or known == scope
+            ):
+                notes.append(
+                    f"scope {scope!r} is not one the Hub is known to send{_nearest(scope, KNOWN_ACTIONS_BY_SCOPE)}"
+                )
+        for action in self.actions or ():
+            if action not in KNOWN_ACTIONS:
+                notes.append(f"action {action!r} is not one the Hub is known to send{_nearest(action, KNOWN_ACTIONS)}")
+        return notes
+
+    def rejection(self, payload: WebhookPayload | None) -> str | None:
+        """Why this filter does not want `payload`, or None if it does.
+
+        None is a raw delivery (a body that is not a Hub payload): only a filter that wants every
+        event takes it, since a filter names Hub events and a raw delivery is none.
+        """
+        if payload is None:
+            return None if self.wants_everything else f"not a Hub event, and it wants {self.describe()}"
         event, repo = payload.event, payload.repo
         if self.scopes is not None and not any(scope_matches(event.scope, wanted) for wanted in self.scopes):
             return f"scope {event.scope!r} is not one of {list(self.scopes)}"
@@ -127,6 +157,11 @@ class Events:
         if self.repos is not None and not any(fnmatchcase(repo.name, pattern) for pattern in self.repos):
             return f"repo {repo.name!r} matches none of {list(self.repos)}"
         return None
+
+    @property
+    def wants_everything(self) -> bool:
+        """No filter at all: raw deliveries too."""
+        return self.scopes is None and self.actions is None and self.repo_types is None and self.repos is None
 
     def accepts(self, payload: WebhookPayload) -> bool:
         return self.rejection(payload) is None
@@ -150,6 +185,18 @@ class Events:
         if self.repos is not None:
             parts.append("repo " + " or ".join(self.repos))
         return ", ".join(parts) if parts else "every event"
+
+
+def _closest(value: str, known: Iterable[str]) -> str | None:
+    """The known value `value` is most likely a typo of, if any is close."""
+    close = difflib.get_close_matches(value, sorted(known), n=1)
+    return close[0] if close else None
+
+
+def _nearest(value: str, known: Iterable[str]) -> str:
+    """`; did you mean 'x'?` with the closest known value, or the list of them when none is close."""
+    close = _closest(value, known)
+    return f"; did you mean {close!r}?" if close else f" (known: {', '.join(sorted(known))})."
 
 
 ALL_EVENTS = Events()

@@ -39,7 +39,42 @@ from typing import Any
 
 current_event_id: ContextVar[int | None] = ContextVar("current_event_id", default=None)
 
-log = logging.getLogger("handlers")
+HANDLERS_LOGGER = "handlers"
+current_handler_logger: ContextVar[str | None] = ContextVar("current_handler_logger", default=None)
+"""The logger name of the handler running in this context; set around each call (`lib.worker.invoke`)."""
+
+
+def handler_logger_name(func: Callable[..., Any]) -> str:
+    """The logger a handler's lines go to: its module's (`handlers.discussion_bot`) for a file in
+    handlers/, else `handlers.<function name>` (a function registered with `add_webhook`)."""
+    module = getattr(func, "__module__", None) or ""
+    if module.startswith(HANDLERS_LOGGER + "."):
+        return module
+    return f"{HANDLERS_LOGGER}.{getattr(func, '__name__', 'handler')}"
+
+
+class HandlerLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """`from lib import log`: writes to the logger of the handler that is running.
+
+    One object that every handler module imports, yet each line carries the name of the handler
+    that logged it (`handlers.discussion_bot`), so the Logs tab and a log filter can tell them
+    apart, and `logging.getLogger("handlers.discussion_bot").setLevel(...)` quiets one of them.
+    Outside of a handler call (at import, in a helper thread of its own) it writes to `handlers`.
+    """
+
+    def __init__(self) -> None:
+        self.extra = None
+
+    @property
+    def logger(self) -> logging.Logger:  # type: ignore[override]
+        return logging.getLogger(current_handler_logger.get() or HANDLERS_LOGGER)
+
+    def __getattr__(self, name: str) -> Any:
+        """What else a `logging.Logger` has (`addHandler`, `handlers`, `propagate` ...), from the current one."""
+        return getattr(self.logger, name)
+
+
+log = HandlerLog()
 """The logger for handler modules: `from lib import log; log.info("...")`."""
 
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s%(event)s: %(message)s"

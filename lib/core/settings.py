@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigurationError
 from .forwarded import LOOPBACK, TrustedProxies, default_trusted_proxies
+from .ops_settings import OpsSettings
 
 PERSISTENT_STORAGE = Path("/data")
 """Where a Space with persistent storage mounts it."""
@@ -22,6 +24,21 @@ MIN_JOURNAL_BYTES = 64 * 1024
 """The journal's tables and indexes alone take a few pages; a smaller cap could record nothing."""
 MIN_HEADER_BYTES = 1024
 """A browser's request head with a few cookies takes a few KB; the Hub's, under one."""
+PLACEHOLDER_SECRET = "change-me"
+"""`WEBHOOK_SECRET` in `.env.example`: public, so it protects nothing. Warned about locally, refused in a Space."""
+HOW_TO_CHOOSE_A_SECRET = (
+    'choose your own (e.g. `python -c "import secrets; print(secrets.token_urlsafe(32))"`) and give the '
+    "Hub's webhook the same"
+)
+
+
+def placeholder_secret_message(*, in_space: bool) -> str:
+    """What to say about `WEBHOOK_SECRET=change-me`: where to set a real one."""
+    where = "in the Space's settings (Settings → Variables and secrets)" if in_space else "in .env"
+    return (
+        f"WEBHOOK_SECRET is {PLACEHOLDER_SECRET!r}, the placeholder from .env.example: anyone who has seen this "
+        f"template knows it, so it protects nothing. Set a secret of your own {where}: {HOW_TO_CHOOSE_A_SECRET}."
+    )
 
 
 def parse_secrets(raw: str | None, *, source: str = "WEBHOOK_SECRET") -> tuple[str, ...]:
@@ -48,12 +65,33 @@ def parse_secrets(raw: str | None, *, source: str = "WEBHOOK_SECRET") -> tuple[s
     return secrets
 
 
-def default_data_dir(environ: Mapping[str, str]) -> Path:
-    """`DATA_DIR`, else the Space's persistent storage when mounted, else `./data`."""
+TEMPLATE_SCRIPT = "app"
+"""The template's own entry point (`app.py`), whose journal is `./data` itself."""
+
+
+def main_script() -> Path | None:
+    """The script Python was started with (`python my_bot.py`); None for `python -m ...`, a REPL, a notebook."""
+    main = sys.modules.get("__main__")
+    if main is None or getattr(main, "__spec__", None) is not None:
+        return None
+    file = getattr(main, "__file__", None)
+    return Path(file) if file else None
+
+
+def default_data_dir(environ: Mapping[str, str], *, script: Path | None = None) -> Path:
+    """`DATA_DIR`, else the Space's persistent storage when mounted, else `./data`, or `./data/<script>`.
+
+    Two apps started from one checkout, the template's `app.py` and a script written for the
+    reference (`python my_bot.py`), would otherwise share `./data`: one journal, each console listing
+    the other's events, each worker claiming events for endpoints it does not have. A script other
+    than `app.py` gets a folder of its own in `./data`, named after it.
+    """
     if environ.get("DATA_DIR"):
         return Path(environ["DATA_DIR"])
     if PERSISTENT_STORAGE.is_dir() and os.access(PERSISTENT_STORAGE, os.W_OK):
         return PERSISTENT_STORAGE
+    if script is not None and script.stem != TEMPLATE_SCRIPT:
+        return Path("data") / script.stem
     return Path("data")
 
 
@@ -122,6 +160,29 @@ def _read_log_level(environ: Mapping[str, str], name: str, default: str) -> str:
     return raw.strip().upper()
 
 
+def _read_ops(env: Mapping[str, str]) -> OpsSettings:
+    """The metrics and alert options (see `ops_settings.py`)."""
+    failure_rate = _read(env, "WEBHOOK_ALERT_FAILURE_RATE", 0.5, float, minimum=0, unit="a share (0 to 1)")
+    budget = _read(env, "WEBHOOK_ALERT_HUB_BUDGET", 0.8, float, minimum=0, unit="a share (0 to 1)")
+    for name, share in (("WEBHOOK_ALERT_FAILURE_RATE", failure_rate), ("WEBHOOK_ALERT_HUB_BUDGET", budget)):
+        if share > 1:
+            raise ConfigurationError(f"{name} is a share from 0 to 1 (0.5 is half), got {share:g}.")
+    return OpsSettings(
+        metrics_tokens=parse_secrets(env.get("METRICS_TOKEN"), source="METRICS_TOKEN"),
+        metrics_max_age_seconds=_read(env, "METRICS_MAX_AGE", 5.0, float, minimum=0, unit="seconds"),
+        alert_url=(env.get("WEBHOOK_ALERT_URL") or "").strip() or None,
+        alert_discussions=_read_bool(env, "WEBHOOK_ALERT_DISCUSSIONS", True),
+        check_seconds=_read(env, "WEBHOOK_ALERT_CHECK_SECONDS", 30.0, float, minimum=0.1, unit="seconds"),
+        failure_rate=failure_rate,
+        failure_window_seconds=_read(env, "WEBHOOK_ALERT_FAILURE_WINDOW", 900.0, float, minimum=1, unit="seconds"),
+        failure_min_events=int(_read(env, "WEBHOOK_ALERT_FAILURE_MIN_EVENTS", 5, int, minimum=1, unit="events")),
+        queue_age_seconds=_read(env, "WEBHOOK_ALERT_QUEUE_AGE", 600.0, float, minimum=1, unit="seconds"),
+        hub_budget_share=budget,
+        max_per_hour=int(_read(env, "WEBHOOK_ALERT_MAX_PER_HOUR", 20, int, minimum=1, unit="alerts")),
+        retry_max_seconds=_read(env, "WEBHOOK_ALERT_RETRY_MAX", 1800.0, float, minimum=1, unit="seconds"),
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything an operator can tune, with defaults that suit a free CPU Space."""
@@ -187,10 +248,15 @@ class Settings:
     job_timeout_margin_seconds: float = 600.0
     """How long past its timeout a job is still followed before it is cancelled and its event failed
     (`WEBHOOK_JOB_TIMEOUT_MARGIN`)."""
+    job_hub_timeout_seconds: float = 60.0
+    """How long a call to the Hub's Jobs API (launch, inspect, cancel, logs) may go unanswered before it
+    counts as failed (`WEBHOOK_JOB_HUB_TIMEOUT`): `huggingface_hub` itself waits for ever."""
     job_poll_min_seconds: float = 5.0
     job_poll_max_seconds: float = 300.0
     """A job is polled first after `WEBHOOK_JOB_POLL_MIN` seconds, then ever less often, doubling up to
     `WEBHOOK_JOB_POLL_MAX`: a job of 1 hour costs about 20 requests."""
+    ops: OpsSettings = field(default_factory=OpsSettings)
+    """Metrics and alerts (`METRICS_TOKEN`, `WEBHOOK_ALERT_*`; see `ops_settings.py`)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -199,7 +265,7 @@ class Settings:
         values: dict[str, object] = {
             "webhook_secrets": parse_secrets(env.get("WEBHOOK_SECRET")),
             "max_body_bytes": int(_read(env, "WEBHOOK_MAX_BODY_BYTES", 1024 * 1024, int, minimum=1, unit="bytes")),
-            "data_dir": default_data_dir(env),
+            "data_dir": default_data_dir(env, script=main_script()),
             "ack_budget_seconds": _read(env, "WEBHOOK_ACK_BUDGET", 5.0, float, minimum=0, unit="seconds"),
             "handler_timeout_seconds": _read(
                 env, "WEBHOOK_HANDLER_TIMEOUT", 300.0, float, minimum=0.01, unit="seconds"
@@ -239,8 +305,10 @@ class Settings:
             "job_timeout_margin_seconds": _read(
                 env, "WEBHOOK_JOB_TIMEOUT_MARGIN", 600.0, float, minimum=0, unit="seconds"
             ),
+            "job_hub_timeout_seconds": _read(env, "WEBHOOK_JOB_HUB_TIMEOUT", 60.0, float, minimum=0.1, unit="seconds"),
             "job_poll_min_seconds": _read(env, "WEBHOOK_JOB_POLL_MIN", 5.0, float, minimum=0.05, unit="seconds"),
             "job_poll_max_seconds": _read(env, "WEBHOOK_JOB_POLL_MAX", 300.0, float, minimum=0.05, unit="seconds"),
+            "ops": _read_ops(env),
         }
         values.update(overrides)
         if values["server_port"] is not None and not 1 <= values["server_port"] <= 65535:  # type: ignore[operator]
@@ -254,6 +322,8 @@ class Settings:
         if values["job_poll_max_seconds"] < values["job_poll_min_seconds"]:  # type: ignore[operator]
             raise ConfigurationError("WEBHOOK_JOB_POLL_MAX must be at least WEBHOOK_JOB_POLL_MIN.")
         settings = cls(**values)  # type: ignore[arg-type]
+        if settings.space_id and settings.uses_placeholder_secret:  # public in a Space: refuse, not warn
+            raise ConfigurationError(placeholder_secret_message(in_space=True))
         _ = settings.trusted_proxies  # a bad FORWARDED_ALLOW_IPS stops the start here, named
         return settings
 
@@ -267,6 +337,11 @@ class Settings:
     @property
     def secret_configured(self) -> bool:
         return bool(self.webhook_secrets)
+
+    @property
+    def uses_placeholder_secret(self) -> bool:
+        """One of the secrets is `.env.example`'s placeholder, which anyone can read."""
+        return PLACEHOLDER_SECRET in self.webhook_secrets
 
     @property
     def trusted_proxies(self) -> TrustedProxies:

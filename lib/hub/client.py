@@ -36,7 +36,7 @@ from huggingface_hub.hf_api import GitCommitInfo
 from huggingface_hub.utils import paginate, parse_datetime
 
 from ..core.errors import MissingToken
-from ..core.settings import default_data_dir
+from ..core.settings import default_data_dir, main_script
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ def own_commits(data_dir: Path | str | None = None) -> CommitLedger:
         active = _active_ledger.get()
         if active is not None:
             return active
-    folder = Path(data_dir) if data_dir is not None else default_data_dir(os.environ)
+    folder = Path(data_dir) if data_dir is not None else default_data_dir(os.environ, script=main_script())
     ledger = _ledgers.get(folder)
     if ledger is None:
         with _ledgers_lock:
@@ -225,6 +225,25 @@ class HubClient(HfApi):
 
 
 _clients: dict[tuple[str, str, Path], HubClient] = {}
+_stand_in: ContextVar[Any] = ContextVar("hub_stand_in", default=None)
+
+
+@contextlib.contextmanager
+def using_hub(hub: Any) -> Iterator[None]:
+    """Make `hub_client()` return `hub` for the code run inside (None: no change).
+
+    How a handler's test gives it a Hub of its own (`lib.testing.run_handler(..., hub=...)`): a
+    `HubClient` pointed at a local fake Hub, or any stand-in object with the methods the handler
+    calls. A context variable, like the ledger, so it follows the handler onto its thread.
+    """
+    if hub is None:
+        yield
+        return
+    token = _stand_in.set(hub)
+    try:
+        yield
+    finally:
+        _stand_in.reset(token)
 
 
 def hub_client(*, token: str | None = None) -> HubClient:
@@ -235,6 +254,9 @@ def hub_client(*, token: str | None = None) -> HubClient:
     Raises:
         MissingToken: no token is configured; the message says where to set it.
     """
+    stand_in = _stand_in.get()
+    if stand_in is not None:  # a test gave the handler its own Hub (`using_hub`)
+        return stand_in
     token = token or get_token()
     if not token:
         raise MissingToken(MISSING_TOKEN_MESSAGE)

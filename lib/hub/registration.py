@@ -17,7 +17,7 @@ from typing import Any, Literal
 from ..core.errors import HubWebhooksError
 from ..core.registry import Endpoint, domains_for
 from ..core.secrets import matches_any
-from .setup_guide import endpoint_setups
+from .setup_guide import WAYS_OUT, endpoint_setups, hub_can_reach
 
 logger = logging.getLogger(__name__)
 
@@ -134,8 +134,17 @@ def sync_webhooks(
     handler names.
 
     Raises:
-        HubRegistrationError: the Hub refused a call or could not be reached.
+        HubRegistrationError: the Hub refused a call or could not be reached, or it could never reach
+            `base_url` (`127.0.0.1`: a webhook pointing there would only fail).
     """
+    from huggingface_hub import constants
+
+    # A Hub on this machine (a test's stand-in, through HF_ENDPOINT) can reach a local URL; the real one cannot.
+    if not hub_can_reach(base_url) and hub_can_reach(constants.ENDPOINT):
+        raise HubRegistrationError(
+            f"This app's URL, {base_url}, only works on this machine: the Hub cannot reach it, so no webhook "
+            "was created. Give the app a public URL first: " + " ".join(WAYS_OUT).replace("**", "")
+        )
     api = _api(token)
     try:
         me = api.whoami()

@@ -5,13 +5,37 @@ and the tests all say the same thing.
 
 from __future__ import annotations
 
+import ipaddress
 import shlex
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from ..core.registry import Endpoint
 
 HUB_WEBHOOK_SETTINGS = "https://huggingface.co/settings/webhooks"
 PLACEHOLDER_OWNER = "YOUR_USERNAME"
+WAYS_OUT = (
+    "1. **The share tunnel:** restart with `GRADIO_SHARE=true bin/run` (or `launch(share=True)`). Gradio gives "
+    "a temporary public URL, `https://<random>.gradio.live`, that forwards here while the app runs; the URLs "
+    "and steps then use it.",
+    "2. **Deploy** as a Space (README, *Deploy on the Hub*): its URL is `https://<owner>-<space>.hf.space`.",
+)
+"""How a local app gets a URL the Hub can reach, in the log and on the page."""
+
+
+def hub_can_reach(url: str) -> bool:
+    """False for a URL only this machine or its network can open (loopback, private, link-local).
+
+    The Hub sends events from the internet: giving it `http://127.0.0.1:7860/...` can never work.
+    """
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost" or host.endswith((".localhost", ".local")) or ("." not in host and ":" not in host):
+        return False
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return True  # a name: assume it is public
+    return not (address.is_loopback or address.is_private or address.is_link_local or address.is_unspecified)
 
 
 @dataclass(frozen=True)

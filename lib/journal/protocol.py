@@ -20,11 +20,13 @@ soon as it returns, and is safe from a crash of the process once `durable()` ret
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from .job_records import FollowedJob, JobRecord, JobStats
 from .records import Attempt, Delivery, EventRecord, JournalDamage, JournalStats, Recorded
+from .selection import EventFilter
+from .snapshot import JournalSnapshot
 
 
 class Journal(Protocol):
@@ -318,11 +320,13 @@ class Journal(Protocol):
         state: str | None = None,
         repo: str | None = None,
         scope: str | None = None,
+        received_from: float | None = None,
+        received_until: float | None = None,
     ) -> list[EventRecord]:
-        """The newest events first, at most `limit`, matching every filter given.
+        """The newest events first, at most `limit`, matching every filter given (as `EventFilter` says).
 
         `scope` matches that scope and the scopes under it by dotted segment (`repo` matches
-        `repo.content`, not `repo_content`).
+        `repo.content`, not `repo_content`); `received_from` is included, `received_until` excluded.
         """
         ...
 
@@ -344,8 +348,62 @@ class Journal(Protocol):
         """Queue every dead event of `endpoint` again (as `replay` does); their ids, oldest first."""
         ...
 
+    async def matching(self, where: EventFilter, *, limit: int) -> list[int]:
+        """The ids of the events matching `where` that a bulk replay runs again, oldest first, at most `limit`.
+
+        Only events in `REPLAYABLE_STATES` (`selection.py`): succeeded, failed, dead, skipped. Reads
+        every earlier write.
+        """
+        ...
+
+    async def replay_many(self, event_ids: Sequence[int], *, max_attempts: int) -> list[int]:
+        """Queue each of `event_ids` again (as `replay` does) if it is still in `REPLAYABLE_STATES`; the ids
+        queued, in id order. All in one write: all of them, or none (`JournalUnavailable`). An id that is
+        unknown, or whose event is now queued, paused or running, is left as it is."""
+        ...
+
+    # --- pausing an endpoint (the console's operator) ------------------------------------------
+
+    async def pause(self, endpoint: str, *, now: float) -> int:
+        """Hold `endpoint`'s events until `resume`; how many waiting events it holds now.
+
+        Durable on return, and kept across restarts. While paused: its queued events and its failed
+        ones waiting for a retry are `paused`, and so is every event of it that would be queued later
+        (a new delivery, a redelivery's requeue, a replay); deliveries are still recorded as usual.
+        No claim takes an event of a paused endpoint, whatever its state (`claim_due` gives it no room,
+        `claim` and `claim_next` refuse it). An attempt already running ends as it would; should it
+        fail, its retry waits for the resume. Pausing a paused endpoint keeps its first pause time.
+
+        Raises:
+            JournalUnavailable: the pause could not be made durable; the endpoint is not paused.
+        """
+        ...
+
+    async def resume(self, endpoint: str) -> int:
+        """Queue `endpoint`'s paused events again and let claims take them; how many. Durable on return.
+
+        They run in their order keys' order (an order key belongs to one endpoint), as claims allow.
+        Resuming an endpoint that is not paused changes nothing (0).
+        """
+        ...
+
+    async def paused(self) -> dict[str, float]:
+        """The paused endpoints and when each was paused. Cheap: every scan of the worker may ask."""
+        ...
+
     async def stats(self, *, since: float) -> JournalStats:
         """Counts by state and endpoint and acknowledgement and handler times of the events received since `since`."""
+        ...
+
+    async def snapshot(self, *, since: float) -> JournalSnapshot:
+        """Every event held now, counted by endpoint and state, with the oldest one's arrival and how many
+        arrived since `since`; and the journal's size. What `/metrics` and the alert checks read.
+
+        Cheap: one grouped read, asked at every scrape. It sees every write made before the call.
+
+        Raises:
+            JournalUnavailable: the journal cannot be read (an alert of its own).
+        """
         ...
 
     async def damage(self) -> list[JournalDamage]:

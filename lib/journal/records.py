@@ -23,6 +23,8 @@ class EventState(StrEnum):
     DUPLICATE = "duplicate"
     FAILED = "failed"
     DEAD = "dead"
+    PAUSED = "paused"
+    """Held while its endpoint is paused: recorded and acknowledged, run (queued again) on resume."""
     JOB_RUNNING = "job_running"
     """The handler returned after launching a Hub Job, which is followed until it ends."""
 
@@ -30,6 +32,14 @@ class EventState(StrEnum):
 UNFINISHED_STATES = (EventState.QUEUED, EventState.RUNNING, EventState.FAILED, EventState.JOB_RUNNING)
 """States retention never prunes and per-repo ordering waits on."""
 PRUNABLE_STATES = (EventState.SUCCEEDED, EventState.SKIPPED, EventState.DUPLICATE)
+
+
+RAW_SCOPE = "raw"
+"""The scope of a raw delivery: an authenticated POST whose body is not a Hub payload (an empty one,
+say), accepted only by a handler that takes no payload, as the reference accepts it. It is recorded,
+retried and replayed like any event, but it is no Hub event: its action is `RAW_ACTION`, it has no
+repository, and no Hub scope is called this."""
+RAW_ACTION = "post"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,6 +60,11 @@ class Delivery:
     order_key: str | None
     """Events with the same key run one at a time in arrival order; None runs unordered."""
     is_test: bool = False
+
+    @property
+    def is_raw(self) -> bool:
+        """Not a Hub event: a POST whose body is not a payload, for a handler that takes none."""
+        return self.scope == RAW_SCOPE
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -168,21 +183,32 @@ def redelivery_outcome(
         return "duplicate"
     if original_state in (EventState.FAILED, EventState.DEAD):
         return "requeue"
+    if original_state == EventState.PAUSED:  # it will run on resume: once is enough
+        return "duplicate"
     if finished_at is not None and now - finished_at <= window_seconds:
         return "duplicate"
     return "new"
 
 
+_STATE_PHRASES = {
+    EventState.QUEUED: "is still queued",
+    EventState.RUNNING: "is running now",
+    EventState.SUCCEEDED: "has already succeeded",
+    EventState.FAILED: "had failed",
+    EventState.DEAD: "had failed every attempt",
+}
+
+
 def redelivery_note(original_id: int, original_state: str, decision: str, *, ended_the_process: bool = False) -> str:
-    """What the duplicate row of a redelivery says, and its answer's `detail`."""
-    if decision == "requeue":
-        return f"redelivery of event {original_id}, which was {original_state}: run again"
-    if ended_the_process and original_state == EventState.DEAD:
+    """What the duplicate row of a redelivery says, and its answer's `detail`, in plain words."""
+    if ended_the_process and original_state == EventState.DEAD and decision != "requeue":
         return (
-            f"redelivery of event {original_id}, which ended the process on its last attempt: it stays dead, "
+            f"a repeat of event {original_id}, which ended the process on its last attempt: it stays dead, "
             "not run again; replay it from the console once fixed"
         )
-    return f"redelivery of event {original_id}, which is {original_state}: not run again"
+    phrase = _STATE_PHRASES.get(EventState(original_state), f"is {original_state}")
+    outcome = "run again" if decision == "requeue" else "not run again"
+    return f"a repeat of event {original_id}, which {phrase}: {outcome}"
 
 
 def retry_delay(attempt: int, *, base_seconds: float, max_seconds: float) -> float:

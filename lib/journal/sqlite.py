@@ -5,8 +5,9 @@ is in modules of their own: the schema and its migrations (`schema.py`), the SQL
 when writes are committed (`write_behind.py`: the commit group, and the claims and outcomes kept
 until it commits), the console's reads on a thread (`reader.py`), the note that keeps an
 attempt counted when its claim was not committed yet (`starts_file.py`), opening the file
-(`opening.py`), noticing lost acknowledged events (`damage.py`), the size cap (`size_cap.py`) and
-the recovery after a crash (`recovery.py`).
+(`opening.py`), noticing lost acknowledged events (`damage.py`), the size cap (`size_cap.py`),
+the recovery after a crash (`recovery.py`), and the console's listing, replays and pauses
+(`operations.py`).
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import EventNotFound, JournalUnavailable
+from ..core.errors import JournalUnavailable
 from .claims import anything_due, claim_within
 from .damage import LossCheck
 from .jobs import SQLiteJobs
 from .opening import STARTS_SUFFIX, Opened, Opener, write_error_message
+from .operations import SQLiteOperations
 from .reader import ReadThread
 from .records import (
     PRUNABLE_STATES,
@@ -43,6 +45,7 @@ from .recovery import Recovery
 from .rows import percentile, record_from_row
 from .schema import connect
 from .size_cap import SizeCap
+from .snapshot import SNAPSHOT, JournalSnapshot, files_bytes, snapshot_of
 from .starts_file import StartsFile
 from .statements import (
     CLAIMABLE_EVENT,
@@ -50,14 +53,12 @@ from .statements import (
     FAIL,
     FINISH,
     INSERT_EVENT,
-    KEEP_LAST_ATTEMPT,
     LANE_HEAD,
     LAST_ATTEMPT,
     LEFT_DEAD_AT_RECOVERY,
     MARK_RUNNING,
     NEXT_DUE,
     ORIGINAL,
-    REPLAYED,
     REQUEUE,
     SET_ACK_MS,
     SKIP,
@@ -69,9 +70,9 @@ logger = logging.getLogger(__name__)
 __all__ = ["STARTS_SUFFIX", "SQLiteJournal"]
 
 
-class SQLiteJournal(SQLiteJobs):
+class SQLiteJournal(SQLiteJobs, SQLiteOperations):
     """The `Journal` on one SQLite file; see `protocol.py` for what each call promises (the Hub Jobs' calls
-    are in `jobs.py`).
+    are in `jobs.py`; listing, replays and pauses in `operations.py`).
 
     Args:
         path: the database file; its folder is created if missing.
@@ -194,16 +195,20 @@ class SQLiteJournal(SQLiteJobs):
                 )
             if decision == "requeue":
                 connection.execute(REQUEUE, (max_attempts, original_row["id"]))
+                self._hold_if_paused(connection, delivery.endpoint)
             if decision == "new":
+                waiting = self._waiting_state(delivery.endpoint)  # queued, or paused while its endpoint is
                 state, note, original_id = (
-                    (EventState.SKIPPED, skipped_reason, None) if skipped_reason else (EventState.QUEUED, None, None)
+                    (EventState.SKIPPED, skipped_reason, None) if skipped_reason else (waiting, None, None)
                 )
             else:
                 state, original_id = EventState.DUPLICATE, original_row["id"]
                 note = redelivery_note(
                     original_id, original_row["state"], decision, ended_the_process=ended_the_process
                 )
-            finished_at = None if state in (EventState.QUEUED, EventState.RUNNING) else delivery.received_at
+            finished_at = (
+                None if state in (EventState.QUEUED, EventState.RUNNING, EventState.PAUSED) else delivery.received_at
+            )
             attempts = 1 if state == EventState.RUNNING else 0
             event_id = self._writes.take_id()
             connection.execute(
@@ -275,8 +280,8 @@ class SQLiteJournal(SQLiteJobs):
         try:
             writes = self._writes
             writes.first(recovery, committed=self._recovered)
-            with writes.write(atomic=False):
-                pass  # the transaction this begins runs the recovery first
+            with writes.write(atomic=False) as connection:  # the transaction this begins runs the recovery first
+                self._hold_paused(connection)  # then what it queued again of a paused endpoint is held
         except JournalUnavailable:
             recovery.deferred = True  # made first thing once the journal can write (see `_use`)
             raise
@@ -293,7 +298,7 @@ class SQLiteJournal(SQLiteJobs):
     async def claim_due(
         self, *, now: float, limit: int, per_endpoint: Mapping[str, int] | None = None
     ) -> list[EventRecord]:
-        room = per_endpoint or {}
+        room = self._room_when_paused(per_endpoint)  # a paused endpoint has none
         if limit <= 0 or not self._read_here(*anything_due(now, room)):  # most wake-ups: no write transaction
             return []
         with self._writes.write() as connection:
@@ -302,7 +307,9 @@ class SQLiteJournal(SQLiteJobs):
 
     async def claim(self, event_id: int, *, now: float) -> bool:
         with self._writes.write(atomic=False) as connection:
-            if connection.execute(CLAIMABLE_EVENT, {"id": event_id, "now": now}).fetchone() is None:
+            if connection.execute(CLAIMABLE_EVENT, {"id": event_id, "now": now}).fetchone() is None or self._held(
+                connection, event_id
+            ):
                 return False
             self._writes.keep(MARK_RUNNING, (now, event_id))
             return True
@@ -312,7 +319,7 @@ class SQLiteJournal(SQLiteJobs):
             head = connection.execute(LANE_HEAD, (order_key,)).fetchone()
             if head is None or head[1] in ("running", "job_running"):
                 return None
-            if head[2] is not None and head[2] > now:
+            if (head[2] is not None and head[2] > now) or self._held(connection, head[0]):
                 return None
             self._writes.keep(MARK_RUNNING, (now, head[0]))
             return head[0]
@@ -402,53 +409,6 @@ class SQLiteJournal(SQLiteJobs):
             for row in rows
         ]
 
-    async def list_recent(
-        self,
-        *,
-        limit: int = 100,
-        endpoint: str | None = None,
-        state: str | None = None,
-        repo: str | None = None,
-        scope: str | None = None,
-    ) -> list[EventRecord]:
-        clauses, parameters = [], []
-        for column, value in (("endpoint", endpoint), ("state", state), ("repo_name", repo)):
-            if value:
-                clauses.append(f"{column} = ?")
-                parameters.append(value)
-        if scope:
-            clauses.append("(scope = ? OR scope LIKE ? ESCAPE '\\')")
-            escaped = scope.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            parameters += [scope, escaped + ".%"]
-        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-        rows = await self._read_committed(
-            f"SELECT * FROM event_rows {where} ORDER BY id DESC LIMIT ?", (*parameters, limit)
-        )
-        return [record_from_row(row) for row in rows]
-
-    async def replay(self, event_id: int, *, max_attempts: int) -> EventRecord:
-        with self._writes.write() as connection:
-            row = connection.execute("SELECT state, original_id FROM events WHERE id = ?", (event_id,)).fetchone()
-            if row is None:
-                raise EventNotFound(f"No event {event_id} in the journal.")
-            target = row["original_id"] if row["state"] == EventState.DUPLICATE else event_id
-            connection.execute(KEEP_LAST_ATTEMPT, (target,))
-            connection.execute(REPLAYED, (target,))
-            connection.execute(REQUEUE, (max_attempts, target))
-            return self._fetch(connection, target)
-
-    async def replay_dead(self, endpoint: str, *, max_attempts: int) -> list[int]:
-        with self._writes.write() as connection:
-            ids = [
-                row[0]
-                for row in connection.execute(
-                    "SELECT id FROM events WHERE endpoint = ? AND state = 'dead' ORDER BY id", (endpoint,)
-                )
-            ]
-            connection.executemany(REPLAYED, [(event_id,) for event_id in ids])
-            connection.executemany(REQUEUE, [(max_attempts, event_id) for event_id in ids])
-            return ids
-
     async def stats(self, *, since: float) -> JournalStats:
         rows = await self._read_committed(
             "SELECT endpoint, state, COUNT(*) FROM events WHERE received_at >= ? GROUP BY endpoint, state",
@@ -475,6 +435,11 @@ class SQLiteJournal(SQLiteJobs):
             handler_ms_p50=percentile(handler, 0.5),
             handler_ms_p95=percentile(handler, 0.95),
             deliveries=sum(by_state.values()),
+        )
+
+    async def snapshot(self, *, since: float) -> JournalSnapshot:
+        return snapshot_of(
+            await self._read_committed(SNAPSHOT, (since,)), since=since, size_bytes=files_bytes(self.path)
         )
 
     async def damage(self) -> list[JournalDamage]:

@@ -6,7 +6,7 @@ reports (the worker hands it over once committed). A delivery the journal could 
 as a failure, so the answer waits for the handler only within
 `WEBHOOK_ACK_BUDGET`: 200 with the handler's result when it ends in time, as the reference
 answers, else 202 `queued` while the handler carries on. A skipped or duplicate delivery runs
-nothing and is answered at once.
+nothing and is answered at once, and so is one for a paused endpoint (202 `paused`).
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ from typing import Any
 
 from fastapi.responses import JSONResponse, Response
 
-from ..journal import EventState, Journal, Recorded
+from ..journal import EventRecord, EventState, Journal, Recorded
 from ..worker import OutcomeFuture
 
 EVENT_ID_HEADER = "X-Webhook-Event-Id"
+PAUSED_DETAIL = "The endpoint is paused: the event is recorded and runs when an operator resumes it."
 
 
 async def acknowledge(
@@ -59,7 +60,11 @@ async def _content(recorded: Recorded, outcome: OutcomeFuture | None, *, budget:
             "original_event_id": event.original_id,
             "original_state": original.state if original else None,
             "detail": event.note,
+            "why": why_duplicate(event),
+            "to_send_a_new_event": TO_SEND_A_NEW_EVENT,
         }, 200
+    if recorded.runs.state == EventState.PAUSED:
+        return {"status": "paused", "event_id": recorded.runs.id, "detail": PAUSED_DETAIL}, 202
     if outcome is None:  # no worker to wait for
         return {"status": "queued", "event_id": recorded.runs.id}, 202
     return await _wait_for_handler(recorded.runs.id, outcome, budget=budget)
@@ -92,6 +97,27 @@ async def _wait_for_handler(event_id: int, future: OutcomeFuture, *, budget: flo
         "detail": "The handler failed; the event is recorded and "
         + ("will be retried." if retrying else "can be replayed from the console."),
     }, 202
+
+
+TO_SEND_A_NEW_EVENT = (
+    "`python -m lib.send KIND` gives each send its own Webhook-Id; with curl, send a new Webhook-Id header."
+)
+"""The second half of a duplicate's answer: a body re-sent by hand (curl) is a repeat, and how not to."""
+
+
+def why_duplicate(event: EventRecord) -> str:
+    """What made a delivery a repeat of an earlier one, in the words of the request that was sent."""
+    if event.delivery_key.startswith("id:"):
+        same = f"It carries the same Webhook-Id ({event.webhook_id}) as event {event.original_id}"
+    else:
+        same = (
+            f"It has no Webhook-Id header and the same event (scope, action, repository, commit, discussion) "
+            f"as event {event.original_id}"
+        )
+    return (
+        f"{same}. The Hub's retries and its Replay button send a delivery again that way; a repeat of an event "
+        "still running, or that succeeded within WEBHOOK_DUPLICATE_WINDOW, is answered without running it twice."
+    )
 
 
 def _give_up(future: OutcomeFuture) -> None:

@@ -4,6 +4,10 @@ Two keys are derived here. The delivery key recognises the same event arriving a
 retries and its Replay button): the `Webhook-Id` header when the Hub sent one, else a hash of
 the fields that identify the event. The order key groups the events that must run one after
 another: those about the same repository, for the same endpoint.
+
+A raw delivery (a body that is not a payload, for a handler that takes none) has no repository:
+it runs unordered, and only its `Webhook-Id` makes a repeat of it a duplicate. Without one, each
+POST is its own event, as each called the reference's handler.
 """
 
 from __future__ import annotations
@@ -11,11 +15,12 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import uuid
 from collections.abc import Mapping
 from urllib.parse import parse_qsl, urlencode
 
 from ..core.payload import WebhookPayload
-from ..journal import Delivery
+from ..journal import RAW_ACTION, RAW_SCOPE, Delivery
 from .auth import SECRET_QUERY_PARAMETER
 
 WEBHOOK_ID_HEADER = "webhook-id"
@@ -42,10 +47,13 @@ def identifying_fields(payload: WebhookPayload) -> dict[str, object]:
     }
 
 
-def delivery_key(webhook_id: str | None, payload: WebhookPayload) -> str:
-    """`id:<Webhook-Id>` when the Hub sent one, else `payload:<sha256 of the identifying fields>`."""
+def delivery_key(webhook_id: str | None, payload: WebhookPayload | None) -> str:
+    """`id:<Webhook-Id>` when the Hub sent one, else `payload:<sha256 of the identifying fields>`
+    (`raw:<a new uuid>` for a raw delivery: nothing tells a repeat of it from a new POST)."""
     if webhook_id:
         return f"id:{webhook_id}"
+    if payload is None:
+        return f"raw:{uuid.uuid4().hex}"
     canonical = json.dumps(identifying_fields(payload), sort_keys=True, separators=(",", ":"))
     return "payload:" + hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -64,13 +72,21 @@ def build_delivery(
     headers: Mapping[str, str],
     query_string: str,
     body: bytes,
-    payload: WebhookPayload,
+    payload: WebhookPayload | None,
     order_per_repo: bool,
 ) -> Delivery:
-    """Everything the journal keeps about a request: never the secret, always the raw body."""
+    """Everything the journal keeps about a request: never the secret, always the raw body.
+
+    `payload` is None for a raw delivery (see `parsing.payload_or_raw`).
+    """
     webhook_id = headers.get(WEBHOOK_ID_HEADER) or None
     kept = {name: headers[name] for name in KEPT_HEADERS if name in headers}
-    repo = payload.repo
+    if payload is None:
+        scope, action, repo_name, repo_type, order_key = RAW_SCOPE, RAW_ACTION, "", "", None
+    else:
+        repo = payload.repo
+        scope, action, repo_name, repo_type = payload.event.scope, payload.event.action, repo.name, str(repo.type)
+        order_key = f"{endpoint} {repo.type}/{repo.name}" if order_per_repo else None
     return Delivery(
         endpoint=endpoint,
         delivery_key=delivery_key(webhook_id, payload),
@@ -79,10 +95,10 @@ def build_delivery(
         headers=kept,
         query=without_secret(query_string),
         body=body,
-        scope=payload.event.scope,
-        action=payload.event.action,
-        repo_name=repo.name,
-        repo_type=str(repo.type),
-        order_key=f"{endpoint} {repo.type}/{repo.name}" if order_per_repo else None,
+        scope=scope,
+        action=action,
+        repo_name=repo_name,
+        repo_type=repo_type,
+        order_key=order_key,
         is_test=headers.get(TEST_EVENT_HEADER, "").lower() in {"1", "true", "yes"},
     )

@@ -1,6 +1,7 @@
 """The request path's third step, validate: the body's bytes as a `WebhookPayload`, or an error a sender can act on.
 
-Sans-I/O: it takes bytes and returns or raises; reading them is `body.py`'s job.
+Sans-I/O: it takes bytes and returns or raises; reading them is `body.py`'s job. A handler that
+takes no payload accepts any body (`payload_or_raw`), as with the reference.
 """
 
 from __future__ import annotations
@@ -42,3 +43,17 @@ def parse_payload(body: bytes) -> WebhookPayload:
         problems = "; ".join(_describe(error) for error in errors[:MAX_REPORTED_ERRORS])
         more = f" (and {len(errors) - MAX_REPORTED_ERRORS} more)" if len(errors) > MAX_REPORTED_ERRORS else ""
         raise MalformedPayload(f"The body is JSON but not a Hub webhook payload: {problems}{more}.") from None
+
+
+def payload_or_raw(body: bytes) -> WebhookPayload | None:
+    """The payload, or None for a raw delivery, for an endpoint whose handler takes no payload.
+
+    The reference calls such a handler for any authenticated POST (it was a FastAPI route that
+    never read its body), so a body that is not a Hub payload, an empty one included, is not
+    refused here; it is recorded and run as a raw delivery. A body that is a payload is a Hub event
+    like any other (its `EVENTS` filter, its repository's order, its duplicates).
+    """
+    try:
+        return parse_payload(body)
+    except MalformedPayload:
+        return None

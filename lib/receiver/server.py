@@ -8,7 +8,6 @@ crashing handler never turns into a timeout or a 5xx that gets the user's webhoo
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gc
 import logging
@@ -27,28 +26,28 @@ from ..core.errors import WebhookError
 from ..core.events import Events
 from ..core.jobs import JobNotRunning
 from ..core.logs import configure_logging, current_event_id
-from ..core.payload import WebhookPayload
 from ..core.registry import Endpoint, discover_handlers, webhook_path
-from ..core.settings import Settings, parse_secrets
+from ..core.settings import Settings, parse_secrets, placeholder_secret_message
 from ..hub.client import CommitLedger, own_commits
-from ..hub.setup_guide import HUB_WEBHOOK_SETTINGS
 from ..journal import JobRecord, Journal, Recorded, open_journal
+from ..ops import Monitoring
 from ..worker import EndpointLoad, Worker
-from . import connections, tunnel
+from . import connections, listen, tunnel
 from .acknowledge import acknowledge
 from .auth import authenticate
 from .body import read_body, request_headers
 from .delivery import build_delivery
 from .page_guard import PageGuard
-from .parsing import parse_payload
+from .parsing import parse_payload, payload_or_raw
 from .proxy_headers import ProxyHeaders
+from .retention import start_retention
+from .start_log import log_start
 
 if TYPE_CHECKING:
     import gradio as gr
 
 logger = logging.getLogger(__name__)
 
-RETENTION_INTERVAL_SECONDS = 3600.0
 
 UiBuilder = Callable[["WebhookReceiver"], "gr.Blocks"]
 
@@ -108,7 +107,10 @@ class WebhookReceiver:
             max_body_bytes=self.settings.max_body_bytes,
         )
         self.fastapi_app.add_exception_handler(WebhookError, _answer_error)  # type: ignore[arg-type]
-        if not self.settings.secret_configured:
+        self.monitoring = Monitoring(self.settings, self.fastapi_app)  # GET /metrics and the alerts (lib/ops)
+        if self.settings.uses_placeholder_secret:
+            logger.warning(placeholder_secret_message(in_space=False))
+        elif not self.settings.secret_configured:
             logger.warning(
                 "No webhook secret is set: anyone who finds the URL can post events. Set WEBHOOK_SECRET "
                 "in the Space settings (or pass webhook_secret=...) and give the Hub's webhook the same secret."
@@ -202,6 +204,7 @@ class WebhookReceiver:
             response = await self.receive(endpoint, scope, receive)
         except WebhookError as exc:
             response = _error_response(scope, exc)
+            self.monitoring.refused(endpoint.path, exc.status_code, exc.message)
         await response(scope, receive, send)
 
     def _receiver(self, endpoint: Endpoint) -> Callable[[Request], Any]:
@@ -224,14 +227,14 @@ class WebhookReceiver:
         query_string = scope["query_string"].decode("latin-1")
         authenticate(settings.webhook_secrets, headers=headers, query_string=query_string)
         body = await read_body(receive, headers, limit=settings.max_body_bytes)
-        payload = parse_payload(body)
+        payload = parse_payload(body) if endpoint.takes_payload else payload_or_raw(body)  # None: raw delivery
         delivery = build_delivery(
             endpoint=endpoint.path,
             headers=headers,
             query_string=query_string,
             body=body,
             payload=payload,
-            order_per_repo=settings.order_per_repo,
+            order_per_repo=endpoint.orders_by_repo(settings.order_per_repo),
         )
         recorded = await self.journal.record(
             delivery,
@@ -243,14 +246,14 @@ class WebhookReceiver:
         token = current_event_id.set(recorded.event.id)
         try:
             response = await acknowledge(self.journal, recorded, outcome, budget=settings.ack_budget_seconds)
-            self._note_acknowledged(endpoint, payload, recorded, (time.perf_counter() - started) * 1000)
+            ack_ms = (time.perf_counter() - started) * 1000
+            self._note_acknowledged(endpoint, recorded, ack_ms)
+            self.monitoring.delivered(endpoint.path, recorded.outcome, response.status_code, ack_ms)
         finally:
             current_event_id.reset(token)
         return response
 
-    def _note_acknowledged(
-        self, endpoint: Endpoint, payload: WebhookPayload, recorded: Recorded, ack_ms: float
-    ) -> None:
+    def _note_acknowledged(self, endpoint: Endpoint, recorded: Recorded, ack_ms: float) -> None:
         """Keep the acknowledgement time for the console, and log the delivery (routine ones at DEBUG)."""
         try:
             self.journal.set_ack_ms(recorded.event.id, ack_ms)
@@ -263,9 +266,9 @@ class WebhookReceiver:
                 level,
                 "%s %s/%s on %s: %s in %.1f ms",
                 endpoint.path,
-                payload.event.scope,
-                payload.event.action,
-                payload.repo.name,
+                recorded.event.scope,
+                recorded.event.action,
+                recorded.event.repo_name or "no repository",
                 recorded.outcome,
                 ack_ms,
             )
@@ -275,12 +278,20 @@ class WebhookReceiver:
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: FastAPI) -> AsyncIterator[None]:
         if self.settings.run_handlers:  # else receive only: workers elsewhere run them (`python -m lib.worker`)
-            self.worker = Worker(self.journal, self.endpoints, self.settings, ledger=self.ledger)
+            self.worker = Worker(
+                self.journal,
+                self.endpoints,
+                self.settings,
+                ledger=self.ledger,
+                on_attempt=self.monitoring.attempt_ended,
+            )
             await self.worker.start()
-        retention = _start_retention(self)
+        retention = start_retention(self)
+        await self.monitoring.start(lambda: self.journal, lambda: self.endpoints, self.worker_load)
         try:
             yield
         finally:
+            await self.monitoring.stop()
             retention.cancel()
             if self.worker is not None:
                 await self.worker.stop()
@@ -323,6 +334,11 @@ class WebhookReceiver:
             prevent_thread_lock: return once the server is up instead of blocking (notebooks, tests).
             **launch_kwargs: Gradio's `server_name`, `server_port` and `share`; other Gradio launch
                 options are passed to the mounted page where they apply, else logged and ignored.
+                Without a port (`server_port`, `GRADIO_SERVER_PORT`), the first free one from 7860.
+
+        Raises:
+            PortUnavailable: the port asked for is taken (or none from 7860 is free), before anything starts.
+            RuntimeError: with `prevent_thread_lock`, the server stopped while starting (its log says why).
         """
         settings = self.settings
         host = (
@@ -330,11 +346,14 @@ class WebhookReceiver:
             or settings.server_name
             or ("0.0.0.0" if settings.space_id else "127.0.0.1")
         )
-        port = int(launch_kwargs.pop("server_port", None) or settings.server_port or 7860)
+        asked_port = launch_kwargs.pop("server_port", None) or settings.server_port
         share = launch_kwargs.pop("share", None)
         mount_options = {k: launch_kwargs.pop(k) for k in list(launch_kwargs) if k in _MOUNT_OPTIONS}
         for ignored in launch_kwargs:
             logger.warning("launch(%s=...) is a Gradio option that does not apply here; ignored.", ignored)
+        # Bound here, not in uvicorn's thread, so a port that is taken raises now (see listen.py).
+        sock = listen.bind_listening_socket(host, int(asked_port) if asked_port else None, search=not settings.space_id)
+        port = sock.getsockname()[1]
         browse_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         self.local_url = f"http://{browse_host}:{port}"
         self.launched = True
@@ -365,13 +384,18 @@ class WebhookReceiver:
         # app: kept out of the garbage collector's full passes, which would walk it all again and again.
         gc.freeze()
         if prevent_thread_lock:
-            self._thread = threading.Thread(target=self._uvicorn.run, name="uvicorn", daemon=True)
+            self._thread = threading.Thread(
+                target=self._uvicorn.run, kwargs={"sockets": [sock]}, name="uvicorn", daemon=True
+            )
             self._thread.start()
             while not self._uvicorn.started and self._thread.is_alive():
                 time.sleep(0.01)
+            if not self._uvicorn.started:  # its thread died: never return as if all were well
+                self._close_tunnel()
+                raise RuntimeError(f"The server on {self.local_url} stopped while starting; its log says why.")
             return
         try:
-            self._uvicorn.run()
+            self._uvicorn.run(sockets=[sock])
         finally:
             self._close_tunnel()
 
@@ -403,14 +427,15 @@ class WebhookReceiver:
             self._tunnel = None
 
     def _print_urls(self) -> None:
-        lines = [f"  - POST {url}" for url in self.webhook_urls().values()] or ["  (no webhook registered)"]
-        # Multi-line arguments each start a line of the format: the log keeps their lines (lib/core/logs.py).
-        message = "Webhooks are correctly setup and ready to use:\n%s\nGo to %s to set up your webhooks."
-        args = ["\n".join(lines), HUB_WEBHOOK_SETTINGS]
-        if not self.settings.space_host:
-            message += "\nThe landing page is at %s"
-            args.append(self.local_url)
-        logger.info(message, *args)
+        urls, settings = self.webhook_urls().values(), self.settings
+        log_start(
+            logger,
+            urls,
+            public_url=self.public_url(),
+            local_url=self.local_url,
+            journal_path=settings.journal_path,
+            in_space=bool(settings.space_host),
+        )
 
 
 _MOUNT_OPTIONS = {
@@ -467,23 +492,3 @@ def _error_response(scope: Scope, exc: WebhookError) -> JSONResponse:
         extra={"repeat_key": ("answered", exc.status_code, scope["path"])},
     )
     return JSONResponse({"error": exc.message}, status_code=exc.status_code)
-
-
-def _start_retention(server: WebhookReceiver) -> asyncio.Task[None]:
-    """Prune finished events hourly; unfinished and dead events are never pruned."""
-
-    async def prune_forever() -> None:
-        while True:
-            settings = server.settings
-            try:
-                removed = await server.journal.prune(
-                    older_than=time.time() - settings.retention_days * 86400,
-                    keep_max=settings.retention_max_events,
-                )
-                if removed:
-                    logger.info("Pruned %d finished event(s) from the journal.", removed)
-            except WebhookError as exc:
-                logger.warning("Could not prune the journal: %s", exc.message)
-            await asyncio.sleep(RETENTION_INTERVAL_SECONDS)
-
-    return asyncio.create_task(prune_forever(), name="journal-retention")

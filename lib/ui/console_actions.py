@@ -19,17 +19,21 @@ import logging
 import re
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import gradio as gr
 import httpx
 import pandas as pd
 
 from ..core.errors import EventNotFound, HubWebhooksError, WebhookError
+from ..core.jobs import REPORT_SUFFIX
 from ..core.sample_events import SAMPLE_KINDS, sample_payload
 from ..hub import registration as hub_registration
 from ..journal import EventState
 from .access import AccessControl, AccessDenied, Grant, is_granted
+from .alerts_panel import alerts_html
+from .console_filters import ALL as ALL
+from .console_filters import event_filter, filter_value, normalized
 from .console_format import (
     STATE_LABELS,
     ago,
@@ -49,6 +53,7 @@ from .console_format import (
     usage_bars,
     worker_load_table,
 )
+from .time_range import BadTimeRange
 from .view import ServerView
 
 logger = logging.getLogger(__name__)
@@ -57,8 +62,6 @@ LOCKED_MESSAGE = "The console is locked: unlock it with the webhook secret first
 INVALID_CALL_MESSAGE = "That call does not fit the console (it is not what the page sends): nothing was done."
 DELIVERIES_LIMIT = 100
 """Rows the deliveries table shows: enough to browse (filters narrow it), bounded so a refresh stays cheap."""
-ALL = "All"
-"""The filter value meaning "any" (an empty filter means the same)."""
 REPO_TYPES = ("model", "dataset", "space")
 _REPO_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 
@@ -164,18 +167,17 @@ class Console:
         state: str | None = None,
         repo: str | None = None,
         scope: str | None = None,
+        received: str | None = None,
     ) -> pd.DataFrame:
-        """The newest deliveries matching the filters (`All` or empty means any)."""
+        """The newest deliveries matching the filters (`All` or empty means any; `received` is a time range)."""
         require(grant)
+        try:
+            where = event_filter(normalized(endpoint, state, repo, scope, received), now=time.time())
+        except BadTimeRange as exc:
+            raise ConsoleRefusal(str(exc)) from None
         if await self.server.journal.health() is not None:  # its database is away: the verdict says so, the table waits
             return deliveries_frame([])
-        events = await self.server.journal.list_recent(
-            limit=DELIVERIES_LIMIT,
-            endpoint=_filter(endpoint),
-            state=_filter(state),
-            repo=_filter(repo),
-            scope=_filter(scope),
-        )
+        events = await self.server.journal.list_recent(limit=DELIVERIES_LIMIT, **asdict(where))
         return deliveries_frame(events)
 
     async def verdict(self, grant: object) -> Verdict:
@@ -185,6 +187,10 @@ class Console:
         if problem is not None:  # its database cannot be reached: nothing else can be read, say why
             return Verdict(f"**⚠️ {problem}**", "bad")
         verdict = await self._deliveries_verdict()
+        if paused := await self.server.journal.paused():  # said above all else but losses: runs are held
+            names = ", ".join(inline_code(endpoint_name(path)) for path in paused)
+            note = f"**⏸️ Paused: {names}.** Its deliveries are recorded and wait; resume in *Pause & limits*."
+            verdict = Verdict(note + "\n\n" + verdict.markdown, verdict.level, dead=verdict.dead)
         losses = await self.server.journal.damage()
         if not losses:
             return verdict
@@ -256,7 +262,7 @@ class Console:
     async def event_detail(self, grant: object, event_id: int | float | str | None) -> EventDetail:
         """One event: its payload, its kept headers (never the secret), and every attempt."""
         require(grant)
-        number = _event_number(event_id, missing="Pick a delivery in the table, or type an event number.")
+        number = event_number(event_id, missing="Pick a delivery in the table, or type an event number.")
         event = await self.server.journal.get(number)
         if event is None:
             raise ConsoleRefusal(f"There is no event #{number} (it may have been pruned).")
@@ -278,14 +284,15 @@ class Console:
         table = "\n\n".join(
             part for part in (health_table(hour, day), worker_load_table(self.server.worker_load())) if part
         )
-        return Health(table=table, states=states_frame(hour, day), usage_html=usage_bars(usage))
+        alerts = alerts_html(self.server.monitoring.alerts_view())
+        return Health(table=table, states=states_frame(hour, day), usage_html=usage_bars(usage) + alerts)
 
     # --- actions (async: the journal written and the worker notified on the server's loop) ---
 
     async def replay(self, grant: object, event_id: int | float | str | None) -> str:
         """Run one event again now, whatever its state."""
         require(grant)
-        number = _event_number(event_id, missing="Pick a delivery to replay first.")
+        number = event_number(event_id, missing="Pick a delivery to replay first.")
         try:
             event = await self.server.journal.replay(number, max_attempts=self.server.settings.max_attempts)
         except EventNotFound:
@@ -300,14 +307,15 @@ class Console:
         return f"Replaying event {target} on {inline_code(endpoint_name(event.endpoint))}."
 
     async def replay_dead(self, grant: object, endpoint: str | None) -> str:
-        """Queue every dead event of an endpoint (or of all) again, e.g. after fixing the handler."""
+        """Queue every dead event of an endpoint (or of all) again, e.g. after fixing the handler; its dead
+        reports of Hub Jobs (`on_job_end`, recorded on `<path>#on_job_end`) too."""
         require(grant)
-        paths = list(self.server.endpoints) if _filter(endpoint) is None else [endpoint]
+        paths = list(self.server.endpoints) if filter_value(endpoint) is None else [endpoint]
         unknown = [path for path in paths if path not in self.server.endpoints]
         if unknown:
             raise ConsoleRefusal(f"No endpoint {unknown[0]}.")
         replayed: dict[str, list[int]] = {}
-        for path in paths:
+        for path in [target for endpoint_path in paths for target in (endpoint_path, endpoint_path + REPORT_SUFFIX)]:
             try:
                 ids = await self.server.journal.replay_dead(path, max_attempts=self.server.settings.max_attempts)
             except WebhookError as exc:
@@ -448,17 +456,11 @@ class Console:
         return self.hub_view(grant, message=f"**Enabled** {inline_code(webhook_id)}.")
 
 
-def _filter(value: object) -> str | None:
-    """A filter's value for the journal: None for `All` or empty."""
-    text = "" if value is None else str(value).strip()
-    return None if not text or text == ALL else text
-
-
 MAX_EVENT_NUMBER = 2**63 - 1
 """The largest id SQLite stores; a larger number would be an error of the database, not "no such event"."""
 
 
-def _event_number(value: object, *, missing: str) -> int:
+def event_number(value: object, *, missing: str) -> int:
     """An event number typed or picked; `ConsoleRefusal` with `missing` when there is none."""
     try:
         number = int(value)  # type: ignore[call-overload]

@@ -32,6 +32,7 @@ STATE_LABELS = {
     EventState.DUPLICATE: "🔂 duplicate",
     EventState.FAILED: "🔁 failed",
     EventState.DEAD: "💀 dead",
+    EventState.PAUSED: "⏸️ paused",
 }
 STATE_COLORS = {
     "succeeded": "#16a34a",
@@ -42,6 +43,7 @@ STATE_COLORS = {
     "job_running": "#7c3aed",
     "failed": "#f59e0b",
     "dead": "#dc2626",
+    "paused": "#64748b",
 }
 DELIVERY_COLUMNS = ["#", "Time (UTC)", "State", "Endpoint", "Event", "Repo", "Tries", "Ack ms", "Run ms", "Test"]
 HUB_COLUMNS = ["URL", "Watches", "Domains", "Status", "Secret", "Id"]
@@ -186,9 +188,13 @@ def event_title(event: EventRecord) -> str:
         facts.append("🧪 test event")
     if event.replica:
         facts.append(f"run by replica {inline_code(event.replica)}")
+    what = (
+        "a raw POST (its body is not a Hub payload)"
+        if event.is_raw
+        else f"{inline_code(event.scope + '/' + event.action)} on {inline_code(event.repo_name)} ({event.repo_type})"
+    )
     lines = [
-        f"### #{event.id} · {inline_code(event.scope + '/' + event.action)} on {inline_code(event.repo_name)} "
-        f"({event.repo_type}) → {inline_code(endpoint_name(event.endpoint))}",
+        f"### #{event.id} · {what} → {inline_code(endpoint_name(event.endpoint))}",
         " · ".join(facts),
     ]
     if event.webhook_id:
@@ -213,11 +219,13 @@ def attempts_markdown(event: EventRecord, attempts: list[Attempt]) -> str:
         duration = ""
         if attempt.finished_at is not None:
             duration = f" · {(attempt.finished_at - attempt.started_at) * 1000:.0f} ms"
-        icon = {"succeeded": "✅", "failed": "❌", "running": "▶️", "interrupted": "⚠️"}.get(attempt.outcome, "")
+        icon = {"succeeded": "✅", "failed": "❌", "running": "▶️", "interrupted": "⚠️", "job_running": "🏗️"}.get(
+            attempt.outcome, ""
+        )
         header = f"**Attempt {attempt.number}** {icon} {attempt.outcome} · {when(attempt.started_at)} UTC{duration}"
         if not attempt.detail:
             body = ""
-        elif attempt.outcome == "succeeded":
+        elif attempt.outcome in ("succeeded", "job_running"):  # the handler's result (a job: its id and link)
             body = fenced(attempt.detail, "json")
         else:
             body = fenced(readable_traceback(attempt.detail), "text")
@@ -298,21 +306,28 @@ def states_frame(hour: JournalStats, day: JournalStats) -> pd.DataFrame:
 
 
 def usage_bars(usage: list[tuple[str, int]]) -> str:
-    """One bar per endpoint: its last 24 h against the Hub's daily limit per webhook."""
+    """One bar per endpoint: its last 24 h against the Hub's daily limit per webhook.
+
+    The rows share one grid, so every bar starts where the longest endpoint name ends; an endpoint
+    with no trigger shows an empty bar (a sliver only for one with a few).
+    """
     if not usage:
         return ""
-    rows = []
+    cells = []
     for name, number in usage:
         share = min(100.0, 100 * number / HUB_DAILY_LIMIT)
         level = "bad" if share >= 90 else "warn" if share >= 70 else "ok"
-        rows.append(
-            f'<div class="usage-row"><code>{html.escape(name)}</code>'
-            f'<div class="usage-bar"><div class="usage-{level}" style="width:{max(share, 0.5):.1f}%"></div></div>'
-            f"<span>{number:,} / {HUB_DAILY_LIMIT:,}</span></div>"
+        width = max(share, 0.5) if number else 0.0
+        cells.append(
+            f'<code class="usage-name">{html.escape(name)}</code>'
+            f'<div class="usage-bar"><div class="usage-{level}" style="width:{width:.1f}%"></div></div>'
+            f'<span class="usage-count">{number:,} / {HUB_DAILY_LIMIT:,}</span>'
         )
     return (
         '<div class="usage"><p><b>Hub limit, last 24 h:</b> each webhook may trigger 1,000 times a day '
-        "(more on paid plans); test events are counted here too.</p>" + "".join(rows) + "</div>"
+        '(more on paid plans); test events are counted here too.</p><div class="usage-grid">'
+        + "".join(cells)
+        + "</div></div>"
     )
 
 

@@ -11,10 +11,12 @@ import html
 import gradio as gr
 from huggingface_hub import get_token
 
-from ..core.settings import Settings
+from ..core.settings import HOW_TO_CHOOSE_A_SECRET, PLACEHOLDER_SECRET, Settings
+from ..hub.setup_guide import hub_can_reach
 from ..journal import JournalDamage, journal_location
 from .console import build_console
-from .setup_steps import setup_markdown
+from .console.lock import LOCKED_TAB_LABEL
+from .setup_steps import local_markdown, setup_markdown
 from .view import ServerView
 
 CSS = """
@@ -26,6 +28,13 @@ CSS = """
 
 def secret_status(settings: Settings) -> tuple[str, str]:
     """(markdown, css class) saying whether the endpoints are protected."""
+    if settings.uses_placeholder_secret:
+        return (
+            f"**⚠️ The webhook secret is `{PLACEHOLDER_SECRET}`, the placeholder from `.env.example`: anyone who "
+            "has seen this template knows it, so it protects nothing.** Set `WEBHOOK_SECRET` to a secret of your "
+            f"own in `.env` ({HOW_TO_CHOOSE_A_SECRET}). A Space refuses to start with it.",
+            "status-bad",
+        )
     if settings.secret_configured:
         count = len(settings.webhook_secrets)
         extra = f" ({count} secrets accepted, for rotation)" if count > 1 else ""
@@ -93,12 +102,14 @@ def endpoints_markdown(server: ServerView) -> str:
     if not server.endpoints:
         return "No endpoint yet: add a module to `handlers/` (see `handlers/README.md`)."
     urls = server.webhook_urls()
+    local = not hub_can_reach(server.public_url())
+    label = "**Local URL** (for `python -m lib.send`; not for the Hub):" if local else "**URL:**"
     blocks = []
     for path, endpoint in server.endpoints.items():
         description = docstring_markdown(endpoint.description or "(no docstring)")
         blocks.append(
             f"### `{endpoint.name}`\n\n"
-            f"**URL:** `{urls[path]}`\n\n"
+            f"{label} `{urls[path]}`\n\n"
             f"**Wants:** {endpoint.events.describe()}\n\n"
             f"{description}"
         )
@@ -129,12 +140,14 @@ def build_landing_page(server: ServerView) -> gr.Blocks:
                 elem_classes=["status-warn"],
                 elem_id="share-warning",
             )
+        if not hub_can_reach(server.public_url()):
+            gr.Markdown(local_markdown(server.public_url()), elem_classes=["status-warn"], elem_id="local-url")
         with gr.Tab("Endpoints"):
             gr.Markdown(endpoints_markdown(server), elem_id="endpoints")
         with gr.Tab("Set up on the Hub"):
             gr.Markdown(setup_markdown(server), elem_id="setup")
-        with gr.Tab("Console 🔒", id="console-tab"):
-            build_console(server, page)
+        with gr.Tab(LOCKED_TAB_LABEL, id="console-tab") as console_tab:
+            build_console(server, page, tab=console_tab)
 
         async def show_damage() -> gr.Markdown:
             problem = await server.journal.health()  # its database unreachable: said first, until it answers again

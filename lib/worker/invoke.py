@@ -22,6 +22,7 @@ from typing import Any
 from fastapi import BackgroundTasks, Request
 
 from ..core.arguments import Argument
+from ..core.logs import current_handler_logger, handler_logger_name
 from ..core.payload import WebhookPayload
 from ..journal import EventRecord
 
@@ -82,14 +83,18 @@ async def call_handler(
         else:  # made only for handlers that ask for it; one for all such parameters
             background = background or BackgroundTasks()
             kwargs[argument.name] = background
-    if inspect.iscoroutinefunction(func):
-        result = await func(**kwargs)
-    else:
-        context = contextvars.copy_context()
-        call = functools.partial(context.run, func, **kwargs)
-        result = await asyncio.get_running_loop().run_in_executor(executor, call)
-        if inspect.isawaitable(result):
-            result = await result
-    if background is not None:
-        await background()
+    logger_name = current_handler_logger.set(handler_logger_name(func))  # `lib.log` lines carry the handler's name
+    try:
+        if inspect.iscoroutinefunction(func):
+            result = await func(**kwargs)
+        else:
+            context = contextvars.copy_context()
+            call = functools.partial(context.run, func, **kwargs)
+            result = await asyncio.get_running_loop().run_in_executor(executor, call)
+            if inspect.isawaitable(result):
+                result = await result
+        if background is not None:
+            await background()
+    finally:
+        current_handler_logger.reset(logger_name)
     return result

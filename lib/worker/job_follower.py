@@ -27,14 +27,14 @@ from dataclasses import dataclass
 from huggingface_hub.errors import HfHubHTTPError
 
 from ..core.errors import HubWebhooksError, JournalUnavailable
-from ..core.jobs import JobNotRunning
+from ..core.jobs import JobLaunchError, JobNotRunning
 from ..core.registry import Endpoint
 from ..core.settings import Settings
 from ..hub.client import hub_client
 from ..hub.jobs import HubJobs
 from ..journal import JobRecord, Journal
 from .job_report import report_delivery
-from .launch import job_record, refused
+from .launch import job_record, on_hub, refused
 
 logger = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ class JobFollower:
         polling.requests += 1
         try:
             hub = HubJobs(hub_client())
-            info = await asyncio.to_thread(hub.inspect, job.job_id, job.namespace)
+            info = await on_hub(self.settings.job_hub_timeout_seconds, hub.inspect, job.job_id, job.namespace)
         except HfHubHTTPError as exc:
             if getattr(exc.response, "status_code", None) == 404:
                 await self._end(job.evolve(stage="DELETED", message="the Hub no longer knows this job"), fetch=False)
@@ -177,7 +177,7 @@ class JobFollower:
         polling.requests += 1
         try:
             hub = HubJobs(hub_client())
-            await asyncio.to_thread(hub.cancel, job.job_id, job.namespace)
+            await on_hub(self.settings.job_hub_timeout_seconds, hub.cancel, job.job_id, job.namespace)
         except Exception as exc:
             if getattr(getattr(exc, "response", None), "status_code", None) != 404:
                 if stage != "TIMED_OUT":
@@ -212,7 +212,8 @@ class JobFollower:
     async def _tail(self, job: JobRecord) -> str | None:
         try:
             hub = HubJobs(hub_client())
-            return await asyncio.to_thread(hub.logs_tail, job.job_id, job.namespace, lines=LOG_TAIL_LINES)
+            wait = self.settings.job_hub_timeout_seconds
+            return await on_hub(wait, hub.logs_tail, job.job_id, job.namespace, lines=LOG_TAIL_LINES)
         except Exception as exc:
             logger.warning("Could not read the logs of job %s (%s).", job.job_id, exc)
             return None
@@ -249,7 +250,9 @@ class JobFollower:
             raise JobNotRunning(f"The Hub Job of event {event_id} has ended already ({job.stage}).")
         try:
             hub = HubJobs(hub_client())
-            await asyncio.to_thread(hub.cancel, job.job_id, job.namespace)
+            await on_hub(self.settings.job_hub_timeout_seconds, hub.cancel, job.job_id, job.namespace)
+        except JobLaunchError:  # no answer: said as it is
+            raise
         except (HfHubHTTPError, HubWebhooksError) as exc:
             raise refused(exc, "cancel the job") from None
         return await self._end(job.evolve(stage="CANCELED", message=reason, finished_at=time.time()))

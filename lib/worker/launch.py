@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from huggingface_hub import JobInfo
 from huggingface_hub.errors import HfHubHTTPError
@@ -44,6 +44,22 @@ from ..journal import EventRecord, JobRecord, Journal
 logger = logging.getLogger(__name__)
 
 DAY_SECONDS = 86_400.0
+T = TypeVar("T")
+
+
+async def on_hub(timeout: float, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a blocking call of the Hub client on a thread, waiting at most `timeout` seconds for it.
+
+    `huggingface_hub`'s HTTP client has no timeout of its own: a Hub that never answers would hold a
+    launch (and the endpoint's launch lock) or the follower for ever. The thread may go on; we do not.
+
+    Raises:
+        JobLaunchError: no answer within `timeout` (WEBHOOK_JOB_HUB_TIMEOUT).
+    """
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(call, *args, **kwargs), timeout)
+    except TimeoutError:
+        raise JobLaunchError(f"The Hub did not answer within {timeout:g} s (WEBHOOK_JOB_HUB_TIMEOUT).") from None
 
 
 @dataclass
@@ -214,18 +230,24 @@ class Launcher:
         event = context.event
         label = exactly_once_label(event, space_id=self.settings.space_id)
         async with self._locks.setdefault(event.endpoint, asyncio.Lock()):  # the cap counts one launch at a time
+            wait = self.settings.job_hub_timeout_seconds
             try:
                 hub = HubJobs(hub_client())
-                namespace = await asyncio.to_thread(lambda: hub.namespace)
-                found = await asyncio.to_thread(hub.find, label, namespace)
+                namespace = await on_hub(wait, lambda: hub.namespace)
+                found = await on_hub(wait, hub.find, label, namespace)
             except (MissingToken, HfHubHTTPError) as exc:
                 raise refused(exc, "look for this event's job") from None
             if found is None:
                 await self._check_cap(event, context.options)
                 try:
-                    found = await asyncio.to_thread(hub.run, spec, namespace=namespace, label=label, cwd=self.cwd)
+                    found = await on_hub(wait, hub.run, spec, namespace=namespace, label=label, cwd=self.cwd)
                 except HfHubHTTPError as exc:
                     raise refused(exc, "launch the job") from None
+                except JobLaunchError as exc:  # no answer: the Hub may have the job; the next attempt finds it
+                    raise JobLaunchError(
+                        f"{exc.message} It may have launched the job: the event's next attempt looks for it by "
+                        "its label before launching another."
+                    ) from None
                 logger.info("Launched Hub Job %s (%s) for this event: %s", found.id, spec.flavor, found.url)
                 reused = False
             else:

@@ -17,6 +17,7 @@ from typing import Any
 from fastapi.encoders import jsonable_encoder
 from starlette.responses import Response
 
+from ..core.errors import HandlerRefused
 from ..core.settings import Settings
 from ..journal import EventRecord, Journal, retry_delay
 
@@ -48,6 +49,16 @@ def storable(result: Any) -> tuple[Any, Response | None]:
     except Exception:
         return repr(result), None
     return (converted, None) if _is_json(converted) else (repr(result), None)
+
+
+def refuse_non_2xx(response: Response | None) -> None:
+    """A handler that returns a non-2xx `Response` says it failed: raise, so the attempt counts as failed.
+
+    Raises:
+        HandlerRefused: `response` has a status outside 200-299.
+    """
+    if response is not None and not 200 <= response.status_code < 300:
+        raise HandlerRefused(f"the handler returned an HTTP {response.status_code} response")
 
 
 _FLAT = frozenset({str, int, bool, type(None)})

@@ -20,11 +20,11 @@ import logging
 import time
 import traceback
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from starlette.responses import Response
 
-from ..core.errors import EndpointGone, HandlerRefused, JournalUnavailable
+from ..core.errors import EndpointGone, JournalUnavailable
 from ..core.jobs import JobNotLaunched
 from ..core.logs import current_event_id
 from ..core.payload import WebhookPayload
@@ -33,13 +33,14 @@ from ..core.settings import Settings
 from ..hub.client import CommitLedger, using_ledger
 from ..hub.loop_guard import loop_guard_rejection
 from ..journal import EventRecord, EventState, Journal, Recorded
-from .bulkhead import Bulkhead, EndpointLoad
+from .bulkhead import EndpointLoad
 from .invoke import call_handler
 from .job_follower import JobFollower
 from .job_report import WithReports
 from .launch import Launcher, finish_attempt
-from .outcome import Outcome, OutcomeFuture, add_waiter, record_failure, resolve, storable
+from .outcome import Outcome, OutcomeFuture, add_waiter, record_failure, refuse_non_2xx, resolve, storable
 from .threads import ThreadPerCall
+from .throttle import Throttle
 
 logger = logging.getLogger(__name__)
 
@@ -61,16 +62,18 @@ class Worker:
         settings: Settings,
         *,
         ledger: CommitLedger | None = None,
+        on_attempt: Callable[[EventRecord], None] | None = None,
     ) -> None:
         self.journal = journal
+        self.on_attempt = on_attempt  # told how each attempt ended (metrics, alerts): it notes it, never raises
         self.endpoints = WithReports(endpoints)  # and each `on_job_end`'s report endpoint (`job_report.py`)
         self.settings = settings
         self.ledger = ledger
         """The commits this Space made: the loop guard asks it right before a `repo.content` event runs,
         and handlers' `hub_client()` records into it (see `lib/hub/loop_guard.py`)."""
         self.executor = ThreadPerCall()
-        self.bulkhead = Bulkhead(settings.endpoint_share)
-        """Each endpoint's share of the slots, and the threads its timed-out handlers left running."""
+        self.bulkhead = Throttle(settings.endpoint_share, endpoints)
+        """Each endpoint's share of the slots, the threads its timed-out handlers left running, its RATE_LIMIT."""
         self.launcher = Launcher(journal, settings)
         self.jobs = JobFollower(journal, self.endpoints, settings, notify=self.notify)
         """Follows the Hub Jobs handlers launched (`launch.py`), from the journal: after a restart too."""
@@ -80,7 +83,7 @@ class Worker:
         self._running: dict[int, asyncio.Task[None]] = {}
         self._waiters: dict[int, list[OutcomeFuture]] = {}
         self._loop_task: asyncio.Task[None] | None = None
-        self._waiting: dict[int, tuple[EventRecord, WebhookPayload]] = {}
+        self._waiting: dict[int, tuple[EventRecord, WebhookPayload | None]] = {}
         """Events dispatched here that wait their turn, with their parsed payload, until a claim takes them."""
         self._waiting_lanes: Counter[str | None] = Counter()
         """How many of `_waiting` each order key has: which repositories have events in memory."""
@@ -95,6 +98,8 @@ class Worker:
         try:
             interrupted = await self.journal.recover_interrupted()
             waiting = (await self.journal.stats(since=0.0)).by_state
+            for path in await self.journal.paused():  # said at every start: a forgotten pause looks like an outage
+                logger.warning("%s is paused: its events wait until it is resumed from the console.", path)
         except JournalUnavailable as exc:  # a full disk: the app starts anyway, and answers 503 until there is room
             logger.error("Cannot resume the events in the journal yet: %s", exc.message)
             interrupted, waiting = 0, {}  # the journal makes the recovery before anything else it writes
@@ -137,7 +142,7 @@ class Worker:
         self._wake.set()
         self.jobs.wake(only_if_following=True)  # a new event of a repository may supersede its job
 
-    def dispatch(self, recorded: Recorded, payload: WebhookPayload) -> OutcomeFuture | None:
+    def dispatch(self, recorded: Recorded, payload: WebhookPayload | None) -> OutcomeFuture | None:
         """Take a delivery the journal just recorded and run what it asks for; the one way in.
 
         A new event is held here with its parsed payload, for whichever claim takes it: its
@@ -150,8 +155,8 @@ class Worker:
             A future resolved with the outcome of the attempt that runs for this delivery (or with
             None by whoever stops waiting first); None when nothing runs (skipped, duplicate).
         """
-        if recorded.outcome in ("skipped", "duplicate"):
-            return None
+        if recorded.outcome in ("skipped", "duplicate") or recorded.runs.state == EventState.PAUSED:
+            return None  # a paused endpoint's event runs once it is resumed (a scan claims it)
         event = recorded.runs
         future: OutcomeFuture = asyncio.get_running_loop().create_future()
         add_waiter(self._waiters, event.id, future)  # before anything can run it
@@ -179,6 +184,7 @@ class Worker:
             return  # its repository's lane here hands it over when the event before it ends
         if len(self._running) < self.settings.concurrency and self.bulkhead.has_room(event.endpoint):
             _, payload = self._take_waiting(event.id)  # type: ignore[misc]
+            self.bulkhead.started(event.endpoint, time.time())  # counted now: its claim comes later (`_claim`)
             self._start(event, payload, claimed=False)
         else:
             self.notify()  # the next free slot (of the pool, or of its endpoint's share) scans
@@ -196,7 +202,7 @@ class Worker:
         if not future.done():
             future.set_result(None)
 
-    def _hold(self, event: EventRecord, payload: WebhookPayload) -> bool:
+    def _hold(self, event: EventRecord, payload: WebhookPayload | None) -> bool:
         """Keep a waiting event's parsed payload for the claim that takes it; False past the memory bound."""
         if len(self._waiting) >= MAX_WAITING_IN_MEMORY:
             return False
@@ -204,7 +210,7 @@ class Worker:
         self._waiting_lanes[event.order_key] += 1
         return True
 
-    def _keep_waiting(self, event: EventRecord, payload: WebhookPayload) -> None:
+    def _keep_waiting(self, event: EventRecord, payload: WebhookPayload | None) -> None:
         """An event whose claim was refused waits its turn; wake the loop if nothing here will hand it over."""
         self._hold(event, payload)
         if event.order_key is None or event.order_key not in self._running_keys:
@@ -241,7 +247,7 @@ class Worker:
         event = await self.journal.get(event_id)  # claimed: every later read sees it running
         return (event, None) if event is not None else None
 
-    def _take_waiting(self, event_id: int) -> tuple[EventRecord, WebhookPayload] | None:
+    def _take_waiting(self, event_id: int) -> tuple[EventRecord, WebhookPayload | None] | None:
         cached = self._waiting.pop(event_id, None)
         if cached is not None:
             order_key = cached[0].order_key
@@ -270,8 +276,9 @@ class Worker:
     async def _claim_and_start(self) -> None:
         free = self.settings.concurrency - len(self._running)
         room = self.bulkhead.room(self.endpoints)
-        claimed = await self.journal.claim_due(now=time.time(), limit=free, per_endpoint=room)
+        claimed = await self.journal.claim_due(now=(now := time.time()), limit=free, per_endpoint=room)
         for event in claimed:  # each takes its slot now; its lane waits for the claim's commit (`_run_lane`)
+            self.bulkhead.started(event.endpoint, now)
             await self._start_claimed(event.id, event)
         # Every slot filled: more may be waiting, so the next free slot must scan again. (An endpoint
         # at its share scans again when it makes room: see `_release`.)
@@ -285,12 +292,14 @@ class Worker:
             and len(self._running) < self.settings.concurrency
             and self.bulkhead.has_room(finished.endpoint)  # not if its handler left a thread stuck in its place
         ):
-            next_id = await self.journal.claim_next(finished.order_key, now=time.time())
+            next_id = await self.journal.claim_next(finished.order_key, now=(now := time.time()))
             if next_id is not None:
+                self.bulkhead.started(finished.endpoint, now)
                 following = await self._claimed(next_id)
         if (
             self._capacity_bound
             or finished.state != EventState.SUCCEEDED
+            or self.bulkhead.throttled  # an endpoint at its rate limit: the loop must sleep until it has room
             or any(key is None or key not in self._running_keys for key in self._waiting_lanes)  # idle lanes wait
         ):
             self.notify()
@@ -343,11 +352,12 @@ class Worker:
         process has not seen) or the event was claimed already; it then waits its turn here.
         """
         try:
-            taken = await self.journal.claim(event.id, now=time.time())
+            taken = await self.journal.claim(event.id, now=(now := time.time()))
         except JournalUnavailable as exc:
             logger.error("Could not start event %d (%s); the worker will retry.", event.id, exc.message)
             taken = False
         if taken:
+            self.bulkhead.claimed(event.endpoint, now)  # its rate limit counts it from its claim time
             # On disk before the handler starts, as a claim made with its delivery would be: whoever
             # reads the journal (the console, a restart) sees it running. If the commit fails, the claim
             # is written again with the next one, and the starts file still counts the attempt.
@@ -384,7 +394,7 @@ class Worker:
         self.notify()
 
     async def _seconds_until_next_due(self) -> float:
-        due = await self.journal.next_due_at()
+        due = min(filter(None, (await self.journal.next_due_at(), self.bulkhead.next_room_at())), default=None)
         if due is None:
             self._scan_needed = True  # the idle poll also looks for work other processes recorded
             return IDLE_POLL_SECONDS
@@ -402,7 +412,7 @@ class Worker:
         token = current_event_id.set(event.id)
         started = time.perf_counter()
         response: Response | None = None
-        threads = self.executor.for_attempt()
+        threads = self.executor.for_attempt(event.id)  # never alongside a previous attempt still running
         try:
             if not self.journal.is_committed(event.id):  # claimed by a scan in the turn it was recorded
                 with contextlib.suppress(JournalUnavailable):
@@ -431,8 +441,7 @@ class Worker:
                             endpoint.handler, endpoint.arguments, event, executor=threads, payload=payload
                         )
                 stored, response = storable(result)
-                if response is not None and not 200 <= response.status_code < 300:
-                    raise HandlerRefused(f"the handler returned an HTTP {response.status_code} response")
+                refuse_non_2xx(response)
                 elapsed = (time.perf_counter() - started) * 1000
                 finished = await finish_attempt(self.journal, event, launch, stored, elapsed, then=self.jobs.wake)
                 logger.debug("Handled by %s in %.1f ms (attempt %d).", event.endpoint, elapsed, event.attempts)
@@ -462,6 +471,8 @@ class Worker:
             path = event.endpoint
             self._release(event, stuck=threads.leave(lambda: self._stuck_thread_ended(path)))
             current_event_id.reset(token)
+        if self.on_attempt is not None:
+            self.on_attempt(finished)
         return Outcome(finished, response)
 
     def _resolve_waiters(self, outcome: Outcome) -> None:

@@ -19,7 +19,11 @@ from ...journal import EventState
 from ..access import Grant, is_granted
 from ..console_actions import ALL, Console, require
 from ..console_format import STATE_LABELS, deliveries_frame, endpoint_name
+from ..console_jobs import ConsoleJobs
+from ..time_range import RECEIVED_CHOICES
 from ..view import ServerView
+from . import jobs
+from .bulk_replay import BulkRow, build_bulk_row
 from .listeners import PRIVATE, QUIET, Step, call, unchanged
 from .lock import Gate, closed
 
@@ -35,7 +39,7 @@ def endpoint_choices(server: ServerView) -> list[tuple[str, str]]:
 @dataclass(frozen=True)
 class Overview:
     """Above the tabs: the verdict, the dismiss and re-run rows (shown only with lost or dead events), the last
-    action's result."""
+    action's result, and the confirmations a replay that launches new Hub Jobs waits for."""
 
     summary: gr.Markdown
     damage_row: gr.Row
@@ -44,6 +48,7 @@ class Overview:
     dead_button: gr.Button
     dead_endpoint: gr.Dropdown
     action_message: gr.Markdown
+    confirmations: jobs.Confirmations
 
 
 def build_overview(server: ServerView) -> Overview:
@@ -67,22 +72,28 @@ def build_overview(server: ServerView) -> Overview:
             min_width=220,
         )
     action_message = gr.Markdown("", elem_id="console-action")
-    return Overview(summary, damage_row, damage_button, dead_row, dead_button, dead_endpoint, action_message)
+    confirmations = jobs.build_confirmations()
+    return Overview(
+        summary, damage_row, damage_button, dead_row, dead_button, dead_endpoint, action_message, confirmations
+    )
 
 
 @dataclass(frozen=True)
 class DeliveriesTab:
-    """The filters, the table, the event-number bar and the chosen event's detail."""
+    """The filters, the table, the event-number bar and the chosen event's detail (its Hub Job, if any)."""
 
     endpoint: gr.Dropdown
     state: gr.Dropdown
     scope: gr.Dropdown
     repo: gr.Textbox
+    received: gr.Dropdown
+    bulk: BulkRow
     table: gr.Dataframe
     event_number: gr.Number
     show_button: gr.Button
     replay_button: gr.Button
     title: gr.Markdown
+    job: jobs.JobPanel
     attempts: gr.Markdown
     payload: gr.Code
     headers: gr.JSON
@@ -90,11 +101,11 @@ class DeliveriesTab:
     @property
     def filters(self) -> list[Block]:
         """In the order of `Console.deliveries`' arguments."""
-        return [self.endpoint, self.state, self.repo, self.scope]
+        return [self.endpoint, self.state, self.repo, self.scope, self.received]
 
     @property
     def detail(self) -> list[Block]:
-        return [self.title, self.attempts, self.payload, self.headers]
+        return [self.title, self.attempts, self.payload, self.headers, self.job.markdown, self.job.cancel_row]
 
 
 def build_deliveries_tab(server: ServerView) -> DeliveriesTab:
@@ -106,9 +117,20 @@ def build_deliveries_tab(server: ServerView) -> DeliveriesTab:
             value=ALL,
             label="State",
             min_width=120,
+            elem_id="filter-state",
         )
         scope = gr.Dropdown([ALL, *SCOPES], value=ALL, label="Scope", allow_custom_value=True, min_width=120)
         repo = gr.Textbox(label="Repo", placeholder="owner/name", min_width=120, max_lines=1)
+        received = gr.Dropdown(
+            [("Any time", ALL), *RECEIVED_CHOICES],
+            value=ALL,
+            label="Received (UTC)",
+            allow_custom_value=True,
+            info="or type `2026-11-30 14:00 to 2026-11-30 15:30`",
+            min_width=160,
+            elem_id="filter-received",
+        )
+    bulk = build_bulk_row()
     table = gr.Dataframe(
         deliveries_frame([]),
         interactive=False,
@@ -116,13 +138,11 @@ def build_deliveries_tab(server: ServerView) -> DeliveriesTab:
         elem_id="deliveries",
         label="Newest first; click a row for its payload and attempts",
     )
-    with gr.Row(elem_classes=["console-bar"]):
+    with gr.Row(elem_classes=["event-bar"]):
         event_number = gr.Number(
             None,
             label="Event #",
-            show_label=False,
-            container=False,
-            placeholder="event #",
+            placeholder="e.g. 12",
             precision=0,
             scale=1,
             min_width=90,
@@ -138,6 +158,7 @@ def build_deliveries_tab(server: ServerView) -> DeliveriesTab:
             elem_id="replay-event",
         )
     title = gr.Markdown("", elem_id="event-title")
+    job = jobs.build_job_panel()
     with gr.Tabs():
         with gr.Tab("Attempts"):
             attempts = gr.Markdown("", elem_id="event-attempts")
@@ -146,7 +167,21 @@ def build_deliveries_tab(server: ServerView) -> DeliveriesTab:
         with gr.Tab("Headers"):
             headers = gr.JSON({}, elem_id="event-headers")
     return DeliveriesTab(
-        endpoint, state, scope, repo, table, event_number, show_button, replay_button, title, attempts, payload, headers
+        endpoint,
+        state,
+        scope,
+        repo,
+        received,
+        bulk,
+        table,
+        event_number,
+        show_button,
+        replay_button,
+        title,
+        job,
+        attempts,
+        payload,
+        headers,
     )
 
 
@@ -157,7 +192,7 @@ class DeliveriesSteps:
     refresh: Step
     """Verdict (with its rows) and table, and the lock should the grant have expired; input: grant and filters."""
     show: Step
-    """One event's detail; input: the grant and the event number."""
+    """One event's detail and its job; input: the grant and the event number."""
 
 
 def refresh_step(console: Console, gate: Gate, overview: Overview, tab: DeliveriesTab) -> Step:
@@ -167,7 +202,7 @@ def refresh_step(console: Console, gate: Gate, overview: Overview, tab: Deliveri
     def blank() -> tuple:
         return gr.Row(visible=False), gr.Markdown("", elem_classes=[]), gr.Row(visible=False), deliveries_frame([])
 
-    async def refresh(current: Any, endpoint: str, state: str, repo: str, scope: str) -> tuple:
+    async def refresh(current: Any, endpoint: str, state: str, repo: str, scope: str, received: str) -> tuple:
         if not is_granted(current):
             if isinstance(current, Grant):  # it expired while the page was open: lock the page too
                 return (*closed("The console locked itself (the session expired): unlock it again."), *blank())
@@ -178,7 +213,7 @@ def refresh_step(console: Console, gate: Gate, overview: Overview, tab: Deliveri
             gr.Row(visible=verdict.damaged),
             gr.Markdown(verdict.markdown, elem_classes=[f"verdict-{verdict.level}"]),
             gr.Row(visible=verdict.dead > 0),
-            await call(console.deliveries, current, endpoint, state, repo, scope),
+            await call(console.deliveries, current, endpoint, state, repo, scope, received),
         )
 
     return Step(
@@ -188,21 +223,25 @@ def refresh_step(console: Console, gate: Gate, overview: Overview, tab: Deliveri
     )
 
 
-def show_step(console: Console, grant: gr.State, tab: DeliveriesTab) -> Step:
-    """The chosen event's attempts, payload and headers; errors (no such event) show as a toast."""
+def show_step(console: Console, console_jobs: ConsoleJobs, grant: gr.State, tab: DeliveriesTab) -> Step:
+    """The chosen event's attempts, payload, headers and job; errors (no such event) show as a toast."""
 
     async def show(current: Any, number: Any) -> tuple:
         detail = await call(console.event_detail, current, number)
-        return detail.title, detail.attempts, detail.payload, detail.headers
+        job = await jobs.panel_updates(console_jobs, current, number)
+        return detail.title, detail.attempts, detail.payload, detail.headers, *job
 
     return Step(show, [grant, tab.event_number], tab.detail)
 
 
-def wire_deliveries(console: Console, gate: Gate, overview: Overview, tab: DeliveriesTab) -> DeliveriesSteps:
-    """Refresh on the timer and on every filter; pick a row, show an event, replay it or every dead one."""
+def wire_deliveries(
+    console: Console, console_jobs: ConsoleJobs, gate: Gate, overview: Overview, tab: DeliveriesTab
+) -> DeliveriesSteps:
+    """Refresh on the timer and on every filter; pick a row, show an event, replay it or every dead one
+    (asking first when that launches new Hub Jobs), cancel its job."""
     grant = gate.session.grant
     refresh = refresh_step(console, gate, overview, tab)
-    show = show_step(console, grant, tab)
+    show = show_step(console, console_jobs, grant, tab)
 
     def pick(current: Any, evt: gr.EventData) -> Any:
         """The event number of the row clicked. `gr.EventData`, not `gr.SelectData`: the latter reads
@@ -216,7 +255,7 @@ def wire_deliveries(console: Console, gate: Gate, overview: Overview, tab: Deliv
         return number if isinstance(number, int | float) and not isinstance(number, bool) else None
 
     refresh.on(gate.session.ticker.tick, "console_refresh", **QUIET)
-    for component in (tab.endpoint, tab.state, tab.scope):
+    for component in (tab.endpoint, tab.state, tab.scope, tab.received):
         refresh.on(component.change, "console_filter", **QUIET)
     refresh.on(tab.repo.submit, "console_filter_repo", **QUIET)
 
@@ -224,24 +263,26 @@ def wire_deliveries(console: Console, gate: Gate, overview: Overview, tab: Deliv
     show.on(picked.then, "console_show_picked", **PRIVATE)
     for trigger in (tab.show_button.click, tab.event_number.submit):
         show.on(trigger, "console_show", **PRIVATE)
-    replayed = tab.replay_button.click(
-        console.replay,
-        [grant, tab.event_number],
-        [overview.action_message],
-        api_name="console_replay",
-        concurrency_limit=None,
-        **PRIVATE,
+    jobs.wire_replays(
+        console_jobs,
+        grant,
+        overview.confirmations,
+        message=overview.action_message,
+        replay_button=tab.replay_button,
+        event_number=tab.event_number,
+        dead_button=overview.dead_button,
+        dead_endpoint=overview.dead_endpoint,
+        refresh=refresh,
     )
-    refresh.on(replayed.then, "console_refresh_after_replay", **QUIET)
-    rerun = overview.dead_button.click(
-        console.replay_dead,
-        [grant, overview.dead_endpoint],
-        [overview.action_message],
-        api_name="console_replay_dead",
-        concurrency_limit=None,
-        **PRIVATE,
+    jobs.wire_job_panel(
+        console_jobs,
+        grant,
+        tab.job,
+        message=overview.action_message,
+        event_number=tab.event_number,
+        refresh=refresh,
+        show=show,
     )
-    refresh.on(rerun.then, "console_refresh_after_replay_dead", **QUIET)
     dismissed = overview.damage_button.click(
         console.dismiss_damage,
         [grant],

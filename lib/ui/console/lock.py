@@ -153,6 +153,20 @@ def closed(message: str = "") -> tuple:
     )
 
 
+LOCKED_TAB_LABEL = "Console 🔒"
+UNLOCKED_TAB_LABEL = "Console"
+
+
+def wire_tab_label(grant: gr.State, tab: gr.Tab) -> None:
+    """The console's tab shows the lock only while the console is locked: it follows the grant, so an
+    unlock, a lock and a grant expiring while the page is open all relabel it, with one listener."""
+
+    def label(current: Any) -> gr.Tab:
+        return gr.Tab(label=UNLOCKED_TAB_LABEL if is_granted(current) else LOCKED_TAB_LABEL)
+
+    grant.change(label, [grant], [tab], api_name="console_tab_label", **QUIET)
+
+
 def _keys(request: gr.Request | None) -> list[str]:
     """Who is knocking, for the unlock rate limit: the client's address as the Space's proxy saw it.
 

@@ -1,0 +1,34 @@
+"""Which events an operator means: the console's filters as one value, and what a bulk replay runs again.
+
+The console lists events by endpoint, state, repository, scope and time range, and a bulk replay
+runs again every event those filters match, so both ask the journal with the same `EventFilter`:
+what the operator sees counted is what runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .records import EventState
+
+REPLAYABLE_STATES = (EventState.SUCCEEDED, EventState.FAILED, EventState.DEAD, EventState.SKIPPED)
+"""What a bulk replay runs again: events that ended, or wait for a retry. Queued, paused and running
+events will run anyway, and a duplicate is left out: its original is matched (or not) on its own, so
+one delivery never runs twice for one bulk replay."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventFilter:
+    """Events matching every field given (None matches anything).
+
+    `scope` matches that scope and the scopes under it by dotted segment (`repo` matches
+    `repo.content`, not `repo_content`); the time range is on when the delivery was received,
+    `received_from` included and `received_until` excluded (Unix seconds).
+    """
+
+    endpoint: str | None = None
+    state: str | None = None
+    repo: str | None = None
+    scope: str | None = None
+    received_from: float | None = None
+    received_until: float | None = None
