@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ..core.errors import EventNotFound
 from .records import EventRecord, EventState
 from .rows import record_from_row
-from .selection import REPLAYABLE_STATES, EventFilter
+from .selection import REPLAYABLE_STATES, EventFilter, filter_clause
 from .statements import KEEP_LAST_ATTEMPT, REPLAYED, REQUEUE
 
 if TYPE_CHECKING:
@@ -38,27 +38,6 @@ HOLD = "UPDATE events SET state = 'paused' WHERE endpoint = ? AND state IN ('que
 """An endpoint's events that wait to run are held: queued ones, and failed ones waiting for a retry."""
 RELEASE = "UPDATE events SET state = 'queued', next_attempt_at = NULL WHERE endpoint = ? AND state = 'paused'"
 _REPLAYABLE = "('" + "', '".join(REPLAYABLE_STATES) + "')"
-
-
-def filter_clause(where: EventFilter) -> tuple[str, list[Any]]:
-    """`where` as an SQL condition on `events` (or `event_rows`) and its parameters; "" matches everything."""
-    clauses: list[str] = []
-    parameters: list[Any] = []
-    for column, value in (("endpoint", where.endpoint), ("state", where.state), ("repo_name", where.repo)):
-        if value:
-            clauses.append(f"{column} = ?")
-            parameters.append(value)
-    if where.scope:
-        clauses.append("(scope = ? OR scope LIKE ? ESCAPE '\\')")
-        escaped = where.scope.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        parameters += [where.scope, escaped + ".%"]
-    if where.received_from is not None:
-        clauses.append("received_at >= ?")
-        parameters.append(where.received_from)
-    if where.received_until is not None:
-        clauses.append("received_at < ?")
-        parameters.append(where.received_until)
-    return " AND ".join(clauses), parameters
 
 
 class SQLiteOperations:

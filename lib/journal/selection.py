@@ -8,6 +8,7 @@ what the operator sees counted is what runs.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from .records import EventState
 
@@ -32,3 +33,27 @@ class EventFilter:
     scope: str | None = None
     received_from: float | None = None
     received_until: float | None = None
+
+
+def filter_clause(where: EventFilter, *, placeholder: str = "?") -> tuple[str, list[Any]]:
+    """`where` as an SQL condition on `events` (or `event_rows`) and its parameters; "" matches everything.
+
+    `placeholder` is the driver's mark for a parameter: `?` for sqlite3, `%s` for psycopg.
+    """
+    clauses: list[str] = []
+    parameters: list[Any] = []
+    for column, value in (("endpoint", where.endpoint), ("state", where.state), ("repo_name", where.repo)):
+        if value:
+            clauses.append(f"{column} = {placeholder}")
+            parameters.append(value)
+    if where.scope:
+        clauses.append(f"(scope = {placeholder} OR scope LIKE {placeholder} ESCAPE '\\')")
+        escaped = where.scope.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        parameters += [where.scope, escaped + ".%"]
+    if where.received_from is not None:
+        clauses.append(f"received_at >= {placeholder}")
+        parameters.append(where.received_from)
+    if where.received_until is not None:
+        clauses.append(f"received_at < {placeholder}")
+        parameters.append(where.received_until)
+    return " AND ".join(clauses), parameters

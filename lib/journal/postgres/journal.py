@@ -41,6 +41,7 @@ from . import statements as sql
 from .connection import DatabaseTarget
 from .jobs import PostgresJobs
 from .leases import Background, Health
+from .operations import PostgresOperations
 from .reads import ConsoleReads, event_record, event_row
 from .schema import migrate
 
@@ -69,7 +70,7 @@ def default_replica_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-class PostgresJournal(ConsoleReads, PostgresJobs):
+class PostgresJournal(ConsoleReads, PostgresOperations, PostgresJobs):
     """The `Journal` on a PostgreSQL database; see `protocol.py` for what each call promises.
 
     Building it touches no network: the pool opens, and the schema is created or migrated, on the
@@ -248,7 +249,8 @@ class PostgresJournal(ConsoleReads, PostgresJobs):
             inserted = await connection.execute(
                 sql.INSERT_EVENT, event_row(delivery, state, max_attempts, original_id, note, finished_at)
             )
-            event_id = (await inserted.fetchone())["id"]  # type: ignore[index]
+            row = await inserted.fetchone()
+            event_id, state = row["id"], EventState(row["state"])  # type: ignore[index]  # paused, should its endpoint be
             if decision == "new":
                 await connection.execute(sql.SET_ORIGINAL, (event_id, delivery.endpoint, delivery.delivery_key))
             if state == EventState.QUEUED or decision == "requeue":
@@ -317,7 +319,7 @@ class PostgresJournal(ConsoleReads, PostgresJobs):
             )
         if rows:
             await connection.execute(sql.NOTIFY, (sql.CHANNEL, ""))
-        return sum(1 for row in rows if row["state"] == EventState.QUEUED)
+        return sum(1 for row in rows if row["state"] != EventState.DEAD)  # queued, or paused with their endpoint
 
     async def take_over_expired(self) -> int:
         """The heartbeat's look for dead replicas' events (`leases.py`)."""

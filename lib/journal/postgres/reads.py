@@ -1,4 +1,4 @@
-"""The console's calls on the PostgreSQL journal (events, attempts, the deliveries list, replays, statistics),
+"""The console's reads on the PostgreSQL journal (an event, its attempts, statistics),
 and how its rows read back and are written.
 
 Each read first writes the acknowledgement times still kept in memory, so it sees every write made
@@ -12,14 +12,13 @@ from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from ...core.errors import EventNotFound
 from ..records import Attempt, Delivery, EventRecord, EventState, JournalStats
 from ..rows import percentile, record_from_row
 from . import statements as sql
 
 
 class ConsoleReads:
-    """`get`, `attempts`, `list_recent`, `replay`, `replay_dead` and `stats`, through the journal's
+    """`get`, `attempts` and `stats`, through the journal's
     `_rows` and `transaction` (`journal.py`)."""
 
     async def _rows(self, doing: str, query: str, parameters: Any = None) -> list[dict[str, Any]]:
@@ -40,62 +39,6 @@ class ConsoleReads:
     async def attempts(self, event_id: int) -> list[Attempt]:
         rows = await self._rows("read an event's attempts", sql.ATTEMPTS, {"id": event_id})
         return [Attempt(**row) for row in rows]
-
-    async def list_recent(
-        self,
-        *,
-        limit: int = 100,
-        endpoint: str | None = None,
-        state: str | None = None,
-        repo: str | None = None,
-        scope: str | None = None,
-    ) -> list[EventRecord]:
-        clauses, parameters = [], []
-        for column, value in (("endpoint", endpoint), ("state", state), ("repo_name", repo)):
-            if value:
-                clauses.append(f"{column} = %s")
-                parameters.append(value)
-        if scope:
-            clauses.append("(scope = %s OR scope LIKE %s)")
-            escaped = scope.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            parameters += [scope, escaped + ".%"]
-        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-        rows = await self._rows(
-            "list events", f"SELECT * FROM events {where} ORDER BY id DESC LIMIT %s", (*parameters, limit)
-        )
-        return [event_record(row) for row in rows]
-
-    async def replay(self, event_id: int, *, max_attempts: int) -> EventRecord:
-        async with self.transaction("replay an event") as connection:
-            row = await (
-                await connection.execute("SELECT state, original_id FROM events WHERE id = %s FOR UPDATE", (event_id,))
-            ).fetchone()
-            if row is None:
-                raise EventNotFound(f"No event {event_id} in the journal.")
-            target = row["original_id"] if row["state"] == EventState.DUPLICATE else event_id
-            await connection.execute(sql.KEEP_LAST_ATTEMPT, (target,))
-            await connection.execute(sql.REPLAYED, (target,))
-            await connection.execute(sql.REQUEUE, (max_attempts, target))
-            await connection.execute(sql.NOTIFY, (sql.CHANNEL, ""))
-            return await self._fetch(connection, target)  # type: ignore[return-value]
-
-    async def replay_dead(self, endpoint: str, *, max_attempts: int) -> list[int]:
-        async with self.transaction("replay dead events") as connection:
-            rows = await (
-                await connection.execute(
-                    "SELECT id FROM events WHERE endpoint = %s AND state = 'dead' ORDER BY id FOR UPDATE", (endpoint,)
-                )
-            ).fetchall()
-            ids = [row["id"] for row in rows]
-            if ids:
-                await connection.execute("UPDATE events SET replays = replays + 1 WHERE id = ANY(%s)", (ids,))
-                await connection.execute(
-                    "UPDATE events SET state = 'queued', next_attempt_at = NULL, finished_at = NULL, "
-                    "max_attempts = attempts + %s WHERE id = ANY(%s) AND state = 'dead'",
-                    (max_attempts, ids),
-                )
-                await connection.execute(sql.NOTIFY, (sql.CHANNEL, ""))
-            return ids
 
     async def stats(self, *, since: float) -> JournalStats:
         counts = await self._rows("read statistics", sql.STATS_COUNTS, (since,))

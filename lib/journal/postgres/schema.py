@@ -91,6 +91,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     reported BOOLEAN NOT NULL DEFAULT FALSE,
     PRIMARY KEY (event_id, label)
 );
+CREATE TABLE IF NOT EXISTS endpoint_pauses (endpoint TEXT PRIMARY KEY, paused_at DOUBLE PRECISION NOT NULL);
 CREATE INDEX IF NOT EXISTS jobs_by_launch ON jobs (endpoint, launched_at);
 CREATE INDEX IF NOT EXISTS jobs_by_label ON jobs (label);
 """
@@ -101,7 +102,8 @@ row lock (`INSERT ... ON CONFLICT`), so two copies arriving at two replicas at o
 the other. `attempts` holds the attempts that did not end the event well and earlier runs of a replayed
 one; the running or successful attempt lives on the event's row, as in the SQLite journal. `jobs` holds
 the Hub Jobs handlers launched, as in the SQLite journal; a `job_running` event holds its repository's
-lane (`events_one_running_per_key` counts it as running)."""
+lane (`events_one_running_per_key` counts it as running). `endpoint_pauses` holds the paused endpoints:
+every replica's claims read it, so a pause made at one console holds the endpoint everywhere."""
 
 MIGRATIONS: dict[int, str] = {}
 """`MIGRATIONS[n]` turns a schema of version n into version n + 1, inside the locked transaction."""

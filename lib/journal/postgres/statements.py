@@ -12,16 +12,23 @@ CHANNEL = "hub_webhooks_journal"
 """Where a replica says it queued something (`NOTIFY`), so the others' workers look at once."""
 UNFINISHED = "state IN ('queued', 'running', 'failed', 'job_running')"
 DB_NOW = "extract(epoch from clock_timestamp())"
+NOT_PAUSED = "NOT EXISTS (SELECT 1 FROM endpoint_pauses AS z WHERE z.endpoint = {endpoint})"
+"""Whether an endpoint runs: a pause, recorded by any replica's console, holds its events at every replica."""
+WAITING_STATE = f"CASE WHEN {NOT_PAUSED.format(endpoint='events.endpoint')} THEN 'queued' ELSE 'paused' END"
+"""The state of an event about to wait for its run: `paused` while its endpoint is."""
 """The database's clock, in seconds since the epoch: what leases are measured against."""
 
 _CLAIMABLE = f"""e.state IN ('queued', 'failed')
   AND (e.next_attempt_at IS NULL OR e.next_attempt_at <= %(now)s)
+  AND {NOT_PAUSED.format(endpoint="e.endpoint")}
   AND (e.order_key IS NULL OR (
         e.id = (SELECT MIN(p.id) FROM events AS p WHERE p.order_key = e.order_key AND p.{UNFINISHED})
         AND NOT EXISTS (
             SELECT 1 FROM events AS r WHERE r.order_key = e.order_key AND r.state IN ('running', 'job_running'))))"""
-"""Due, and the oldest unfinished event of its order key with none of that key running (its handler, or the
-Hub Job its handler launched)."""
+"""Due, of an endpoint that is not paused, and the oldest unfinished event of its order key with none of that
+key running (its handler, or the Hub Job its handler launched). The pause is checked here too, not only
+by holding the waiting events: a delivery recorded at another replica while the pause committed may be
+`queued` under it."""
 
 CANDIDATES = f"""
 SELECT e.id, e.endpoint FROM events AS e
@@ -47,6 +54,7 @@ CLAIM_NEXT = f"""
 UPDATE events SET {_RUNNING}
 WHERE id = (SELECT e.id FROM events AS e WHERE e.order_key = %(key)s AND e.{UNFINISHED} ORDER BY e.id LIMIT 1)
   AND state IN ('queued', 'failed') AND (next_attempt_at IS NULL OR next_attempt_at <= %(now)s)
+  AND {NOT_PAUSED.format(endpoint="events.endpoint")}
 RETURNING id
 """
 """The head of an order key, if it waits and is due; a running head (here or elsewhere) claims nothing."""
@@ -65,17 +73,19 @@ SELECT e.id, e.state, e.finished_at, e.error FROM k JOIN events AS e ON e.id = k
 """
 """The key's row, locked until commit (a second copy of the delivery at another replica waits here
 and then sees the first), and the event a redelivery repeats, if any."""
-INSERT_EVENT = """
+INSERT_EVENT = f"""
 INSERT INTO events (endpoint, delivery_key, webhook_id, received_at, headers, query, scope, action, repo_name,
     repo_type, order_key, is_test, state, attempts, max_attempts, original_id, note, finished_at, body)
 VALUES (%(endpoint)s, %(delivery_key)s, %(webhook_id)s, %(received_at)s, %(headers)s, %(query)s, %(scope)s,
-    %(action)s, %(repo_name)s, %(repo_type)s, %(order_key)s, %(is_test)s, %(state)s, 0, %(max_attempts)s,
-    %(original_id)s, %(note)s, %(finished_at)s, %(body)s)
-RETURNING id
+    %(action)s, %(repo_name)s, %(repo_type)s, %(order_key)s, %(is_test)s,
+    CASE WHEN %(state)s::text <> 'queued' OR {NOT_PAUSED.format(endpoint="%(endpoint)s")}
+        THEN %(state)s ELSE 'paused' END,
+    0, %(max_attempts)s, %(original_id)s, %(note)s, %(finished_at)s, %(body)s)
+RETURNING id, state
 """
 SET_ORIGINAL = "UPDATE delivery_keys SET original_id = %s WHERE endpoint = %s AND delivery_key = %s"
 REQUEUE = (
-    "UPDATE events SET state = 'queued', next_attempt_at = NULL, finished_at = NULL, lease_until = NULL, "
+    f"UPDATE events SET state = {WAITING_STATE}, next_attempt_at = NULL, finished_at = NULL, lease_until = NULL, "
     "max_attempts = attempts + %s WHERE id = %s AND state NOT IN ('running', 'job_running')"
 )
 NOTIFY = "SELECT pg_notify(%s, %s)"
@@ -115,7 +125,7 @@ WITH gone AS (
     ON CONFLICT (event_id, number) DO NOTHING
 )
 UPDATE events AS e SET
-    state = CASE WHEN e.attempts >= e.max_attempts THEN 'dead' ELSE 'queued' END,
+    state = CASE WHEN e.attempts >= e.max_attempts THEN 'dead' ELSE {WAITING_STATE.replace("events.", "e.")} END,
     finished_at = CASE WHEN e.attempts >= e.max_attempts THEN %(now)s END,
     error = CASE WHEN e.attempts >= e.max_attempts THEN %(stopped)s ELSE e.error END,
     lease_until = NULL
