@@ -2,13 +2,15 @@
 
 Run from the repository root:
 
-    .venv/bin/python bench/run.py            # full run, about 2 minutes
-    .venv/bin/python bench/run.py --quick    # smoke run, under a minute
+    .venv/bin/python bench/run.py            # full run, about 3 minutes
+    .venv/bin/python bench/run.py --quick    # smoke run, about a minute
 
-Needs only requirements-dev.txt (uvloop comes with uvicorn[standard]); no Debian package.
+Needs requirements-dev.txt (uvloop comes with uvicorn[standard]) and, for the PostgreSQL rows, Debian's
+`postgresql` binaries (which `bin/test` installs; `--only raw,bare,reference,ours` leaves them out).
 Each server runs as its own process, one at a time, pinned to CPU 1 while this process (the load
-generator) runs on CPU 0 (`--no-pin` to let the kernel place them). See bench/README.md for
-what is measured and why; the table is printed and written to bench/results/latest.md.
+generator) runs on CPU 0 (`--no-pin` to let the kernel place them); the PostgreSQL server, a throwaway
+local cluster (`tests/pg_server.py`) with its durability settings as shipped, is not pinned. See
+bench/README.md for what is measured and why; the table is printed and written to bench/results/latest.md.
 """
 
 from __future__ import annotations
@@ -28,15 +30,17 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import httpx
+import psycopg
 import uvloop
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loadgen import LoadResult, build_request, run_load
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent.parent / "tests")]
+from loadgen import LoadResult, build_request, run_load  # noqa: E402
+from pg_server import postgres_server  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -60,10 +64,12 @@ class Server:
 
     label: str
     kind: str
-    """ours | reference | bare | raw"""
+    """ours | ours-pg | reference | bare | raw (`ours-pg`: ours with its journal on PostgreSQL)"""
     env: dict[str, str] = field(default_factory=dict)
     slow: bool = True
     """Whether it has the slow endpoint (for the 40 s handler table)."""
+    receivers: int = 1
+    """How many processes of it share the load (and, for `ours-pg`, one database)."""
 
 
 @dataclass
@@ -72,6 +78,7 @@ class Running:
     port: int
     log_path: Path
     data_dir: Path | None
+    database_url: str | None = None
 
     def rss_mib(self) -> float | None:
         try:
@@ -122,7 +129,7 @@ def lay_out_space(folder: Path) -> None:
 
 
 def command_for(kind: str, folder: Path) -> list[str]:
-    if kind == "ours":
+    if kind.startswith("ours"):
         return [sys.executable, "app.py"]
     return [sys.executable, str(SERVERS / f"{kind}.py")]
 
@@ -152,7 +159,7 @@ def wait_until_ready(running: Running) -> None:
 def started(server: Server, workdir: Path, *, pin: bool, slow_seconds: float) -> Iterator[Running]:
     folder = Path(tempfile.mkdtemp(prefix=f"{server.kind}-", dir=workdir))
     data_dir = None
-    if server.kind == "ours":
+    if server.kind.startswith("ours"):
         lay_out_space(folder)
         data_dir = folder / "data"
     port = free_port()
@@ -185,7 +192,7 @@ def started(server: Server, workdir: Path, *, pin: bool, slow_seconds: float) ->
             start_new_session=True,
             preexec_fn=(lambda: os.sched_setaffinity(0, {SERVER_CPU})) if pin else None,
         )
-    running = Running(process, port, log_path, data_dir)
+    running = Running(process, port, log_path, data_dir, server.env.get("DATABASE_URL"))
     try:
         wait_until_ready(running)
         yield running
@@ -204,12 +211,17 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=10)
 
 
-def journal_counts(data_dir: Path | None) -> dict[str, int] | None:
-    path = data_dir / "journal.sqlite3" if data_dir else None
+def journal_counts(running: Running) -> dict[str, int] | None:
+    """The journal's events by state after the load (its SQLite file, or its PostgreSQL database)."""
+    query = "SELECT state, COUNT(*) FROM events GROUP BY state"
+    if running.database_url is not None:
+        with psycopg.connect(running.database_url) as connection:
+            return dict(connection.execute(query).fetchall())  # type: ignore[arg-type]
+    path = running.data_dir / "journal.sqlite3" if running.data_dir else None
     if path is None or not path.exists():
         return None
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
-        return dict(connection.execute("SELECT state, COUNT(*) FROM events GROUP BY state").fetchall())
+        return dict(connection.execute(query).fetchall())
 
 
 def generator_cpu_seconds() -> float:
@@ -218,32 +230,60 @@ def generator_cpu_seconds() -> float:
 
 
 def load(
-    running: Running, *, requests: int, warmup: int, concurrency: int, max_seconds: float
+    receivers: list[Running], *, requests: int, warmup: int, concurrency: int, max_seconds: float
 ) -> tuple[LoadResult, float, float]:
-    """Warm up, then measure; returns (result, server CPU s, generator CPU s) of the measured phase."""
-    request = build_request(
-        "/webhooks/trivial", f"{HOST}:{running.port}", PAYLOAD.read_bytes(), {"X-Webhook-Secret": SECRET}
-    )
+    """Warm up, then measure, the senders and requests shared evenly among the receivers; returns (the
+    merged result, the receivers' CPU s, the generator's CPU s) of the measured phase."""
+    body = PAYLOAD.read_bytes()
+    requests_for = [
+        build_request("/webhooks/trivial", f"{HOST}:{running.port}", body, {"X-Webhook-Secret": SECRET})
+        for running in receivers
+    ]
+    share = max(1, concurrency // len(receivers))
+
+    async def phase(count: int, first_index: int) -> LoadResult:
+        parts = await asyncio.gather(
+            *(
+                run_load(
+                    HOST,
+                    running.port,
+                    request,
+                    requests=count // len(receivers),
+                    concurrency=share,
+                    max_seconds=max_seconds,
+                    first_index=first_index + index * 10**8,
+                )
+                for index, (running, request) in enumerate(zip(receivers, requests_for, strict=True))
+            )
+        )
+        return merged(parts)
 
     async def phases() -> tuple[LoadResult, float, float]:
         if warmup:
-            await run_load(
-                HOST, running.port, request, requests=warmup, concurrency=concurrency, max_seconds=max_seconds
-            )
-        server_cpu, generator_cpu = running.cpu_seconds(), generator_cpu_seconds()
-        result = await run_load(
-            HOST,
-            running.port,
-            request,
-            requests=requests,
-            concurrency=concurrency,
-            max_seconds=max_seconds,
-            first_index=warmup,
-        )
-        return result, running.cpu_seconds() - server_cpu, generator_cpu_seconds() - generator_cpu
+            await phase(warmup, 0)
+        server_cpu, generator_cpu = sum(r.cpu_seconds() for r in receivers), generator_cpu_seconds()
+        result = await phase(requests, warmup)
+        return result, sum(r.cpu_seconds() for r in receivers) - server_cpu, generator_cpu_seconds() - generator_cpu
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(phases())
+
+
+def merged(parts: list[LoadResult]) -> LoadResult:
+    """One result from the parts of a phase run side by side (its wall time is the longest part's)."""
+    if len(parts) == 1:
+        return parts[0]
+    total = LoadResult()
+    for part in parts:
+        total.sent += part.sent
+        total.latencies_ms += part.latencies_ms
+        total.errors += part.errors
+        total.error_samples += part.error_samples[: 5 - len(total.error_samples)]
+        total.timed_out = total.timed_out or part.timed_out
+        for status, count in part.statuses.items():
+            total.statuses[status] = total.statuses.get(status, 0) + count
+        total.elapsed_s = max(total.elapsed_s, part.elapsed_s)
+    return total
 
 
 def slow_request(running: Running) -> tuple[str, float]:
@@ -301,6 +341,13 @@ def render(args: argparse.Namespace, rows: list[LoadRow], slow_rows: list[SlowRo
             f"| {row.server.label} | {result.rate:.0f} | {fmt(result.percentile(0.5))} | "
             f"{fmt(result.percentile(0.99))} | {fmt(row.rss_mib, '.0f')} | {errors} |"
         )
+    if any(row.server.kind == "ours-pg" for row in rows):
+        lines += [
+            "",
+            "PostgreSQL rows: a throwaway local server with fsync and synchronous commit on (a delivery's commit "
+            "waits for its flush), not pinned; with two receivers each gets half the senders and the requests. "
+            "RSS and CPU are the receivers' (summed), never the database server's.",
+        ]
     lines += [
         "",
         "Where the CPU went during the measured phase (a server at ~100% of its one core is the bottleneck):",
@@ -339,6 +386,15 @@ def aim_lines(rows: list[LoadRow]) -> list[str]:
     by_kind = {row.server.kind: row.result for row in rows if not row.server.env}  # diagnostic rows do not count
     ours, reference, bare = by_kind.get("ours"), by_kind.get("reference"), by_kind.get("bare")
     lines = []
+    for row in rows:  # the PostgreSQL issue's aim: at least the reference's throughput, p99 no worse
+        if row.server.kind == "ours-pg" and reference and reference.rate and row.result.ok:
+            ratio = row.result.rate / reference.rate
+            p99, p99_ref = row.result.percentile(0.99), reference.percentile(0.99)
+            verdict = "met" if ratio >= 1 and p99 is not None and p99_ref is not None and p99 <= p99_ref else "NOT met"
+            lines.append(
+                f"- {row.server.label} vs reference: {ratio:.2f}x the throughput, p99 {fmt(p99)} ms vs "
+                f"{fmt(p99_ref)} ms (aim: >= 1x, p99 no worse): {verdict}"
+            )
     if ours and reference and reference.rate:
         ratio = ours.rate / reference.rate
         lines.append(f"- Throughput vs reference: {ratio:.2f}x (aim >= 1.4x): {'met' if ratio >= 1.4 else 'NOT met'}")
@@ -366,7 +422,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--extra", action="store_true", help="add diagnostic rows for ours (202 at once; per-repo ordering off)"
     )
-    parser.add_argument("--only", default="raw,bare,reference,ours", help="comma-separated subset of servers")
+    parser.add_argument(
+        "--only", default="raw,bare,reference,ours,ours-pg", help="comma-separated subset of servers (kinds)"
+    )
     args = parser.parse_args(argv)
     args.requests = args.requests or (300 if args.quick else 5000)
     args.warmup = args.warmup if args.warmup is not None else (100 if args.quick else 500)
@@ -381,6 +439,8 @@ def main(argv: list[str] | None = None) -> int:
         Server("bare FastAPI + hf WebhookPayload", "bare", slow=False),
         Server("huggingface_hub WebhooksServer", "reference"),
         Server("ours (journal on)", "ours"),
+        Server("ours, journal on PostgreSQL", "ours-pg", slow=False),
+        Server("ours, journal on PostgreSQL, two receivers", "ours-pg", slow=False, receivers=2),
     ]
     if args.extra:
         servers += [
@@ -392,20 +452,36 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[LoadRow] = []
     slow_rows: list[SlowRow] = []
     started_at = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="webhooks-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="webhooks-bench-") as tmp, ExitStack() as databases:
         workdir = Path(tmp)
+        database = None
         for server in servers:
             print(f"[{time.monotonic() - started_at:5.0f} s] {server.label}: starting", file=sys.stderr, flush=True)
-            with started(server, workdir, pin=args.pin, slow_seconds=args.slow_seconds) as running:
+            if server.kind == "ours-pg":
+                database = database or databases.enter_context(postgres_server(free_port(), durable=True))
+                server = replace(server, env={**server.env, "DATABASE_URL": database.create_database()})
+            with ExitStack() as processes:
+                receivers = [
+                    processes.enter_context(
+                        started(
+                            replace(server, env={**server.env, "WEBHOOK_REPLICA_ID": f"receiver-{index}"}),
+                            workdir,
+                            pin=args.pin,
+                            slow_seconds=args.slow_seconds,
+                        )
+                    )
+                    for index in range(server.receivers)
+                ]
+                running = receivers[0]
                 result, server_cpu, generator_cpu = load(
-                    running,
+                    receivers,
                     requests=args.requests,
                     warmup=args.warmup,
                     concurrency=args.concurrency,
                     max_seconds=args.max_seconds,
                 )
-                rss = running.rss_mib()
-                rows.append(LoadRow(server, result, rss, server_cpu, generator_cpu, journal_counts(running.data_dir)))
+                rss = sum(r.rss_mib() or 0.0 for r in receivers) or None
+                rows.append(LoadRow(server, result, rss, server_cpu, generator_cpu, journal_counts(running)))
                 print(
                     f"[{time.monotonic() - started_at:5.0f} s] {server.label}: {result.rate:.0f} req/s, "
                     f"{result.errors} errors",

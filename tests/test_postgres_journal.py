@@ -8,6 +8,7 @@ calls race as two processes' would), on the session's throwaway server (`tests/p
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import psycopg
@@ -19,6 +20,7 @@ from lib.core.errors import ConfigurationError, JournalUnavailable
 from lib.core.settings import Settings
 from lib.journal import EventState, SQLiteJournal, journal_location, open_journal
 from lib.journal.postgres import DatabaseTarget, PostgresJournal
+from lib.journal.postgres.leases import UNCLAIMED_SECONDS
 from lib.journal.postgres.schema import SCHEMA_VERSION
 
 pytestmark = pytest.mark.anyio
@@ -132,15 +134,35 @@ async def test_a_live_replica_keeps_its_events_past_the_lease(replicas) -> None:
     assert (await b.get(event_id)).state == EventState.RUNNING
 
 
-async def test_a_replica_hears_when_another_queues_an_event(replicas) -> None:
-    a, b, _ = replicas
+async def test_a_replica_hears_at_once_of_an_event_a_receive_only_replica_queued(
+    pg_server: PostgresServer, replicas
+) -> None:
+    _, b, url = replicas
+    receiver = PostgresJournal(url, replica="receiver", runs_handlers=False)
     heard = asyncio.Event()
     b.watch(heard.set)
     await b.get(0)  # connected: its listener starts
     await asyncio.sleep(0.3)
     heard.clear()
-    await record(a, delivery())
-    await asyncio.wait_for(heard.wait(), timeout=5)
+    try:
+        await record(receiver, delivery(received_at=time.time()))
+        await asyncio.wait_for(heard.wait(), timeout=0.5)  # far sooner than any heartbeat
+    finally:
+        await receiver.close()
+
+
+async def test_an_event_its_replica_left_unclaimed_wakes_the_others_at_their_heartbeat(replicas) -> None:
+    a, b, _ = replicas  # both run handlers: a claims what it records, and tells nobody
+    heard = asyncio.Event()
+    b.watch(heard.set)
+    await b.get(0)
+    await asyncio.sleep(0.5)
+    heard.clear()
+    recorded = await record(a, delivery(received_at=time.time()))  # a dies before claiming it
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(heard.wait(), timeout=UNCLAIMED_SECONDS - 0.8)
+    await asyncio.wait_for(heard.wait(), timeout=3)  # b's heartbeat (every third of its 1 s lease) looks
+    assert await b.claim(recorded.event.id, now=time.time()) is True
 
 
 async def test_replicas_starting_at_once_create_the_schema_once(pg_server: PostgresServer) -> None:

@@ -349,7 +349,10 @@ class Worker:
         """Claim a dispatched event in the journal: the event as it runs now, or None if it must wait.
 
         The journal refuses when the repository is busy elsewhere (another process, an event this
-        process has not seen) or the event was claimed already; it then waits its turn here.
+        process has not seen) or the event was claimed already. It then waits its turn behind its
+        repository's lane here, if there is one; else it runs when whoever holds its repository hands
+        it over, or a later scan claims it, and its request is answered 202 at once rather than
+        waiting its whole budget for an outcome that may come in another process.
         """
         try:
             taken = await self.journal.claim(event.id, now=(now := time.time()))
@@ -365,8 +368,11 @@ class Worker:
                 await self.journal.durable()
             return event.evolve(state=EventState.RUNNING, attempts=event.attempts + 1)
         self._release(event)
-        if payload is not None:
-            self._keep_waiting(event, payload)
+        if event.order_key is not None and event.order_key in self._running_keys:
+            if payload is not None:  # its repository's lane here hands it over
+                self._keep_waiting(event, payload)
+        else:  # its repository runs in another process (or waits for a retry): the request need not wait for it
+            resolve(self._waiters.pop(event.id, []), None)
         self.notify()
         return None
 

@@ -56,12 +56,24 @@ RECONNECT_GIVE_UP_SECONDS = 5.0
 call then tries at once. Longer, and its doubling delays would leave a database that came back unused
 for tens of seconds."""
 DATABASE_ERRORS = (psycopg.Error, PoolTimeout, OSError)
+LAZY_COMMITS = "SET synchronous_commit = off"
+"""Every connection's default: a commit returns once the database holds it, before its disk flush. A claim,
+an outcome or a replay then survives any crash of a replica, as a SQLite journal's commit survives a crash of
+its process; only a crash of the database server itself may lose its last fraction of a second of them,
+and those events run again. Deliveries are the exception (`FLUSHED_COMMIT`)."""
+FLUSHED_COMMIT = "SET LOCAL synchronous_commit = on"
+"""Recording a delivery waits for its disk flush (and a synchronous standby's, where there is one): it is
+acknowledged to the Hub, which will not send it again."""
 
 
 @contextlib.asynccontextmanager
 async def _alone() -> AsyncIterator[None]:
     """No transaction around the statements: each commits on its own (the connection is in autocommit)."""
     yield
+
+
+async def _lazy_commits(connection: psycopg.AsyncConnection[Any]) -> None:
+    await connection.execute(LAZY_COMMITS)
 
 
 def default_replica_id() -> str:
@@ -84,8 +96,9 @@ class PostgresJournal(ConsoleReads, PostgresOperations, PostgresJobs):
             renews its leases every third of it, and another takes the events over once it lapses.
         max_bytes: a cap on the journal's tables; past it, recording is a 503. None for no cap.
         pool_size: the most connections this process opens.
-        runs_handlers: whether this process runs the events it records (its receiver has a worker): the
-            other replicas then leave them to it for a moment (`leases.OWNER_GRACE_SECONDS`).
+        runs_handlers: whether this process runs the events it records (its receiver has a worker). If
+            not, each delivery it records wakes the other replicas' workers (`NOTIFY`); if so, it claims
+            them itself, and the others look only at what waits unclaimed (`leases.UNCLAIMED_SECONDS`).
 
     Raises:
         ConfigurationError: the URL cannot be parsed.
@@ -147,6 +160,7 @@ class PostgresJournal(ConsoleReads, PostgresOperations, PostgresJobs):
                     timeout=POOL_WAIT_SECONDS,
                     reconnect_timeout=RECONNECT_GIVE_UP_SECONDS,
                     kwargs={"row_factory": dict_row, "autocommit": True},
+                    configure=_lazy_commits,
                     name="journal",
                 )
                 await self._pool.open(wait=False)
@@ -167,11 +181,15 @@ class PostgresJournal(ConsoleReads, PostgresOperations, PostgresJobs):
         return POOL_WAIT_SECONDS if self.health_state.down_since is None else DOWN_WAIT_SECONDS
 
     @contextlib.asynccontextmanager
-    async def transaction(self, doing: str, *, atomic: bool = True) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    async def transaction(
+        self, doing: str, *, atomic: bool = True, pipelined: bool = False
+    ) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         """A connection in a transaction, committed on leaving; a database error is a 503 saying what failed.
 
         `atomic=False` for a call that runs one statement (or statements that stand alone): each commits
         as it runs, sparing the round trips of BEGIN and COMMIT, which are most of a short call's cost.
+        `pipelined=True` sends statements without waiting for each one's answer until a result is read
+        (psycopg's pipeline mode): BEGIN goes with the first statements, COMMIT with the last ones.
         Integrity errors are let through (a claim refused by the one-running-per-key index).
         """
         recovering = False
@@ -179,6 +197,7 @@ class PostgresJournal(ConsoleReads, PostgresOperations, PostgresJobs):
             pool = await self._open()
             async with (
                 pool.connection(timeout=self._wait_seconds()) as connection,
+                connection.pipeline() if pipelined else _alone(),
                 connection.transaction() if atomic else _alone(),
             ):
                 if self._recovery_pending:  # asked for while the database was away: made before any claim
@@ -215,7 +234,8 @@ class PostgresJournal(ConsoleReads, PostgresOperations, PostgresJobs):
                 f"The event journal's database holds more than WEBHOOK_JOURNAL_MAX_BYTES ({self.max_bytes}) "
                 "bytes: prune it or raise the cap."
             )
-        async with self.transaction("record the delivery") as connection:
+        async with self.transaction("record the delivery", pipelined=True) as connection:
+            await connection.execute(FLUSHED_COMMIT)
             if delivery.order_key is not None:
                 await connection.execute(sql.KEY_LOCK, (delivery.order_key,))
             key = {"endpoint": delivery.endpoint, "key": delivery.delivery_key}
@@ -253,8 +273,8 @@ class PostgresJournal(ConsoleReads, PostgresOperations, PostgresJobs):
             event_id, state = row["id"], EventState(row["state"])  # type: ignore[index]  # paused, should its endpoint be
             if decision == "new":
                 await connection.execute(sql.SET_ORIGINAL, (event_id, delivery.endpoint, delivery.delivery_key))
-            if state == EventState.QUEUED or decision == "requeue":
-                await connection.execute(sql.NOTIFY, (sql.CHANNEL, self.replica if self.runs_handlers else ""))
+            if not self.runs_handlers and (state == EventState.QUEUED or decision == "requeue"):
+                await connection.execute(sql.NOTIFY, (sql.CHANNEL, ""))  # for the workers: nobody here runs it
             original = await self._fetch(connection, original_id) if original_id is not None else None
         event = EventRecord.from_delivery(
             delivery,
@@ -325,6 +345,10 @@ class PostgresJournal(ConsoleReads, PostgresOperations, PostgresJobs):
         """The heartbeat's look for dead replicas' events (`leases.py`)."""
         async with self.transaction("take over expired leases", atomic=False) as connection:
             return await self._take_over(connection, mine=False)
+
+    async def waits_unclaimed(self, seconds: float) -> bool:
+        """Whether an event waits in the queue, received more than `seconds` ago (the heartbeat's look)."""
+        return bool(await self._rows("look for unclaimed events", sql.WAITS_UNCLAIMED, (time.time() - seconds,)))
 
     def _claiming(self, now: float, **more: Any) -> dict[str, Any]:
         return {"now": now, "replica": self.replica, "lease": self.lease_seconds, **more}

@@ -27,10 +27,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 LISTEN_BACKOFF_MAX_SECONDS = 30.0
-OWNER_GRACE_SECONDS = 1.0
-"""How long the other replicas leave an event to the replica that recorded it, when that one runs handlers:
-it claims it within milliseconds, and a replica that took it instead would leave the delivery's request
-waiting its whole acknowledgement budget for an outcome that arrives elsewhere."""
+UNCLAIMED_SECONDS = 2.0
+"""A queued event nobody claimed for this long is looked at by every replica's next heartbeat: its
+replica died before claiming it, or has no room. (The replica that records an event claims it within
+milliseconds when it can, so the others are not told of each delivery.)"""
 
 
 class Health:
@@ -73,7 +73,6 @@ class Background:
     def __init__(self, journal: PostgresJournal) -> None:
         self.journal = journal
         self._tasks: list[asyncio.Task[None]] = []
-        self._later: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
         if not self._tasks:
@@ -83,8 +82,6 @@ class Background:
             ]
 
     async def stop(self) -> None:
-        if self._later is not None:
-            self._later.cancel()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -104,7 +101,7 @@ class Background:
 
     async def beat(self) -> None:
         """Write the outcomes kept while the database was away, renew this replica's leases, take over
-        expired ones, and look at the size cap."""
+        expired ones, look at the size cap, and wake the worker if events wait unclaimed."""
         journal = self.journal
         await journal.write_unwritten()
         async with journal.transaction("renew leases", atomic=False) as connection:
@@ -112,24 +109,14 @@ class Background:
             if journal.max_bytes is not None:
                 size = (await (await connection.execute(sql.JOURNAL_BYTES)).fetchone())["coalesce"]  # type: ignore[index]
                 journal.full = size > journal.max_bytes
-        if await journal.take_over_expired():
+        if await journal.take_over_expired() or await journal.waits_unclaimed(UNCLAIMED_SECONDS):
             journal.changed()
 
     def _heard(self, sender: str) -> None:
-        """Another replica queued something: look now if it will not run it itself (`sender` is "": a
-        receive-only replica, a replay, a takeover), else after `OWNER_GRACE_SECONDS`, in case it could not."""
-        journal = self.journal
-        if sender == journal.replica:
-            return
-        if not sender:
-            journal.changed()
-        elif self._later is None or self._later.cancelled():
-            loop = asyncio.get_running_loop()
-            self._later = loop.call_later(OWNER_GRACE_SECONDS, self._look_later)
-
-    def _look_later(self) -> None:
-        self._later = None
-        self.journal.changed()
+        """Another replica queued something it will not run itself (a receive-only replica, a replay, a
+        takeover): look now."""
+        if sender != self.journal.replica:
+            self.journal.changed()
 
     async def _listen(self) -> None:
         """Wake the worker when another replica queued something; reconnect with backoff when cut off."""

@@ -58,6 +58,7 @@ WHERE id = (SELECT e.id FROM events AS e WHERE e.order_key = %(key)s AND e.{UNFI
 RETURNING id
 """
 """The head of an order key, if it waits and is due; a running head (here or elsewhere) claims nothing."""
+WAITS_UNCLAIMED = "SELECT 1 FROM events WHERE state = 'queued' AND received_at < %s LIMIT 1"
 ANYTHING_DUE = f"SELECT 1 FROM events AS e WHERE {_CLAIMABLE} AND NOT (e.endpoint = ANY(%(full)s)) LIMIT 1"
 
 KEY_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
