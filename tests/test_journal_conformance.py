@@ -725,6 +725,14 @@ async def test_recovery_counts_every_interrupted_attempt_and_leaves_the_last_one
     assert (await journal.get(event_id)).attempts == 2
 
 
+async def test_what_runs_in_this_process_never_runs_elsewhere(journal: Journal) -> None:
+    event_id = (await record(journal, delivery())).event.id
+    assert await journal.runs_elsewhere("/webhooks/a model/org/model") is False  # queued: runs nowhere yet
+    assert await claim_ids(journal) == [event_id]
+    assert await journal.runs_elsewhere("/webhooks/a model/org/model") is False  # running here
+    assert await journal.runs_elsewhere(None) is False
+
+
 # --- pausing an endpoint ---------------------------------------------------------------------------------
 
 

@@ -125,6 +125,43 @@ async def test_an_event_taken_over_on_its_last_attempt_is_dead_and_a_redelivery_
     assert await claim_ids(b) == []
 
 
+async def test_a_replica_knows_when_another_runs_a_repository(replicas) -> None:
+    a, b, _ = replicas
+    first = (await record(a, delivery())).event.id
+    second = (await record(b, delivery())).event.id
+    assert await a.claim(first, now=T0) is True
+    assert await b.claim(second, now=T0) is False  # the repository runs at a
+    assert (await b.runs_elsewhere(ORDER_KEY), await a.runs_elsewhere(ORDER_KEY)) == (True, False)
+    assert await b.runs_elsewhere("/webhooks/a model/org/other") is False
+    await a.finish(first, result=None, handler_ms=1)
+    assert await b.runs_elsewhere(ORDER_KEY) is False
+
+
+async def test_the_replica_that_received_an_event_hears_when_another_ran_it(replicas) -> None:
+    a, b, _ = replicas
+    ended: list[int] = []
+    got = asyncio.Event()
+    b.watch_ended(lambda event_id: (ended.append(event_id), got.set()))
+    told_a: list[int] = []
+    a.watch_ended(told_a.append)  # it ran them: nobody to tell
+    await b.get(0), await a.get(0)
+    await asyncio.sleep(0.3)  # b's listener is connected
+    at_b = [(await record(b, delivery(order=False))).event.id for _ in range(3)]
+    at_a = (await record(a, delivery(order=False))).event.id
+    assert sorted(await claim_ids(a)) == sorted([*at_b, at_a])
+    await a.finish(at_b[0], result={"ok": 1}, handler_ms=1)
+    await a.fail(at_b[1], error="boom", handler_ms=1, retry_at=T0 + 60)
+    await a.skip(at_b[2], reason="not for us")
+    await a.finish(at_a, result=None, handler_ms=1)
+    async with asyncio.timeout(5):
+        while len(ended) < 3:
+            got.clear()
+            await got.wait()
+    assert sorted(ended) == sorted(at_b)
+    assert told_a == []
+    assert (await b.get(at_b[0])).result == {"ok": 1}
+
+
 async def test_a_live_replica_keeps_its_events_past_the_lease(replicas) -> None:
     a, b, _ = replicas
     event_id = (await record(a, delivery())).event.id

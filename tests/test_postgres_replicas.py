@@ -222,6 +222,56 @@ def test_two_receivers_and_a_worker_share_one_journal_and_survive_a_receiver_kil
             app.stop()
 
 
+GATED_HANDLER = (
+    PREAMBLE
+    + """
+def handle(payload: WebhookPayload, request: Request):
+    me = os.environ["WEBHOOK_REPLICA_ID"]
+    note("start", me, payload.repo.name, request.headers["webhook-id"])
+    if request.headers["webhook-id"] == "first":
+        wait_gate("open")
+    return {"ran_on": me, "webhook_id": request.headers["webhook-id"]}
+"""
+)
+
+
+@pytest.mark.timeout(180)
+def test_a_delivery_whose_repository_runs_at_another_replica_is_answered_with_its_outcome(
+    tmp_path: Path, pg_server: PostgresServer
+) -> None:
+    """Receiver b records an event of a repository receiver a is running: a runs it next, in order, and
+    b's request answers 200 with its handler's result (as the reference would), not 202 at its budget."""
+    url = pg_server.create_database()
+    (tmp_path / "probe" / "gates").mkdir(parents=True)
+    folder = make_space(tmp_path / "space", {"replica.py": GATED_HANDLER})
+    budget = {"WEBHOOK_ACK_BUDGET": "20"}
+    a = start_app(folder, replica_env(tmp_path, url, "receiver-a") | budget)
+    b = start_app(folder, replica_env(tmp_path, url, "receiver-b") | budget)
+    log = Log(tmp_path / "probe")
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            first = pool.submit(post, a, "org/shared", "first")
+            wait_until(lambda: any(line[3] == "first" for line in log.lines()), message="a to run the first event")
+            second = pool.submit(post, b, "org/shared", "second")
+            with psycopg.connect(url) as connection:  # b recorded it, and it waits behind the first
+                wait_until(
+                    lambda: (
+                        connection.execute("SELECT state FROM events WHERE webhook_id = 'second'").fetchone()
+                        == ("queued",)
+                    ),
+                    message="b to record the second event",
+                )
+            time.sleep(0.5)  # b's claim was refused meanwhile: a runs the repository
+            (tmp_path / "probe" / "gates" / "open").touch()
+            answers = first.result(timeout=60), second.result(timeout=60)
+        assert [answer.status_code for answer in answers] == [200, 200], [answer.text for answer in answers]
+        assert answers[1].json() == {"ran_on": "receiver-a", "webhook_id": "second"}  # the handler's own answer
+        assert [line[3] for line in log.lines()] == ["first", "second"]
+    finally:
+        for app in (a, b):
+            app.stop()
+
+
 def test_a_worker_without_a_database_url_refuses_to_start(tmp_path: Path) -> None:
     folder = make_space(tmp_path / "space", {"replica.py": REPLICA_HANDLER})
     env = base_env(tmp_path / "data")

@@ -158,6 +158,14 @@ class Journal(Protocol):
         """
         ...
 
+    async def runs_elsewhere(self, order_key: str | None) -> bool:
+        """Whether another process runs an event of `order_key` now (a replica sharing this journal).
+
+        The worker asks when a claim was refused: the request then stops waiting for an outcome that
+        would come in that process. Always False for a journal only one process uses (SQLite).
+        """
+        ...
+
     def attempt_started(self, event_id: int, attempt: int) -> None:
         """Note, before a handler runs, that this attempt began, so that it counts even if the process dies.
 
@@ -193,6 +201,15 @@ class Journal(Protocol):
 
         So a worker sharing a journal hears of work at once, not at its next poll. A backend that no
         other process writes never calls it.
+        """
+        ...
+
+    def watch_ended(self, callback: Callable[[int], None]) -> None:
+        """Call `callback(event_id)` (on the loop) when another process ended an attempt of an event this
+        process recorded. Only registers it.
+
+        So the request waiting to answer with that event's outcome answers as soon as it is known,
+        whichever replica ran it. A backend that no other process writes never calls it.
         """
         ...
 

@@ -324,6 +324,9 @@ class SQLiteJournal(SQLiteJobs, SQLiteOperations):
             self._writes.keep(MARK_RUNNING, (now, head[0]))
             return head[0]
 
+    async def runs_elsewhere(self, order_key: str | None) -> bool:
+        return False  # the app is the one process running attempts on its file
+
     def attempt_started(self, event_id: int, attempt: int) -> None:
         if self._starts is not None:
             self._starts.note(event_id, attempt)
@@ -339,6 +342,9 @@ class SQLiteJournal(SQLiteJobs, SQLiteOperations):
 
     def watch(self, callback: Callable[[], None]) -> None:
         """Nothing to watch: only this process writes the file."""
+
+    def watch_ended(self, callback: Callable[[int], None]) -> None:
+        """Nothing to watch: every attempt of this file's events runs in this process."""
 
     async def health(self) -> str | None:
         return None  # a full disk or a loss is reported through 503s and `damage()`

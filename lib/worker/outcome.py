@@ -17,7 +17,7 @@ from typing import Any
 from fastapi.encoders import jsonable_encoder
 from starlette.responses import Response
 
-from ..core.errors import HandlerRefused
+from ..core.errors import HandlerRefused, JournalUnavailable
 from ..core.settings import Settings
 from ..journal import EventRecord, Journal, retry_delay
 
@@ -80,6 +80,28 @@ def resolve(waiters: list[OutcomeFuture], outcome: Outcome | None) -> None:
     for future in waiters:
         if not future.done():
             future.set_result(outcome)
+
+
+_ANSWERING: set[asyncio.Task[None]] = set()
+
+
+def answer_from_journal(journal: Journal, waiters: dict[int, list[OutcomeFuture]], event_id: int) -> None:
+    """Hand the outcome of an attempt another process ran to the requests waiting for it here, read back
+    from the journal (a handler's own `Response` is then its stored form, as a replay shows it)."""
+    if not waiters.get(event_id):
+        return
+
+    async def answer() -> None:
+        try:
+            event = await journal.get(event_id)
+        except JournalUnavailable:
+            return  # the request answers 202 when its budget ends
+        if event is not None:
+            resolve(waiters.pop(event_id, []), Outcome(event))
+
+    task = asyncio.get_running_loop().create_task(answer(), name=f"answer-{event_id}")
+    _ANSWERING.add(task)
+    task.add_done_callback(_ANSWERING.discard)
 
 
 def add_waiter(waiters: dict[int, list[OutcomeFuture]], event_id: int, future: OutcomeFuture) -> None:

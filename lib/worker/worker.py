@@ -33,6 +33,7 @@ from ..core.settings import Settings
 from ..hub.client import CommitLedger, using_ledger
 from ..hub.loop_guard import loop_guard_rejection
 from ..journal import EventRecord, EventState, Journal, Recorded
+from . import outcome as outcomes
 from .bulkhead import EndpointLoad
 from .invoke import call_handler
 from .job_follower import JobFollower
@@ -114,6 +115,7 @@ class Worker:
                 retrying,
             )
         self.journal.watch(self.notify)  # another replica queued work: look now, not at the next poll
+        self.journal.watch_ended(lambda event_id: outcomes.answer_from_journal(self.journal, self._waiters, event_id))
         self._loop_task = asyncio.create_task(self._run(), name="webhook-worker")
         self.jobs.start()
 
@@ -209,12 +211,6 @@ class Worker:
         self._waiting[event.id] = (event, payload)
         self._waiting_lanes[event.order_key] += 1
         return True
-
-    def _keep_waiting(self, event: EventRecord, payload: WebhookPayload | None) -> None:
-        """An event whose claim was refused waits its turn; wake the loop if nothing here will hand it over."""
-        self._hold(event, payload)
-        if event.order_key is None or event.order_key not in self._running_keys:
-            self.notify()
 
     def _start(self, event: EventRecord, payload: WebhookPayload | None, *, claimed: bool = True) -> None:
         """Run `event` in a lane task of its own: claimed by a scan, or (`claimed=False`) to claim first."""
@@ -348,11 +344,8 @@ class Worker:
     async def _claim(self, event: EventRecord, payload: WebhookPayload | None) -> EventRecord | None:
         """Claim a dispatched event in the journal: the event as it runs now, or None if it must wait.
 
-        The journal refuses when the repository is busy elsewhere (another process, an event this
-        process has not seen) or the event was claimed already. It then waits its turn behind its
-        repository's lane here, if there is one; else it runs when whoever holds its repository hands
-        it over, or a later scan claims it, and its request is answered 202 at once rather than
-        waiting its whole budget for an outcome that may come in another process.
+        The journal refuses when the repository is busy (here, or in another process, which then runs
+        it in turn) or the event was claimed already.
         """
         try:
             taken = await self.journal.claim(event.id, now=(now := time.time()))
@@ -368,11 +361,14 @@ class Worker:
                 await self.journal.durable()
             return event.evolve(state=EventState.RUNNING, attempts=event.attempts + 1)
         self._release(event)
-        if event.order_key is not None and event.order_key in self._running_keys:
-            if payload is not None:  # its repository's lane here hands it over
-                self._keep_waiting(event, payload)
-        else:  # its repository runs in another process (or waits for a retry): the request need not wait for it
-            resolve(self._waiters.pop(event.id, []), None)
+        try:
+            elsewhere = await self.journal.runs_elsewhere(event.order_key)
+        except JournalUnavailable:
+            elsewhere = False
+        if elsewhere:  # that process's lane takes it next, and its outcome comes back here (`watch_ended`)
+            return None
+        if payload is not None and event.order_key is not None and self._hold(event, payload):
+            return None  # it waits behind its repository's older event, whose progress hands it over
         self.notify()
         return None
 

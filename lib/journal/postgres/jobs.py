@@ -15,6 +15,7 @@ from typing import Any
 from ..job_records import FINAL_JOB_STAGES, FollowedJob, JobRecord, JobStats
 from ..records import EventRecord, EventState
 from ..rows import percentile
+from .statements import TELL_RECEIVER
 
 FINAL = list(sorted(FINAL_JOB_STAGES))
 UPSERT_JOB = """
@@ -29,10 +30,13 @@ ON CONFLICT (event_id, label) DO UPDATE SET
     timeout_seconds = COALESCE(EXCLUDED.timeout_seconds, jobs.timeout_seconds)
 WHERE jobs.stage <> ALL(%(final)s)
 """
-START_JOB = (
-    "UPDATE events SET state = 'job_running', result = %s, error = NULL, handler_ms = %s, lease_until = NULL "
-    "WHERE id = %s AND state = 'running' AND replica = %s"
-)
+START_JOB = f"""
+WITH ended AS (
+    UPDATE events SET state = 'job_running', result = %(result)s, error = NULL, handler_ms = %(handler_ms)s,
+        lease_until = NULL
+    WHERE id = %(id)s AND state = 'running' AND replica = %(replica)s RETURNING id, received_by
+) {TELL_RECEIVER}
+"""
 JOB_SUCCEEDED = "UPDATE events SET state = 'succeeded', finished_at = %s WHERE id = %s AND state = 'job_running'"
 CLOSE_JOB_ATTEMPT = """
 INSERT INTO attempts (event_id, number, started_at, finished_at, outcome, detail, replica)
@@ -121,7 +125,9 @@ class PostgresJobs:
     async def start_job(self, event: EventRecord, *, job: JobRecord, result: Any, handler_ms: float) -> EventRecord:
         async with self.transaction("record a launched job") as connection:
             await connection.execute(UPSERT_JOB, _columns(job))
-            await connection.execute(START_JOB, (json.dumps(result, default=repr), handler_ms, event.id, self.replica))
+            stored = json.dumps(result, default=repr)
+            parameters = {"result": stored, "handler_ms": handler_ms, "id": event.id, "replica": self.replica}
+            await connection.execute(START_JOB, parameters)
         return event.evolve(state=EventState.JOB_RUNNING, result=result, error=None, handler_ms=handler_ms)
 
     async def end_job(self, job: JobRecord, *, error: str | None) -> EventRecord | None:

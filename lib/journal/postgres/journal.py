@@ -19,7 +19,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import psycopg
@@ -38,11 +38,12 @@ from ..records import (
     redelivery_outcome,
 )
 from . import statements as sql
+from .claims import PostgresClaims
 from .connection import DatabaseTarget
 from .jobs import PostgresJobs
 from .leases import Background, Health
 from .operations import PostgresOperations
-from .reads import ConsoleReads, event_record, event_row
+from .reads import ConsoleReads, event_row
 from .schema import migrate
 
 logger = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ def default_replica_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-class PostgresJournal(ConsoleReads, PostgresOperations, PostgresJobs):
+class PostgresJournal(PostgresClaims, ConsoleReads, PostgresOperations, PostgresJobs):
     """The `Journal` on a PostgreSQL database; see `protocol.py` for what each call promises.
 
     Building it touches no network: the pool opens, and the schema is created or migrated, on the
@@ -131,6 +132,7 @@ class PostgresJournal(ConsoleReads, PostgresOperations, PostgresJobs):
         self._acks: dict[int, float] = {}
         self._acks_flush: asyncio.Task[None] | None = None
         self._watchers: list[Callable[[], None]] = []
+        self._ended_watchers: list[Callable[[int], None]] = []
         self._unwritten: list[tuple[str, dict[str, Any]]] = []
         """Outcomes the worker reported while the database was away, until the heartbeat writes them."""
         self._background = Background(self)
@@ -234,7 +236,10 @@ class PostgresJournal(ConsoleReads, PostgresOperations, PostgresJobs):
                 f"The event journal's database holds more than WEBHOOK_JOURNAL_MAX_BYTES ({self.max_bytes}) "
                 "bytes: prune it or raise the cap."
             )
-        async with self.transaction("record the delivery", pipelined=True) as connection:
+        new = await self._record_new(delivery, skipped_reason=skipped_reason, max_attempts=max_attempts)
+        if new is not None:
+            return new
+        async with self.transaction("record the delivery", pipelined=True) as connection:  # a redelivery
             await connection.execute(FLUSHED_COMMIT)
             if delivery.order_key is not None:
                 await connection.execute(sql.KEY_LOCK, (delivery.order_key,))
@@ -267,7 +272,8 @@ class PostgresJournal(ConsoleReads, PostgresOperations, PostgresJobs):
                 )
             finished_at = None if state == EventState.QUEUED else delivery.received_at
             inserted = await connection.execute(
-                sql.INSERT_EVENT, event_row(delivery, state, max_attempts, original_id, note, finished_at)
+                sql.INSERT_EVENT,
+                event_row(delivery, state, max_attempts, original_id, note, finished_at, received_by=self.replica),
             )
             row = await inserted.fetchone()
             event_id, state = row["id"], EventState(row["state"])  # type: ignore[index]  # paused, should its endpoint be
@@ -290,6 +296,29 @@ class PostgresJournal(ConsoleReads, PostgresOperations, PostgresJobs):
             decision, decision
         )
         return Recorded(event=event, outcome=outcome, original=original)  # type: ignore[arg-type]
+
+    async def _record_new(
+        self, delivery: Delivery, *, skipped_reason: str | None, max_attempts: int
+    ) -> Recorded | None:
+        """Record a delivery whose key the journal has not seen, in one statement; None if it has seen it."""
+        state, note = (EventState.SKIPPED, skipped_reason) if skipped_reason else (EventState.QUEUED, None)
+        finished_at = None if state == EventState.QUEUED else delivery.received_at
+        row = event_row(delivery, state, max_attempts, None, note, finished_at, received_by=self.replica)
+        row["notify"] = not self.runs_handlers
+        async with self.transaction("record the delivery", atomic=False) as connection:
+            recorded = await (await connection.execute(sql.RECORD_NEW, row)).fetchone()
+        if recorded is None:
+            return None
+        event = EventRecord.from_delivery(
+            delivery,
+            id=recorded["event_id"],
+            state=EventState(recorded["event_state"]),  # paused, should its endpoint be
+            attempts=0,
+            max_attempts=max_attempts,
+            note=note,
+            finished_at=finished_at,
+        )
+        return Recorded(event=event, outcome="skipped" if state == EventState.SKIPPED else "new", original=None)
 
     async def durable(self, event_id: int | None = None) -> None:
         """Nothing to wait for: every call committed before it returned."""
@@ -316,92 +345,7 @@ class PostgresJournal(ConsoleReads, PostgresOperations, PostgresJobs):
         async with self.transaction("prune finished events", atomic=False) as connection:
             return (await connection.execute(sql.PRUNE, {"older_than": older_than, "keep": keep_max})).rowcount
 
-    # --- the worker -----------------------------------------------------------------------------
-
-    async def recover_interrupted(self) -> int:
-        """Take back the events this replica (a previous process of the same name) left running."""
-        self._recovery_pending = True  # kept until a transaction that makes it commits (see `transaction`)
-        async with self.transaction("recover interrupted events"):
-            pass
-        return self.recovered
-
-    async def _take_over(self, connection: psycopg.AsyncConnection[Any], *, mine: bool) -> int:
-        """Requeue (or leave dead) the events left running by this replica before (`mine`) or by any
-        replica whose lease expired; how many went back in the queue."""
-        parameters = {"replica": self.replica if mine else None, "now": time.time(), "stopped": STOPPED_ON_LAST_ATTEMPT}
-        rows = await (await connection.execute(sql.TAKE_OVER, parameters)).fetchall()
-        others = sorted({row["replica"] for row in rows if row["replica"] != self.replica})
-        if others:
-            logger.warning(
-                "Took over %d event(s) from replica(s) %s, whose lease expired: they run again here or elsewhere.",
-                len(rows),
-                ", ".join(others),
-            )
-        if rows:
-            await connection.execute(sql.NOTIFY, (sql.CHANNEL, ""))
-        return sum(1 for row in rows if row["state"] != EventState.DEAD)  # queued, or paused with their endpoint
-
-    async def take_over_expired(self) -> int:
-        """The heartbeat's look for dead replicas' events (`leases.py`)."""
-        async with self.transaction("take over expired leases", atomic=False) as connection:
-            return await self._take_over(connection, mine=False)
-
-    async def waits_unclaimed(self, seconds: float) -> bool:
-        """Whether an event waits in the queue, received more than `seconds` ago (the heartbeat's look)."""
-        return bool(await self._rows("look for unclaimed events", sql.WAITS_UNCLAIMED, (time.time() - seconds,)))
-
-    def _claiming(self, now: float, **more: Any) -> dict[str, Any]:
-        return {"now": now, "replica": self.replica, "lease": self.lease_seconds, **more}
-
-    async def claim_due(
-        self, *, now: float, limit: int, per_endpoint: Mapping[str, int] | None = None
-    ) -> list[EventRecord]:
-        if limit <= 0:
-            return []
-        left = dict(per_endpoint or {})
-        taken: list[dict[str, Any]] = []
-        try:
-            async with self.transaction("claim due events") as connection:
-                while len(taken) < limit:
-                    full = [path for path, places in left.items() if places <= 0]
-                    rows = await (
-                        await connection.execute(
-                            sql.CANDIDATES, {"now": now, "limit": limit - len(taken), "full": full}
-                        )
-                    ).fetchall()
-                    chosen, skipped = [], False
-                    for row in rows:
-                        places = left.get(row["endpoint"])
-                        if places is not None:
-                            if places <= 0:
-                                skipped = True
-                                continue
-                            left[row["endpoint"]] = places - 1
-                        chosen.append(row["id"])
-                    if chosen:
-                        marked = await connection.execute(sql.MARK_RUNNING, self._claiming(now, ids=chosen))
-                        taken += await marked.fetchall()
-                    if not skipped:
-                        break
-        except psycopg.IntegrityError:  # another replica's claim of the same order key won the race
-            return []
-        return sorted((event_record(row) for row in taken), key=lambda event: event.id)
-
-    async def claim(self, event_id: int, *, now: float) -> bool:
-        try:
-            async with self.transaction("claim an event", atomic=False) as connection:
-                claimed = await connection.execute(sql.CLAIM_ONE, self._claiming(now, id=event_id))
-                return (await claimed.fetchone()) is not None
-        except psycopg.IntegrityError:
-            return False
-
-    async def claim_next(self, order_key: str, *, now: float) -> int | None:
-        try:
-            async with self.transaction("claim the next event", atomic=False) as connection:
-                row = await (await connection.execute(sql.CLAIM_NEXT, self._claiming(now, key=order_key))).fetchone()
-                return row["id"] if row is not None else None
-        except psycopg.IntegrityError:
-            return None
+    # --- the worker (its claims are in `claims.py`) ---------------------------------------------
 
     def attempt_started(self, event_id: int, attempt: int) -> None:
         """Nothing to note: the claim was committed before its handler started."""
@@ -419,6 +363,14 @@ class PostgresJournal(ConsoleReads, PostgresOperations, PostgresJobs):
     def changed(self) -> None:
         for callback in list(self._watchers):
             callback()
+
+    def watch_ended(self, callback: Callable[[int], None]) -> None:
+        """Call `callback(event_id)` when another replica ended an attempt of an event this one received."""
+        self._ended_watchers.append(callback)
+
+    def ended_elsewhere(self, event_id: int) -> None:
+        for callback in list(self._ended_watchers):
+            callback(event_id)
 
     async def health(self) -> str | None:
         return self.health_state.problem()

@@ -112,10 +112,16 @@ class Background:
         if await journal.take_over_expired() or await journal.waits_unclaimed(UNCLAIMED_SECONDS):
             journal.changed()
 
-    def _heard(self, sender: str) -> None:
-        """Another replica queued something it will not run itself (a receive-only replica, a replay, a
-        takeover): look now."""
-        if sender != self.journal.replica:
+    def _heard(self, payload: str) -> None:
+        """A replica's news: `ended <id> <replica>` when it ended an attempt of an event that replica received
+        (the one named hands the outcome to the request waiting for it); anything else, that it queued
+        something it will not run itself (a receive-only replica, a replay, a resume, a takeover)."""
+        kind, _, rest = payload.partition(" ")
+        if kind == "ended":
+            event_id, _, receiver = rest.partition(" ")
+            if receiver == self.journal.replica and event_id.isdigit():
+                self.journal.ended_elsewhere(int(event_id))
+        else:
             self.journal.changed()
 
     async def _listen(self) -> None:

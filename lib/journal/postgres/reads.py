@@ -74,8 +74,12 @@ def event_row(
     original_id: int | None,
     note: str | None,
     finished_at: float | None,
+    *,
+    received_by: str,
 ) -> dict[str, Any]:
+    """The columns of a delivery's new row; `received_by` is the replica that recorded it."""
     return {
+        "received_by": received_by,
         "endpoint": delivery.endpoint,
         "delivery_key": delivery.delivery_key,
         "webhook_id": delivery.webhook_id,

@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS events (
     replica TEXT,
     lease_until DOUBLE PRECISION,
     replays INTEGER NOT NULL DEFAULT 0,
+    received_by TEXT,
     body BYTEA NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_unfinished ON events (order_key, id)
@@ -92,6 +93,37 @@ CREATE TABLE IF NOT EXISTS jobs (
     PRIMARY KEY (event_id, label)
 );
 CREATE TABLE IF NOT EXISTS endpoint_pauses (endpoint TEXT PRIMARY KEY, paused_at DOUBLE PRECISION NOT NULL);
+CREATE OR REPLACE FUNCTION hub_webhooks_record_new(
+    _endpoint TEXT, _delivery_key TEXT, _webhook_id TEXT, _received_at DOUBLE PRECISION, _headers TEXT,
+    _query TEXT, _scope TEXT, _action TEXT, _repo_name TEXT, _repo_type TEXT, _order_key TEXT, _is_test BOOLEAN,
+    _state TEXT, _max_attempts INTEGER, _note TEXT, _finished_at DOUBLE PRECISION, _body BYTEA, _notify BOOLEAN,
+    _received_by TEXT
+) RETURNS TABLE (event_id BIGINT, event_state TEXT) LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM set_config('synchronous_commit', 'on', true);
+    IF _order_key IS NOT NULL THEN
+        PERFORM pg_advisory_xact_lock(hashtextextended(_order_key, 0));
+    END IF;
+    INSERT INTO delivery_keys (endpoint, delivery_key) VALUES (_endpoint, _delivery_key) ON CONFLICT DO NOTHING;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    IF _state = 'queued' AND EXISTS (SELECT 1 FROM endpoint_pauses AS z WHERE z.endpoint = _endpoint) THEN
+        _state := 'paused';
+    END IF;
+    INSERT INTO events (endpoint, delivery_key, webhook_id, received_at, headers, query, scope, action, repo_name,
+        repo_type, order_key, is_test, state, attempts, max_attempts, note, finished_at, body, received_by)
+    VALUES (_endpoint, _delivery_key, _webhook_id, _received_at, _headers, _query, _scope, _action, _repo_name,
+        _repo_type, _order_key, _is_test, _state, 0, _max_attempts, _note, _finished_at, _body, _received_by)
+    RETURNING events.id INTO event_id;
+    UPDATE delivery_keys SET original_id = event_id WHERE endpoint = _endpoint AND delivery_key = _delivery_key;
+    IF _notify AND _state = 'queued' THEN
+        PERFORM pg_notify('hub_webhooks_journal', '');
+    END IF;
+    event_state := _state;
+    RETURN NEXT;
+END
+$$;
 CREATE INDEX IF NOT EXISTS jobs_by_launch ON jobs (endpoint, launched_at);
 CREATE INDEX IF NOT EXISTS jobs_by_label ON jobs (label);
 """
@@ -102,7 +134,11 @@ row lock (`INSERT ... ON CONFLICT`), so two copies arriving at two replicas at o
 the other. `attempts` holds the attempts that did not end the event well and earlier runs of a replayed
 one; the running or successful attempt lives on the event's row, as in the SQLite journal. `jobs` holds
 the Hub Jobs handlers launched, as in the SQLite journal; a `job_running` event holds its repository's
-lane (`events_one_running_per_key` counts it as running). `endpoint_pauses` holds the paused endpoints:
+lane (`events_one_running_per_key` counts it as running). `hub_webhooks_record_new` records a delivery
+whose key is new in one statement (its commit flushed, its order key locked until then, as `record`
+does in several), and returns nothing for a key seen before, which `record` then decides in a
+transaction of its own.
+`endpoint_pauses` holds the paused endpoints:
 every replica's claims read it, so a pause made at one console holds the endpoint everywhere."""
 
 MIGRATIONS: dict[int, str] = {}

@@ -45,11 +45,19 @@ _RUNNING = (
 )
 MARK_RUNNING = f"UPDATE events SET {_RUNNING} WHERE id = ANY(%(ids)s) AND state IN ('queued', 'failed') RETURNING *"
 CLAIM_ONE = f"""
-UPDATE events SET {_RUNNING}
-WHERE id = (SELECT e.id FROM events AS e WHERE e.id = %(id)s AND {_CLAIMABLE} FOR UPDATE SKIP LOCKED)
-  AND state IN ('queued', 'failed')
-RETURNING id
+WITH claimed AS (
+    UPDATE events SET {_RUNNING}
+    WHERE id = (SELECT e.id FROM events AS e WHERE e.id = %(id)s AND {_CLAIMABLE} FOR UPDATE SKIP LOCKED)
+      AND state IN ('queued', 'failed')
+    RETURNING id
+)
+SELECT (SELECT id FROM claimed) AS id, me.order_key, EXISTS (
+    SELECT 1 FROM events AS r WHERE r.order_key = me.order_key AND r.state = 'running' AND r.replica <> %(replica)s
+) AS elsewhere
+FROM events AS me WHERE me.id = %(id)s
 """
+"""Claim one event if it may run now; when it may not, whether its repository runs at another replica
+(what the worker asks next: `runs_elsewhere`), read in the same round trip."""
 CLAIM_NEXT = f"""
 UPDATE events SET {_RUNNING}
 WHERE id = (SELECT e.id FROM events AS e WHERE e.order_key = %(key)s AND e.{UNFINISHED} ORDER BY e.id LIMIT 1)
@@ -58,9 +66,16 @@ WHERE id = (SELECT e.id FROM events AS e WHERE e.order_key = %(key)s AND e.{UNFI
 RETURNING id
 """
 """The head of an order key, if it waits and is due; a running head (here or elsewhere) claims nothing."""
+RUNS_ELSEWHERE = "SELECT 1 FROM events WHERE order_key = %s AND state = 'running' AND replica <> %s LIMIT 1"
 WAITS_UNCLAIMED = "SELECT 1 FROM events WHERE state = 'queued' AND received_at < %s LIMIT 1"
 ANYTHING_DUE = f"SELECT 1 FROM events AS e WHERE {_CLAIMABLE} AND NOT (e.endpoint = ANY(%(full)s)) LIMIT 1"
 
+RECORD_NEW = """
+SELECT event_id, event_state FROM hub_webhooks_record_new(%(endpoint)s, %(delivery_key)s, %(webhook_id)s,
+    %(received_at)s, %(headers)s, %(query)s, %(scope)s, %(action)s, %(repo_name)s, %(repo_type)s, %(order_key)s,
+    %(is_test)s, %(state)s, %(max_attempts)s, %(note)s, %(finished_at)s, %(body)s, %(notify)s, %(received_by)s)
+"""
+"""The usual delivery, whose key is new, in one round trip (see `schema.py`); no row for a redelivery."""
 KEY_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
 """Held by `record` until it commits: the events of one order key get their ids in commit order, so
 the oldest unfinished id of a key is never one a later commit could still slip in before."""
@@ -76,12 +91,12 @@ SELECT e.id, e.state, e.finished_at, e.error FROM k JOIN events AS e ON e.id = k
 and then sees the first), and the event a redelivery repeats, if any."""
 INSERT_EVENT = f"""
 INSERT INTO events (endpoint, delivery_key, webhook_id, received_at, headers, query, scope, action, repo_name,
-    repo_type, order_key, is_test, state, attempts, max_attempts, original_id, note, finished_at, body)
+    repo_type, order_key, is_test, state, attempts, max_attempts, original_id, note, finished_at, body, received_by)
 VALUES (%(endpoint)s, %(delivery_key)s, %(webhook_id)s, %(received_at)s, %(headers)s, %(query)s, %(scope)s,
     %(action)s, %(repo_name)s, %(repo_type)s, %(order_key)s, %(is_test)s,
     CASE WHEN %(state)s::text <> 'queued' OR {NOT_PAUSED.format(endpoint="%(endpoint)s")}
         THEN %(state)s ELSE 'paused' END,
-    0, %(max_attempts)s, %(original_id)s, %(note)s, %(finished_at)s, %(body)s)
+    0, %(max_attempts)s, %(original_id)s, %(note)s, %(finished_at)s, %(body)s, %(received_by)s)
 RETURNING id, state
 """
 SET_ORIGINAL = "UPDATE delivery_keys SET original_id = %s WHERE endpoint = %s AND delivery_key = %s"
@@ -92,23 +107,36 @@ REQUEUE = (
 NOTIFY = "SELECT pg_notify(%s, %s)"
 
 _MINE = "id = %(id)s AND state = 'running' AND replica = %(replica)s"
-FINISH = (
-    "UPDATE events SET state = 'succeeded', result = %(result)s, error = NULL, handler_ms = %(handler_ms)s, "
-    f"finished_at = %(now)s, lease_until = NULL WHERE {_MINE} RETURNING id"
+TELL_RECEIVER = (
+    "SELECT id, CASE WHEN received_by <> %(replica)s "
+    f"THEN pg_notify('{CHANNEL}', 'ended ' || id || ' ' || received_by) END AS told FROM ended"
 )
-SKIP = (
-    "UPDATE events SET state = 'skipped', note = %(reason)s, attempts = attempts - 1, finished_at = %(now)s, "
-    f"lease_until = NULL WHERE {_MINE} RETURNING id"
-)
+"""After an attempt of an event another replica received: tell that one (`ended <id> <replica>`), whose
+request for it waits to answer with its outcome (see `leases.Background._heard`)."""
+FINISH = f"""
+WITH ended AS (
+    UPDATE events SET state = 'succeeded', result = %(result)s, error = NULL, handler_ms = %(handler_ms)s,
+        finished_at = %(now)s, lease_until = NULL
+    WHERE {_MINE} RETURNING id, received_by
+) {TELL_RECEIVER}
+"""
+SKIP = f"""
+WITH ended AS (
+    UPDATE events SET state = 'skipped', note = %(reason)s, attempts = attempts - 1, finished_at = %(now)s,
+        lease_until = NULL
+    WHERE {_MINE} RETURNING id, received_by
+) {TELL_RECEIVER}
+"""
 FAIL = f"""
 WITH closed AS (
     INSERT INTO attempts (event_id, number, started_at, finished_at, outcome, detail, replica)
     SELECT id, attempts, COALESCE(started_at, %(now)s), %(now)s, 'failed', %(error)s, replica FROM events WHERE {_MINE}
     ON CONFLICT (event_id, number) DO NOTHING
-)
-UPDATE events SET state = %(state)s, error = %(error)s, handler_ms = %(handler_ms)s, next_attempt_at = %(retry_at)s,
-    finished_at = %(finished_at)s, lease_until = NULL
-WHERE {_MINE} RETURNING id
+), ended AS (
+    UPDATE events SET state = %(state)s, error = %(error)s, handler_ms = %(handler_ms)s,
+        next_attempt_at = %(retry_at)s, finished_at = %(finished_at)s, lease_until = NULL
+    WHERE {_MINE} RETURNING id, received_by
+) {TELL_RECEIVER}
 """
 
 TAKE_OVER = f"""
