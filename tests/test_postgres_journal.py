@@ -162,6 +162,24 @@ async def test_the_replica_that_received_an_event_hears_when_another_ran_it(repl
     assert (await b.get(at_b[0])).result == {"ok": 1}
 
 
+async def test_a_pause_made_at_one_replica_holds_the_endpoint_at_every_replica(replicas) -> None:
+    a, b, _ = replicas
+    waiting = (await record(b, delivery(endpoint="/webhooks/a"))).event.id
+    assert await a.pause("/webhooks/a", now=T0) == 1
+    assert await b.paused() == {"/webhooks/a": T0}
+    new = await record(b, delivery(endpoint="/webhooks/a"))
+    assert new.event.state == EventState.PAUSED  # recorded at b, held by a's pause
+    assert await claim_ids(b, now=T0 + 10) == [] and await b.claim(waiting, now=T0 + 10) is False
+    # A delivery that slipped in as `queued` while the pause committed is not claimed either.
+    async with b.transaction("test") as connection:
+        await connection.execute("UPDATE events SET state = 'queued' WHERE id = %s", (new.event.id,))
+    assert await claim_ids(b, now=T0 + 10) == []
+    assert await b.claim_next(ORDER_KEY, now=T0 + 10) is None
+    assert await b.resume("/webhooks/a") == 1  # the one still `paused`; the other was queued already
+    assert await a.paused() == {}
+    assert await claim_ids(a, now=T0 + 10) == [waiting]
+
+
 async def test_a_live_replica_keeps_its_events_past_the_lease(replicas) -> None:
     a, b, _ = replicas
     event_id = (await record(a, delivery())).event.id

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -270,6 +271,59 @@ def test_a_delivery_whose_repository_runs_at_another_replica_is_answered_with_it
     finally:
         for app in (a, b):
             app.stop()
+
+
+WAITING_HANDLER = (
+    PREAMBLE
+    + """
+def handle(payload: WebhookPayload, request: Request):
+    me, wid = os.environ["WEBHOOK_REPLICA_ID"], request.headers["webhook-id"]
+    note("start", me, payload.repo.name, wid)
+    wait_gate("open")  # nothing ends before the rebuild
+    note("end", me, payload.repo.name, wid)
+"""
+)
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("stop", ["SIGKILL", "SIGINT"])
+def test_a_rebuild_with_a_fresh_disk_loses_no_queued_or_running_event(
+    tmp_path: Path, pg_server: PostgresServer, stop: str
+) -> None:
+    """A free Space's rebuild: the container is stopped (or killed), its disk wiped, and a new one starts
+    under another name. Every event acknowledged before runs after, in order, the interrupted ones again."""
+    url = pg_server.create_database()
+    (tmp_path / "probe" / "gates").mkdir(parents=True)
+    folder = make_space(tmp_path / "space", {"replica.py": WAITING_HANDLER})
+    old = start_app(folder, replica_env(tmp_path, url, "space-before"))
+    log = Log(tmp_path / "probe")
+    sent = [f"{repo}-{seq}" for seq in range(5) for repo in ("x", "y", "z")]
+    try:
+        for wid in sent:
+            assert post(old, f"org/{wid.split('-')[0]}", wid).status_code == 202
+        wait_until(lambda: len(log.lines()) == 3, message="one event of each repository to start")
+    finally:
+        old.kill() if stop == "SIGKILL" else old.stop()
+    shutil.rmtree(old.data_dir)  # the disk goes with the container
+    (tmp_path / "probe" / "gates" / "open").touch()
+    new = start_app(folder, replica_env(tmp_path, url, "space-after"))  # a new host name: a new replica
+    try:
+        with psycopg.connect(url) as connection:
+            wait_until(
+                lambda: (
+                    connection.execute("SELECT COUNT(*) FROM events WHERE state = 'succeeded'").fetchone()[0]
+                    == len(sent)
+                ),
+                timeout=60,
+                message="every event to succeed after the rebuild",
+            )
+        ended = [line for line in log.lines() if line[0] == "end"]
+        assert sorted(line[3] for line in ended) == sorted(sent)  # each once
+        assert {line[1] for line in ended} == {"space-after"}
+        for repo in ("x", "y", "z"):  # still in arrival order
+            assert [line[3] for line in ended if line[2] == f"org/{repo}"] == [f"{repo}-{seq}" for seq in range(5)]
+    finally:
+        new.stop()
 
 
 def test_a_worker_without_a_database_url_refuses_to_start(tmp_path: Path) -> None:
