@@ -180,6 +180,39 @@ async def test_a_pause_made_at_one_replica_holds_the_endpoint_at_every_replica(r
     assert await claim_ids(a, now=T0 + 10) == [waiting]
 
 
+async def eventually(check, seconds: float = 5.0) -> None:
+    async with asyncio.timeout(seconds):
+        while not await check():
+            await asyncio.sleep(0.05)
+
+
+async def test_one_replica_leads_and_another_takes_the_lead_when_it_goes(replicas, tmp_path) -> None:
+    a, b, url = replicas  # 1 s leases: the lead is tried every third of a second
+    c = PostgresJournal(url, replica="c", lease_seconds=1)
+    journals = [a, b, c]
+    try:
+        for journal in journals:
+            await journal.get(0)
+
+        async def one_leads() -> bool:
+            return [await journal.leads() for journal in journals].count(True) == 1
+
+        await eventually(one_leads)
+        await asyncio.sleep(1)  # and it stays one
+        assert await one_leads()
+        leader = [journal for journal in journals if await journal.leads()][0]
+        await leader.close()
+        journals.remove(leader)
+        await eventually(one_leads)  # one of the two left takes it over
+    finally:
+        await c.close()
+    single = SQLiteJournal(tmp_path / "journal.sqlite3")
+    try:
+        assert await single.leads() is True  # the one process of its file
+    finally:
+        await single.close()
+
+
 async def test_a_live_replica_keeps_its_events_past_the_lease(replicas) -> None:
     a, b, _ = replicas
     event_id = (await record(a, delivery())).event.id

@@ -213,6 +213,14 @@ class Journal(Protocol):
         """
         ...
 
+    async def leads(self) -> bool:
+        """Whether this process speaks for every process sharing the journal: the alerts are sent by one.
+
+        Always True for a journal one process uses. A backend of several replicas elects one, and lets
+        every replica speak when it cannot tell (its database away).
+        """
+        ...
+
     async def health(self) -> str | None:
         """What an operator must know about the journal's storage now, in a sentence (its database cannot
         be reached since when, and that deliveries get 503 meanwhile); None when all is well.

@@ -346,6 +346,9 @@ class SQLiteJournal(SQLiteJobs, SQLiteOperations):
     def watch_ended(self, callback: Callable[[int], None]) -> None:
         """Nothing to watch: every attempt of this file's events runs in this process."""
 
+    async def leads(self) -> bool:
+        return True  # the one process of its file
+
     async def health(self) -> str | None:
         return None  # a full disk or a loss is reported through 503s and `damage()`
 

@@ -122,12 +122,19 @@ class Alerts:
         while True:
             self._wake.clear()
             try:
-                await self.check()
-                await self.deliver()
+                if await self._leads():
+                    await self.check()
+                    await self.deliver()
             except Exception:  # a bug here must never stop the alerts for good
                 logger.exception("The alert check failed; trying again at the next one.")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._seconds_to_wait())
+
+    async def _leads(self) -> bool:
+        """Whether this replica sends the alerts: the one its journal elects, so that replicas sharing a
+        journal do not each send the same ones."""
+        journal = self._journal() if self._journal is not None else None
+        return journal is None or await journal.leads()
 
     def _seconds_to_wait(self) -> float:
         """Until the next check, or sooner if a target's first waiting message is due before it."""

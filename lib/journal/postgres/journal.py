@@ -375,6 +375,11 @@ class PostgresJournal(PostgresClaims, ConsoleReads, PostgresOperations, Postgres
     async def health(self) -> str | None:
         return self.health_state.problem()
 
+    async def leads(self) -> bool:
+        """The replica whose listener holds `leases.LEAD_LOCK`; every replica while the database is away,
+        since none can tell then and the outage is the one thing to say."""
+        return self._background.leading or self.health_state.down_since is not None
+
     async def next_due_at(self) -> float | None:
         rows = await self._rows("read the next retry", sql.NEXT_DUE)
         return rows[0]["min"]

@@ -33,6 +33,10 @@ replica died before claiming it, or has no room. (The replica that records an ev
 milliseconds when it can, so the others are not told of each delivery.)"""
 
 
+LEAD_LOCK = 0x6875_6277_6C65_6164
+"""The session advisory lock whose holder speaks for all replicas (sends the alerts): "hubwlead"."""
+
+
 class Health:
     """Whether the database answered the last call: an outage is logged once, and its end too."""
 
@@ -73,6 +77,11 @@ class Background:
     def __init__(self, journal: PostgresJournal) -> None:
         self.journal = journal
         self._tasks: list[asyncio.Task[None]] = []
+        self.leading = False
+        """Whether this replica holds the lead (`PostgresJournal.leads`)."""
+
+    def _interval(self) -> float:
+        return max(0.2, self.journal.lease_seconds / 3)
 
     def start(self) -> None:
         if not self._tasks:
@@ -88,10 +97,8 @@ class Background:
         self._tasks = []
 
     async def _heartbeat(self) -> None:
-        journal = self.journal
-        interval = max(0.2, journal.lease_seconds / 3)
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(self._interval())
             try:
                 await self.beat()
             except JournalUnavailable:
@@ -125,7 +132,10 @@ class Background:
             self.journal.changed()
 
     async def _listen(self) -> None:
-        """Wake the worker when another replica queued something; reconnect with backoff when cut off."""
+        """Wake the worker when another replica queued something; reconnect with backoff when cut off.
+
+        Its connection also holds the lead (`LEAD_LOCK`, a session lock, so it goes when the connection
+        does), tried again every heartbeat interval while another replica holds it."""
         journal = self.journal
         delay = 1.0
         while True:
@@ -136,9 +146,14 @@ class Background:
                     await connection.execute(f"LISTEN {sql.CHANNEL}")
                     delay = 1.0
                     journal.changed()  # whatever was queued while we were not listening
-                    async for notice in connection.notifies():
-                        self._heard(notice.payload)
+                    while True:
+                        if not self.leading:
+                            lead = await connection.execute("SELECT pg_try_advisory_lock(%s) AS got", (LEAD_LOCK,))
+                            self.leading = bool((await lead.fetchone())[0])  # type: ignore[index]
+                        async for notice in connection.notifies(timeout=self._interval()):
+                            self._heard(notice.payload)
             except (psycopg.Error, OSError) as exc:
+                self.leading = False  # the lock went with the connection
                 logger.debug(
                     "The journal's listener lost its connection (%s); reconnecting.", journal.target.scrub(str(exc))
                 )
