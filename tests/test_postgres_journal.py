@@ -19,7 +19,7 @@ from pg_server import PostgresServer
 from lib.core.errors import ConfigurationError, JournalUnavailable
 from lib.core.settings import Settings
 from lib.journal import EventState, SQLiteJournal, journal_location, open_journal
-from lib.journal.postgres import DatabaseTarget, PostgresJournal
+from lib.journal.postgres import DatabaseTarget, PostgresJournal, statements
 from lib.journal.postgres.leases import UNCLAIMED_SECONDS
 from lib.journal.postgres.schema import SCHEMA_VERSION
 
@@ -200,7 +200,7 @@ async def test_one_replica_leads_and_another_takes_the_lead_when_it_goes(replica
         await eventually(one_leads)
         await asyncio.sleep(1)  # and it stays one
         assert await one_leads()
-        leader = [journal for journal in journals if await journal.leads()][0]
+        [leader] = [journal for journal in journals if await journal.leads()]
         await leader.close()
         journals.remove(leader)
         await eventually(one_leads)  # one of the two left takes it over
@@ -211,6 +211,21 @@ async def test_one_replica_leads_and_another_takes_the_lead_when_it_goes(replica
         assert await single.leads() is True  # the one process of its file
     finally:
         await single.close()
+
+
+async def test_a_claim_whose_answer_was_lost_is_not_kept_alive_and_runs_again(replicas) -> None:
+    a, _, _ = replicas  # 1 s leases, renewed every third of a second by a's heartbeat
+    event_id = (await record(a, delivery())).event.id
+    async with a.transaction("a claim the database committed but whose answer never came back") as connection:
+        await connection.execute(statements.CLAIM_ONE, a._claiming(time.time(), id=event_id))
+    assert (await a.get(event_id)).state == EventState.RUNNING  # a runs nothing of it, and must not renew it
+
+    async def queued_again() -> bool:
+        return (await a.get(event_id)).state == EventState.QUEUED
+
+    await eventually(queued_again)  # its lease lapsed, and a took it over itself
+    assert [attempt.outcome for attempt in await a.attempts(event_id)] == ["interrupted"]
+    assert await a.claim(event_id, now=time.time()) is True
 
 
 async def test_a_live_replica_keeps_its_events_past_the_lease(replicas) -> None:

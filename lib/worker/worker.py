@@ -367,9 +367,10 @@ class Worker:
             elsewhere = False
         if elsewhere:  # that process's lane takes it next, and its outcome comes back here (`watch_ended`)
             return None
-        if payload is not None and event.order_key is not None and self._hold(event, payload):
-            return None  # it waits behind its repository's older event, whose progress hands it over
-        self.notify()
+        if payload is not None:
+            self._hold(event, payload)
+        if event.order_key is None or event.order_key not in self._running_keys:
+            self.notify()  # nothing here will hand it over: a scan must look
         return None
 
     def _release(self, event: EventRecord, *, stuck: int = 0) -> None:

@@ -31,6 +31,10 @@ class PostgresClaims:
     lease_seconds: float
     recovered: int
     _recovery_pending: bool
+    running_here: set[int]
+    """The events whose claim this replica saw succeed and whose outcome it has not written yet: the
+    only leases it renews. A claim whose answer was lost (the connection cut as it committed) runs
+    nowhere: its lease lapses and a replica takes it over, this one included."""
     _refused: tuple[str, bool] | None = None
     """The order key of the last claim refused, and whether another replica ran that repository then."""
 
@@ -109,6 +113,7 @@ class PostgresClaims:
                         break
         except psycopg.IntegrityError:  # another replica's claim of the same order key won the race
             return []
+        self.running_here.update(row["id"] for row in taken)
         return sorted((event_record(row) for row in taken), key=lambda event: event.id)
 
     async def claim(self, event_id: int, *, now: float) -> bool:
@@ -118,6 +123,7 @@ class PostgresClaims:
         except psycopg.IntegrityError:
             return False
         if row is not None and row["id"] is not None:
+            self.running_here.add(event_id)
             return True
         if row is not None and row["order_key"] is not None:
             self._refused = (row["order_key"], row["elsewhere"])
@@ -127,9 +133,12 @@ class PostgresClaims:
         try:
             async with self.transaction("claim the next event", atomic=False) as connection:
                 row = await (await connection.execute(sql.CLAIM_NEXT, self._claiming(now, key=order_key))).fetchone()
-                return row["id"] if row is not None else None
         except psycopg.IntegrityError:
             return None
+        if row is None:
+            return None
+        self.running_here.add(row["id"])
+        return row["id"]
 
     async def runs_elsewhere(self, order_key: str | None) -> bool:
         if order_key is None:

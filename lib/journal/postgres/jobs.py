@@ -108,6 +108,7 @@ class PostgresJobs:
     """The job calls of the `Journal` protocol (see `protocol.py`), through `PostgresJournal.transaction`."""
 
     replica: str
+    running_here: set[int]
 
     def transaction(self, doing: str, *, atomic: bool = True) -> AbstractAsyncContextManager[Any]:
         raise NotImplementedError
@@ -128,6 +129,7 @@ class PostgresJobs:
             stored = json.dumps(result, default=repr)
             parameters = {"result": stored, "handler_ms": handler_ms, "id": event.id, "replica": self.replica}
             await connection.execute(START_JOB, parameters)
+        self.running_here.discard(event.id)  # a job's event has no lease: the job follower watches it
         return event.evolve(state=EventState.JOB_RUNNING, result=result, error=None, handler_ms=handler_ms)
 
     async def end_job(self, job: JobRecord, *, error: str | None) -> EventRecord | None:

@@ -133,6 +133,7 @@ class PostgresJournal(PostgresClaims, ConsoleReads, PostgresOperations, Postgres
         self._acks_flush: asyncio.Task[None] | None = None
         self._watchers: list[Callable[[], None]] = []
         self._ended_watchers: list[Callable[[int], None]] = []
+        self.running_here: set[int] = set()
         self._unwritten: list[tuple[str, dict[str, Any]]] = []
         """Outcomes the worker reported while the database was away, until the heartbeat writes them."""
         self._background = Background(self)
@@ -433,12 +434,14 @@ class PostgresJournal(PostgresClaims, ConsoleReads, PostgresOperations, Postgres
         parameters = {**parameters, "id": event_id, "replica": self.replica}
         try:
             async with self.transaction(doing, atomic=False) as connection:
-                return (await (await connection.execute(statement, parameters)).fetchone()) is not None
+                changed = (await (await connection.execute(statement, parameters)).fetchone()) is not None
         except JournalUnavailable:
             if isinstance(event, int):
                 raise
             self._unwritten.append((statement, parameters))
             return True
+        self.running_here.discard(event_id)
+        return changed
 
     async def write_unwritten(self) -> None:
         """Write the outcomes kept while the database was away, oldest first (each safe to run twice)."""
@@ -447,6 +450,7 @@ class PostgresJournal(PostgresClaims, ConsoleReads, PostgresOperations, Postgres
             async with self.transaction("write a kept outcome", atomic=False) as connection:
                 await connection.execute(statement, parameters)
             self._unwritten.pop(0)
+            self.running_here.discard(parameters["id"])
             self.changed()  # its order key is free: the next event of it may run
 
     async def _current(self, event: EventRecord | int) -> EventRecord:

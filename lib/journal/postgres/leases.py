@@ -112,7 +112,9 @@ class Background:
         journal = self.journal
         await journal.write_unwritten()
         async with journal.transaction("renew leases", atomic=False) as connection:
-            await connection.execute(sql.RENEW_LEASES, {"lease": journal.lease_seconds, "replica": journal.replica})
+            if journal.running_here:
+                lease = {"lease": journal.lease_seconds, "replica": journal.replica, "ids": list(journal.running_here)}
+                await connection.execute(sql.RENEW_LEASES, lease)
             if journal.max_bytes is not None:
                 size = (await (await connection.execute(sql.JOURNAL_BYTES)).fetchone())["coalesce"]  # type: ignore[index]
                 journal.full = size > journal.max_bytes

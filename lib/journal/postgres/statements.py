@@ -164,7 +164,12 @@ RETURNING e.id, e.state, e.replica
 """The events a replica left running: its own from before a restart (`replica` is this one), or any
 whose lease expired (their replica died). Their attempt is closed as interrupted and counts: one cut
 short on its last attempt is dead (`STOPPED_ON_LAST_ATTEMPT`), as the SQLite journal's recovery does."""
-RENEW_LEASES = f"UPDATE events SET lease_until = {DB_NOW} + %(lease)s WHERE state = 'running' AND replica = %(replica)s"
+RENEW_LEASES = (
+    f"UPDATE events SET lease_until = {DB_NOW} + %(lease)s "
+    "WHERE state = 'running' AND replica = %(replica)s AND id = ANY(%(ids)s)"
+)
+"""Only the events whose claim this replica saw succeed (`running_here`): a claim committed while its answer
+was lost (the connection cut) runs nowhere, and its lease must lapse for a replica to take it over."""
 
 LAST_ATTEMPT = (
     "SELECT id AS event_id, attempts AS number, COALESCE(started_at, finished_at, received_at) AS started_at, "
