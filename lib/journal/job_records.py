@@ -88,3 +88,44 @@ class JobStats:
     duration_p95: float | None = None
     """Seconds, of the jobs that ended since `since`."""
     launched: int = 0
+
+
+def job_from_row(row: Any) -> JobRecord:
+    """A `jobs` row (any backend's, indexed by column name) as a `JobRecord`."""
+    return JobRecord(
+        event_id=row["event_id"],
+        job_id=row["job_id"],
+        namespace=row["namespace"],
+        flavor=row["flavor"],
+        stage=row["stage"],
+        message=row["message"],
+        url=row["url"],
+        launched_at=row["launched_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        logs_tail=row["logs_tail"],
+        label=row["label"],
+        endpoint=row["endpoint"],
+        timeout_seconds=row["timeout_seconds"],
+        reported=bool(row["reported"]),
+    )
+
+
+def job_columns(job: JobRecord) -> dict[str, Any]:
+    """A `JobRecord` as the named parameters of a `jobs` row (every backend's upsert)."""
+    return {
+        "event_id": job.event_id,
+        "label": job.label,
+        "endpoint": job.endpoint,
+        "job_id": job.job_id,
+        "namespace": job.namespace,
+        "flavor": job.flavor,
+        "stage": job.stage,
+        "message": job.message,
+        "url": job.url,
+        "launched_at": job.launched_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "timeout_seconds": job.timeout_seconds,
+        "logs_tail": job.logs_tail,
+    }

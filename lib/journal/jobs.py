@@ -14,7 +14,7 @@ import sqlite3
 import time
 from typing import TYPE_CHECKING, Any
 
-from .job_records import FINAL_JOB_STAGES, FollowedJob, JobRecord, JobStats
+from .job_records import FINAL_JOB_STAGES, FollowedJob, JobRecord, JobStats, job_columns, job_from_row
 from .records import EventRecord, EventState
 from .rows import percentile
 
@@ -67,45 +67,6 @@ ORDER BY e.id
 """The newest job of every `job_running` event, and the newest event waiting behind it in its lane."""
 
 
-def job_from_row(row: sqlite3.Row) -> JobRecord:
-    return JobRecord(
-        event_id=row["event_id"],
-        job_id=row["job_id"],
-        namespace=row["namespace"],
-        flavor=row["flavor"],
-        stage=row["stage"],
-        message=row["message"],
-        url=row["url"],
-        launched_at=row["launched_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        logs_tail=row["logs_tail"],
-        label=row["label"],
-        endpoint=row["endpoint"],
-        timeout_seconds=row["timeout_seconds"],
-        reported=bool(row["reported"]),
-    )
-
-
-def _columns(job: JobRecord) -> dict[str, Any]:
-    return {
-        "event_id": job.event_id,
-        "label": job.label,
-        "endpoint": job.endpoint,
-        "job_id": job.job_id,
-        "namespace": job.namespace,
-        "flavor": job.flavor,
-        "stage": job.stage,
-        "message": job.message,
-        "url": job.url,
-        "launched_at": job.launched_at,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-        "timeout_seconds": job.timeout_seconds,
-        "logs_tail": job.logs_tail,
-    }
-
-
 class SQLiteJobs:
     """The job calls of the `Journal` protocol (see `protocol.py`), over `SQLiteJournal`'s file and commit group."""
 
@@ -121,18 +82,18 @@ class SQLiteJobs:
 
     async def record_job(self, job: JobRecord) -> None:
         with self._writes.write(atomic=False):
-            self._writes.keep(UPSERT_JOB, _columns(job))
+            self._writes.keep(UPSERT_JOB, job_columns(job))
 
     async def start_job(self, event: EventRecord, *, job: JobRecord, result: Any, handler_ms: float) -> EventRecord:
         with self._writes.write():
-            self._writes.keep(UPSERT_JOB, _columns(job))
+            self._writes.keep(UPSERT_JOB, job_columns(job))
             self._writes.keep(START_JOB, (json.dumps(result, default=repr), handler_ms, event.id))
         return event.evolve(state=EventState.JOB_RUNNING, result=result, error=None, handler_ms=handler_ms)
 
     async def end_job(self, job: JobRecord, *, error: str | None) -> EventRecord | None:
         now = job.finished_at if job.finished_at is not None else time.time()
         with self._writes.write() as connection:
-            self._writes.keep(UPSERT_JOB, _columns(job))
+            self._writes.keep(UPSERT_JOB, job_columns(job))
             if error is None:
                 self._writes.keep(JOB_SUCCEEDED, (now, job.event_id))
             else:

@@ -42,7 +42,7 @@ from .records import (
     redelivery_outcome,
 )
 from .recovery import Recovery
-from .rows import percentile, record_from_row
+from .rows import record_from_row, stats_from_rows
 from .schema import connect
 from .size_cap import SizeCap
 from .snapshot import SNAPSHOT, JournalSnapshot, files_bytes, snapshot_of
@@ -423,28 +423,12 @@ class SQLiteJournal(SQLiteJobs, SQLiteOperations):
             "SELECT endpoint, state, COUNT(*) FROM events WHERE received_at >= ? GROUP BY endpoint, state",
             (since,),
         )
-        by_state: dict[str, int] = {}
-        by_endpoint: dict[str, dict[str, int]] = {}
-        for endpoint, state, count in rows:
-            by_state[state] = by_state.get(state, 0) + count
-            by_endpoint.setdefault(endpoint, {})[state] = count
         times = await self._read_committed(
             "SELECT ack_ms, handler_ms FROM events WHERE received_at >= ? "
             "AND (ack_ms IS NOT NULL OR handler_ms IS NOT NULL)",
             (since,),
         )
-        ack = sorted(row[0] for row in times if row[0] is not None)
-        handler = sorted(row[1] for row in times if row[1] is not None)
-        return JournalStats(
-            since=since,
-            by_state=by_state,
-            by_endpoint=by_endpoint,
-            ack_ms_p50=percentile(ack, 0.5),
-            ack_ms_p95=percentile(ack, 0.95),
-            handler_ms_p50=percentile(handler, 0.5),
-            handler_ms_p95=percentile(handler, 0.95),
-            deliveries=sum(by_state.values()),
-        )
+        return stats_from_rows(since, rows, times)
 
     async def snapshot(self, *, since: float) -> JournalSnapshot:
         return snapshot_of(

@@ -12,7 +12,7 @@ import time
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from ..job_records import FINAL_JOB_STAGES, FollowedJob, JobRecord, JobStats
+from ..job_records import FINAL_JOB_STAGES, FollowedJob, JobRecord, JobStats, job_columns, job_from_row
 from ..records import EventRecord, EventState
 from ..rows import percentile
 from .statements import TELL_RECEIVER
@@ -63,47 +63,6 @@ ORDER BY e.id
 """
 
 
-def job_from_row(row: dict[str, Any]) -> JobRecord:
-    names = [
-        "event_id",
-        "job_id",
-        "namespace",
-        "flavor",
-        "stage",
-        "message",
-        "url",
-        "launched_at",
-        "started_at",
-        "finished_at",
-        "logs_tail",
-        "label",
-        "endpoint",
-        "timeout_seconds",
-        "reported",
-    ]
-    return JobRecord(**{name: row[name] for name in names})
-
-
-def _columns(job: JobRecord) -> dict[str, Any]:
-    return {
-        "event_id": job.event_id,
-        "label": job.label,
-        "endpoint": job.endpoint,
-        "job_id": job.job_id,
-        "namespace": job.namespace,
-        "flavor": job.flavor,
-        "stage": job.stage,
-        "message": job.message,
-        "url": job.url,
-        "launched_at": job.launched_at,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-        "timeout_seconds": job.timeout_seconds,
-        "logs_tail": job.logs_tail,
-        "final": FINAL,
-    }
-
-
 class PostgresJobs:
     """The job calls of the `Journal` protocol (see `protocol.py`), through `PostgresJournal.transaction`."""
 
@@ -121,11 +80,11 @@ class PostgresJobs:
 
     async def record_job(self, job: JobRecord) -> None:
         async with self.transaction("record a job", atomic=False) as connection:
-            await connection.execute(UPSERT_JOB, _columns(job))
+            await connection.execute(UPSERT_JOB, job_columns(job) | {"final": FINAL})
 
     async def start_job(self, event: EventRecord, *, job: JobRecord, result: Any, handler_ms: float) -> EventRecord:
         async with self.transaction("record a launched job") as connection:
-            await connection.execute(UPSERT_JOB, _columns(job))
+            await connection.execute(UPSERT_JOB, job_columns(job) | {"final": FINAL})
             stored = json.dumps(result, default=repr)
             parameters = {"result": stored, "handler_ms": handler_ms, "id": event.id, "replica": self.replica}
             await connection.execute(START_JOB, parameters)
@@ -135,7 +94,7 @@ class PostgresJobs:
     async def end_job(self, job: JobRecord, *, error: str | None) -> EventRecord | None:
         now = job.finished_at if job.finished_at is not None else time.time()
         async with self.transaction("record a job's end") as connection:
-            await connection.execute(UPSERT_JOB, _columns(job))
+            await connection.execute(UPSERT_JOB, job_columns(job) | {"final": FINAL})
             if error is None:
                 await connection.execute(JOB_SUCCEEDED, (now, job.event_id))
             else:

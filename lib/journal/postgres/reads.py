@@ -13,7 +13,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from ..records import Attempt, Delivery, EventRecord, EventState, JournalStats
-from ..rows import percentile, record_from_row
+from ..rows import record_from_row, stats_from_rows
 from . import statements as sql
 
 
@@ -42,23 +42,11 @@ class ConsoleReads:
 
     async def stats(self, *, since: float) -> JournalStats:
         counts = await self._rows("read statistics", sql.STATS_COUNTS, (since,))
-        by_state: dict[str, int] = {}
-        by_endpoint: dict[str, dict[str, int]] = {}
-        for row in counts:
-            by_state[row["state"]] = by_state.get(row["state"], 0) + row["count"]
-            by_endpoint.setdefault(row["endpoint"], {})[row["state"]] = row["count"]
         times = await self._rows("read statistics", sql.STATS_TIMES, (since,))
-        ack = sorted(row["ack_ms"] for row in times if row["ack_ms"] is not None)
-        handler = sorted(row["handler_ms"] for row in times if row["handler_ms"] is not None)
-        return JournalStats(
-            since=since,
-            by_state=by_state,
-            by_endpoint=by_endpoint,
-            ack_ms_p50=percentile(ack, 0.5),
-            ack_ms_p95=percentile(ack, 0.95),
-            handler_ms_p50=percentile(handler, 0.5),
-            handler_ms_p95=percentile(handler, 0.95),
-            deliveries=sum(by_state.values()),
+        return stats_from_rows(
+            since,
+            ((row["endpoint"], row["state"], row["count"]) for row in counts),
+            ((row["ack_ms"], row["handler_ms"]) for row in times),
         )
 
 
