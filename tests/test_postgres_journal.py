@@ -138,7 +138,7 @@ async def test_a_replica_knows_when_another_runs_a_repository(replicas) -> None:
 
 
 async def test_the_replica_that_received_an_event_hears_when_another_ran_it(replicas) -> None:
-    a, b, _ = replicas
+    a, b, url = replicas
     ended: list[int] = []
     got = asyncio.Event()
     b.watch_ended(lambda event_id: (ended.append(event_id), got.set()))
@@ -159,6 +159,28 @@ async def test_the_replica_that_received_an_event_hears_when_another_ran_it(repl
             await got.wait()
     assert sorted(ended) == sorted(at_b)
     assert told_a == []
+    # A receive-only replica answered at once: nobody waits there, so nobody is told.
+    receiver = PostgresJournal(url, replica="receiver", runs_handlers=False)
+    told_receiver: list[int] = []
+    receiver.watch_ended(told_receiver.append)
+    try:
+        await receiver.get(0)
+        await asyncio.sleep(0.3)
+        quiet = (await record(receiver, delivery(order=False))).event.id
+        assert await claim_ids(a) == [quiet]
+        await a.finish(quiet, result=None, handler_ms=1)
+        ended.clear()
+        loud = (await record(b, delivery(order=False))).event.id  # the notices come in order: this one after
+        assert await claim_ids(a) == [loud]
+        await a.finish(loud, result=None, handler_ms=1)
+        async with asyncio.timeout(5):
+            while not ended:
+                got.clear()
+                await got.wait()
+        await asyncio.sleep(0.3)  # the receiver's listener has read as far
+        assert told_receiver == []
+    finally:
+        await receiver.close()
     assert (await b.get(at_b[0])).result == {"ok": 1}
 
 

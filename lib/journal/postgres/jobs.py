@@ -34,7 +34,7 @@ START_JOB = f"""
 WITH ended AS (
     UPDATE events SET state = 'job_running', result = %(result)s, error = NULL, handler_ms = %(handler_ms)s,
         lease_until = NULL
-    WHERE id = %(id)s AND state = 'running' AND replica = %(replica)s RETURNING id, received_by
+    WHERE id = %(id)s AND state = 'running' AND replica = %(replica)s RETURNING id, awaited_by
 ) {TELL_RECEIVER}
 """
 JOB_SUCCEEDED = "UPDATE events SET state = 'succeeded', finished_at = %s WHERE id = %s AND state = 'job_running'"

@@ -140,6 +140,12 @@ class PostgresJournal(PostgresClaims, ConsoleReads, PostgresOperations, Postgres
         self.full = False
         """The tables passed `max_bytes` at the last look (`leases.py` looks every few seconds)."""
 
+    @property
+    def _awaited_by(self) -> str | None:
+        """Who waits for a recorded event's outcome: this replica when it runs handlers (its request waits
+        within its budget, and is told if another replica ran the event), else nobody."""
+        return self.replica if self.runs_handlers else None
+
     def __repr__(self) -> str:
         return f"PostgresJournal({self.target.description!r}, replica={self.replica!r})"
 
@@ -274,7 +280,7 @@ class PostgresJournal(PostgresClaims, ConsoleReads, PostgresOperations, Postgres
             finished_at = None if state == EventState.QUEUED else delivery.received_at
             inserted = await connection.execute(
                 sql.INSERT_EVENT,
-                event_row(delivery, state, max_attempts, original_id, note, finished_at, received_by=self.replica),
+                event_row(delivery, state, max_attempts, original_id, note, finished_at, awaited_by=self._awaited_by),
             )
             row = await inserted.fetchone()
             event_id, state = row["id"], EventState(row["state"])  # type: ignore[index]  # paused, should its endpoint be
@@ -304,7 +310,7 @@ class PostgresJournal(PostgresClaims, ConsoleReads, PostgresOperations, Postgres
         """Record a delivery whose key the journal has not seen, in one statement; None if it has seen it."""
         state, note = (EventState.SKIPPED, skipped_reason) if skipped_reason else (EventState.QUEUED, None)
         finished_at = None if state == EventState.QUEUED else delivery.received_at
-        row = event_row(delivery, state, max_attempts, None, note, finished_at, received_by=self.replica)
+        row = event_row(delivery, state, max_attempts, None, note, finished_at, awaited_by=self._awaited_by)
         row["notify"] = not self.runs_handlers
         async with self.transaction("record the delivery", atomic=False) as connection:
             recorded = await (await connection.execute(sql.RECORD_NEW, row)).fetchone()

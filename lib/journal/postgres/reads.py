@@ -63,11 +63,12 @@ def event_row(
     note: str | None,
     finished_at: float | None,
     *,
-    received_by: str,
+    awaited_by: str | None,
 ) -> dict[str, Any]:
-    """The columns of a delivery's new row; `received_by` is the replica that recorded it."""
+    """The columns of a delivery's new row; `awaited_by` is the replica whose request waits for its outcome
+    (the one that recorded it, if it runs handlers; None for a receive-only replica, which answers at once)."""
     return {
-        "received_by": received_by,
+        "awaited_by": awaited_by,
         "endpoint": delivery.endpoint,
         "delivery_key": delivery.delivery_key,
         "webhook_id": delivery.webhook_id,

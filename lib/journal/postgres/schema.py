@@ -47,7 +47,7 @@ CREATE TABLE IF NOT EXISTS events (
     replica TEXT,
     lease_until DOUBLE PRECISION,
     replays INTEGER NOT NULL DEFAULT 0,
-    received_by TEXT,
+    awaited_by TEXT,
     body BYTEA NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_unfinished ON events (order_key, id)
@@ -97,7 +97,7 @@ CREATE OR REPLACE FUNCTION hub_webhooks_record_new(
     _endpoint TEXT, _delivery_key TEXT, _webhook_id TEXT, _received_at DOUBLE PRECISION, _headers TEXT,
     _query TEXT, _scope TEXT, _action TEXT, _repo_name TEXT, _repo_type TEXT, _order_key TEXT, _is_test BOOLEAN,
     _state TEXT, _max_attempts INTEGER, _note TEXT, _finished_at DOUBLE PRECISION, _body BYTEA, _notify BOOLEAN,
-    _received_by TEXT
+    _awaited_by TEXT
 ) RETURNS TABLE (event_id BIGINT, event_state TEXT) LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM set_config('synchronous_commit', 'on', true);
@@ -112,9 +112,9 @@ BEGIN
         _state := 'paused';
     END IF;
     INSERT INTO events (endpoint, delivery_key, webhook_id, received_at, headers, query, scope, action, repo_name,
-        repo_type, order_key, is_test, state, attempts, max_attempts, note, finished_at, body, received_by)
+        repo_type, order_key, is_test, state, attempts, max_attempts, note, finished_at, body, awaited_by)
     VALUES (_endpoint, _delivery_key, _webhook_id, _received_at, _headers, _query, _scope, _action, _repo_name,
-        _repo_type, _order_key, _is_test, _state, 0, _max_attempts, _note, _finished_at, _body, _received_by)
+        _repo_type, _order_key, _is_test, _state, 0, _max_attempts, _note, _finished_at, _body, _awaited_by)
     RETURNING events.id INTO event_id;
     UPDATE delivery_keys SET original_id = event_id WHERE endpoint = _endpoint AND delivery_key = _delivery_key;
     IF _notify AND _state = 'queued' THEN

@@ -73,7 +73,7 @@ ANYTHING_DUE = f"SELECT 1 FROM events AS e WHERE {_CLAIMABLE} AND NOT (e.endpoin
 RECORD_NEW = """
 SELECT event_id, event_state FROM hub_webhooks_record_new(%(endpoint)s, %(delivery_key)s, %(webhook_id)s,
     %(received_at)s, %(headers)s, %(query)s, %(scope)s, %(action)s, %(repo_name)s, %(repo_type)s, %(order_key)s,
-    %(is_test)s, %(state)s, %(max_attempts)s, %(note)s, %(finished_at)s, %(body)s, %(notify)s, %(received_by)s)
+    %(is_test)s, %(state)s, %(max_attempts)s, %(note)s, %(finished_at)s, %(body)s, %(notify)s, %(awaited_by)s)
 """
 """The usual delivery, whose key is new, in one round trip (see `schema.py`); no row for a redelivery."""
 KEY_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
@@ -91,12 +91,12 @@ SELECT e.id, e.state, e.finished_at, e.error FROM k JOIN events AS e ON e.id = k
 and then sees the first), and the event a redelivery repeats, if any."""
 INSERT_EVENT = f"""
 INSERT INTO events (endpoint, delivery_key, webhook_id, received_at, headers, query, scope, action, repo_name,
-    repo_type, order_key, is_test, state, attempts, max_attempts, original_id, note, finished_at, body, received_by)
+    repo_type, order_key, is_test, state, attempts, max_attempts, original_id, note, finished_at, body, awaited_by)
 VALUES (%(endpoint)s, %(delivery_key)s, %(webhook_id)s, %(received_at)s, %(headers)s, %(query)s, %(scope)s,
     %(action)s, %(repo_name)s, %(repo_type)s, %(order_key)s, %(is_test)s,
     CASE WHEN %(state)s::text <> 'queued' OR {NOT_PAUSED.format(endpoint="%(endpoint)s")}
         THEN %(state)s ELSE 'paused' END,
-    0, %(max_attempts)s, %(original_id)s, %(note)s, %(finished_at)s, %(body)s, %(received_by)s)
+    0, %(max_attempts)s, %(original_id)s, %(note)s, %(finished_at)s, %(body)s, %(awaited_by)s)
 RETURNING id, state
 """
 SET_ORIGINAL = "UPDATE delivery_keys SET original_id = %s WHERE endpoint = %s AND delivery_key = %s"
@@ -108,23 +108,24 @@ NOTIFY = "SELECT pg_notify(%s, %s)"
 
 _MINE = "id = %(id)s AND state = 'running' AND replica = %(replica)s"
 TELL_RECEIVER = (
-    "SELECT id, CASE WHEN received_by <> %(replica)s "
-    f"THEN pg_notify('{CHANNEL}', 'ended ' || id || ' ' || received_by) END AS told FROM ended"
+    "SELECT id, CASE WHEN awaited_by <> %(replica)s "
+    f"THEN pg_notify('{CHANNEL}', 'ended ' || id || ' ' || awaited_by) END AS told FROM ended"
 )
-"""After an attempt of an event another replica received: tell that one (`ended <id> <replica>`), whose
-request for it waits to answer with its outcome (see `leases.Background._heard`)."""
+"""After an attempt of an event whose request waits at another replica (`awaited_by`): tell that one
+(`ended <id> <replica>`), so that the request answers with its outcome (see `leases.Background._heard`).
+Nobody is told of the events of receive-only replicas (`awaited_by` NULL), which answered at once."""
 FINISH = f"""
 WITH ended AS (
     UPDATE events SET state = 'succeeded', result = %(result)s, error = NULL, handler_ms = %(handler_ms)s,
         finished_at = %(now)s, lease_until = NULL
-    WHERE {_MINE} RETURNING id, received_by
+    WHERE {_MINE} RETURNING id, awaited_by
 ) {TELL_RECEIVER}
 """
 SKIP = f"""
 WITH ended AS (
     UPDATE events SET state = 'skipped', note = %(reason)s, attempts = attempts - 1, finished_at = %(now)s,
         lease_until = NULL
-    WHERE {_MINE} RETURNING id, received_by
+    WHERE {_MINE} RETURNING id, awaited_by
 ) {TELL_RECEIVER}
 """
 FAIL = f"""
@@ -135,7 +136,7 @@ WITH closed AS (
 ), ended AS (
     UPDATE events SET state = %(state)s, error = %(error)s, handler_ms = %(handler_ms)s,
         next_attempt_at = %(retry_at)s, finished_at = %(finished_at)s, lease_until = NULL
-    WHERE {_MINE} RETURNING id, received_by
+    WHERE {_MINE} RETURNING id, awaited_by
 ) {TELL_RECEIVER}
 """
 
