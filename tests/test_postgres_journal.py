@@ -22,6 +22,7 @@ from lib.journal import EventState, SQLiteJournal, journal_location, open_journa
 from lib.journal.postgres import DatabaseTarget, PostgresJournal, statements
 from lib.journal.postgres.leases import UNCLAIMED_SECONDS
 from lib.journal.postgres.schema import SCHEMA_VERSION
+from lib.ui.console_format import event_title
 
 pytestmark = pytest.mark.anyio
 ORDER_KEY = "/webhooks/a model/org/model"
@@ -389,3 +390,11 @@ def test_settings_read_the_replica_variables() -> None:
     assert "u:p@h" not in repr(settings)
     with pytest.raises(ConfigurationError, match="WEBHOOK_LEASE_SECONDS"):
         Settings.from_env({"WEBHOOK_LEASE_SECONDS": "0.5"})
+
+
+async def test_the_console_names_the_replica_that_ran_an_event(replicas) -> None:
+    a, _, _ = replicas
+    event_id = (await record(a, delivery())).event.id
+    await claim_ids(a)
+    await a.finish(event_id, result=None, handler_ms=1)
+    assert "run by replica `` a ``" in event_title(await a.get(event_id))
