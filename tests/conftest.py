@@ -14,8 +14,8 @@ if TYPE_CHECKING:
 TESTS = Path(__file__).resolve().parent
 sys.path[:0] = [str(TESTS.parent), str(TESTS)]
 
-from apprunner import free_port  # noqa: E402
-from pg_server import PostgresServer, postgres_server  # noqa: E402
+if TYPE_CHECKING:
+    from pg_server import PostgresServer
 
 
 @pytest.fixture
@@ -27,6 +27,9 @@ def anyio_backend() -> str:
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PostgresServer]:
     """One throwaway PostgreSQL cluster for the whole run, started on first use (see `pg_server.py`)."""
+    from apprunner import free_port
+    from pg_server import postgres_server
+
     with postgres_server(free_port()) as server:
         yield server
 

@@ -174,7 +174,10 @@ def scripts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         WEBHOOK_RETRY_BASE="0.05",
     )
     with ThreadPoolExecutor(2) as pool:
-        futures = {"server": pool.submit(start_app, *server), "decorator": pool.submit(start_app, *decorator)}
+        futures = {  # two starts at once on a loaded machine: 70 s each was seen
+            "server": pool.submit(start_app, *server, wait=120),
+            "decorator": pool.submit(start_app, *decorator, wait=120),
+        }
     started = {name: future.result() for name, future in futures.items() if future.exception() is None}
     try:
         for future in futures.values():
