@@ -8,8 +8,11 @@ follower last saw (stage, message, times) and, once it ended, the tail of its lo
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+from .rows import percentile
 
 FINAL_JOB_STAGES = frozenset({"COMPLETED", "ERROR", "CANCELED", "DELETED", "TIMED_OUT"})
 """Stages a job never leaves. `TIMED_OUT` is ours: the job outlived its timeout plus a margin, so we
@@ -88,6 +91,26 @@ class JobStats:
     duration_p95: float | None = None
     """Seconds, of the jobs that ended since `since`."""
     launched: int = 0
+
+
+def job_stats_from_rows(since: float, by_stage: dict[str, int], running: int, ended: Iterable[Any]) -> JobStats:
+    """`JobStats` from any backend's rows: the jobs launched since `since` by stage, how many run now, and
+    each job that ended since `since` as a row with its UTC `day` and its `seconds`."""
+    hours: dict[str, float] = {}
+    seconds: list[float] = []
+    for row in ended:
+        hours[row["day"]] = hours.get(row["day"], 0.0) + max(0.0, row["seconds"]) / 3600
+        seconds.append(max(0.0, row["seconds"]))
+    durations = sorted(seconds)
+    return JobStats(
+        since=since,
+        by_stage=by_stage,
+        running=running,
+        hours_by_day=sorted(hours.items()),
+        duration_p50=percentile(durations, 0.5),
+        duration_p95=percentile(durations, 0.95),
+        launched=sum(by_stage.values()),
+    )
 
 
 def job_from_row(row: Any) -> JobRecord:

@@ -14,9 +14,16 @@ import sqlite3
 import time
 from typing import TYPE_CHECKING, Any
 
-from .job_records import FINAL_JOB_STAGES, FollowedJob, JobRecord, JobStats, job_columns, job_from_row
+from .job_records import (
+    FINAL_JOB_STAGES,
+    FollowedJob,
+    JobRecord,
+    JobStats,
+    job_columns,
+    job_from_row,
+    job_stats_from_rows,
+)
 from .records import EventRecord, EventState
-from .rows import percentile
 
 if TYPE_CHECKING:
     from .write_behind import WriteBehind
@@ -141,16 +148,4 @@ class SQLiteJobs:
             f"FROM jobs WHERE stage IN {_FINAL} AND finished_at >= ? ORDER BY finished_at",
             (since,),
         )
-        hours: dict[str, float] = {}
-        for row in ended:
-            hours[row["day"]] = hours.get(row["day"], 0.0) + max(0.0, row["seconds"]) / 3600
-        durations = sorted(max(0.0, row["seconds"]) for row in ended)
-        return JobStats(
-            since=since,
-            by_stage=by_stage,
-            running=int(running[0][0]),
-            hours_by_day=sorted(hours.items()),
-            duration_p50=percentile(durations, 0.5),
-            duration_p95=percentile(durations, 0.95),
-            launched=sum(by_stage.values()),
-        )
+        return job_stats_from_rows(since, by_stage, int(running[0][0]), ended)

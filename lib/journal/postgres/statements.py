@@ -68,7 +68,6 @@ RETURNING id
 """The head of an order key, if it waits and is due; a running head (here or elsewhere) claims nothing."""
 RUNS_ELSEWHERE = "SELECT 1 FROM events WHERE order_key = %s AND state = 'running' AND replica <> %s LIMIT 1"
 WAITS_UNCLAIMED = "SELECT 1 FROM events WHERE state = 'queued' AND received_at < %s LIMIT 1"
-ANYTHING_DUE = f"SELECT 1 FROM events AS e WHERE {_CLAIMABLE} AND NOT (e.endpoint = ANY(%(full)s)) LIMIT 1"
 
 RECORD_NEW = """
 SELECT event_id, event_state FROM hub_webhooks_record_new(%(endpoint)s, %(delivery_key)s, %(webhook_id)s,
