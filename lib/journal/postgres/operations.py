@@ -76,12 +76,13 @@ class PostgresOperations:
     async def _requeue(connection: Any, event_ids: list[int], max_attempts: int) -> None:
         """Queue events again for a replay (held if their endpoint is paused), their success kept in the history,
         each a new generation (a Hub Job it launches is a new one)."""
-        for event_id in event_ids:
-            await connection.execute(sql.KEEP_LAST_ATTEMPT, (event_id,))
-            await connection.execute(sql.REPLAYED, (event_id,))
-            await connection.execute(sql.REQUEUE, (max_attempts, event_id))
-        if event_ids:
-            await connection.execute(sql.NOTIFY, (sql.CHANNEL, ""))
+        if not event_ids:
+            return
+        async with connection.cursor() as cursor:  # `executemany` pipelines: a bulk replay is not a round trip each
+            await cursor.executemany(sql.KEEP_LAST_ATTEMPT, [(event_id,) for event_id in event_ids])
+            await cursor.executemany(sql.REPLAYED, [(event_id,) for event_id in event_ids])
+            await cursor.executemany(sql.REQUEUE, [(max_attempts, event_id) for event_id in event_ids])
+        await connection.execute(sql.NOTIFY, (sql.CHANNEL, ""))
 
     async def replay(self, event_id: int, *, max_attempts: int) -> EventRecord:
         async with self.transaction("replay an event") as connection:
